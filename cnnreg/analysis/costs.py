@@ -1,0 +1,313 @@
+"""Per-layer cost rules: multiply-accumulates (MACs), other elementwise ops, activation bytes.
+
+One rule per layer type, matched on the layer's class or its nearest base class in this table
+(so a custom subclass of ``Conv2D`` is costed as a convolution). Shapes are per instance
+(batch dimension removed); a layer called several times is costed once per call by the caller.
+
+| rule | layer types | MACs | other ops | output kept for backprop |
+|---|---|---|---|---|
+| conv | Conv1D/2D/3D (BaseConv) | out positions × filters × kernel volume × in channels / groups | bias 1 + fused activation 1 per output element | yes |
+| depthwise | DepthwiseConv1D/2D | out positions × in channels × depth multiplier × kernel volume | bias + activation per output element | yes |
+| separable | SeparableConv1D/2D | depthwise part + out positions × (in channels × depth multiplier) × filters | bias + activation per output element | yes |
+| conv_transpose | Conv1D/2D/3DTranspose | in positions × in channels × kernel volume × filters | bias + activation per output element | yes |
+| dense | Dense (N-D input: per position) | positions × in features × units | bias + activation per output element | yes |
+| einsum_dense | EinsumDense | product of every index size of the equation | bias + activation per output element | yes |
+| dot | Dot | output elements × contracted size | 0 | yes |
+| batch_norm | BatchNormalization | 0 | 2 per element (inference: scale, shift) | yes |
+| layer_norm | LayerNormalization, GroupNormalization | 0 | 7 per element (mean 1, variance 2, normalise 2, scale+shift 2) | yes |
+| rms_norm | RMSNormalization | 0 | 4 per element | yes |
+| unit_norm | UnitNormalization | 0 | 3 per element | yes |
+| activation | Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax | 0 | 1 per element (softmax, log_softmax: 3) | yes (linear: no) |
+| pooling | Max/AveragePooling1D/2D/3D | 0 | output elements × window volume | yes |
+| global_pooling | GlobalMax/AveragePooling*, AdaptiveMax/AveragePooling* | 0 | 1 per input element | yes |
+| merge | Add, Subtract, Multiply, Maximum, Minimum | 0 | (inputs − 1) per output element | yes |
+| average | Average | 0 | inputs per output element | yes |
+| concatenate | Concatenate | 0 | 1 per output element (copy) | yes |
+| rescaling | Rescaling, Normalization | 0 | 2 per element (scale, offset) | yes |
+| resample | UpSampling1D/2D/3D, Resizing | 0 | per output element: nearest 1, bilinear 4, bicubic/lanczos 16 | yes |
+| masking | Masking | 0 | 1 per element | yes |
+| lookup | Embedding | 0 | 0 | yes |
+| inference_identity | Dropout (all kinds), GaussianNoise, GaussianDropout, AlphaDropout, Random* augmentation | 0 | 0 (identity at inference; training mask work not counted) | yes (training makes a new tensor) |
+| identity_reg | ActivityRegularization | 0 | 0 | no |
+| structural | InputLayer, Flatten, Reshape, Identity, Permute, RepeatVector, ZeroPadding*, Cropping* | 0 | 0 | no (views, or copies XLA folds into the consumer) |
+
+A layer type with no rule is reported as *uncounted* (never silently zero). Every count is an
+integer; FLOPs = 2 × MACs. "Other ops" are elementary operations (one add, multiply, comparison
+or function evaluation each) and are never folded into MACs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "RULES",
+    "LayerCost",
+    "Rule",
+    "UnknownShapeError",
+    "dtype_bytes",
+    "keeps_output",
+    "layer_cost",
+    "rule_for",
+]
+
+Shape = tuple  # per-instance shape, batch dimension removed
+
+
+class UnknownShapeError(ValueError):
+    """A shape dimension a rule needs is unknown (None)."""
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """The cost of one call of a layer, per instance."""
+
+    macs: int
+    other_ops: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one layer type is costed. ``fn(layer, input_shapes, output_shapes) -> (macs, ops)``."""
+
+    name: str
+    fn: Callable[[object, list[Shape], list[Shape]], tuple[int, int]]
+    keeps_output: bool
+    text: str
+
+
+def _size(shape: Sequence) -> int:
+    if any(d is None for d in shape):
+        raise UnknownShapeError(f"unknown dimension in {tuple(shape)}")
+    return math.prod(int(d) for d in shape)
+
+
+def _split(layer, shape: Shape) -> tuple[Shape, int]:
+    """(spatial dims, channels) of a per-instance conv/pool shape."""
+    if getattr(layer, "data_format", "channels_last") == "channels_first":
+        return tuple(shape[1:]), shape[0]
+    return tuple(shape[:-1]), shape[-1]
+
+
+def _activation_ops(layer, out_elements: int) -> int:
+    """Ops of a fused (or stand-alone) activation over ``out_elements`` values."""
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return 0
+    name = act if isinstance(act, str) else getattr(act, "__name__", type(act).__name__)
+    name = name.lower()
+    if name == "linear":
+        return 0
+    return (3 if "softmax" in name else 1) * out_elements
+
+
+def _bias_ops(layer, out_elements: int) -> int:
+    return out_elements if getattr(layer, "use_bias", False) else 0
+
+
+def _epilogue(layer, outs: list[Shape]) -> int:
+    n = _size(outs[0])
+    return _bias_ops(layer, n) + _activation_ops(layer, n)
+
+
+# --- rules --------------------------------------------------------------------------------
+
+
+def _conv(layer, ins, outs):
+    out_spatial, _ = _split(layer, outs[0])
+    _, cin = _split(layer, ins[0])
+    groups = getattr(layer, "groups", 1) or 1
+    macs = _size(out_spatial) * layer.filters * _size(layer.kernel_size) * _size((cin,)) // groups
+    return macs, _epilogue(layer, outs)
+
+
+def _depthwise(layer, ins, outs):
+    out_spatial, _ = _split(layer, outs[0])
+    _, cin = _split(layer, ins[0])
+    macs = _size(out_spatial) * _size((cin,)) * layer.depth_multiplier * _size(layer.kernel_size)
+    return macs, _epilogue(layer, outs)
+
+
+def _separable(layer, ins, outs):
+    out_spatial, _ = _split(layer, outs[0])
+    _, cin = _split(layer, ins[0])
+    mid = _size((cin,)) * layer.depth_multiplier
+    depthwise = _size(out_spatial) * mid * _size(layer.kernel_size)
+    pointwise = _size(out_spatial) * mid * layer.filters
+    return depthwise + pointwise, _epilogue(layer, outs)
+
+
+def _conv_transpose(layer, ins, outs):
+    in_spatial, cin = _split(layer, ins[0])
+    macs = _size(in_spatial) * _size((cin,)) * _size(layer.kernel_size) * layer.filters
+    return macs, _epilogue(layer, outs)
+
+
+def _dense(layer, ins, outs):
+    return _size(ins[0]) * layer.units, _epilogue(layer, outs)
+
+
+def _einsum_dense(layer, ins, outs):
+    equation = layer.equation.replace(" ", "")
+    operands, _, _ = equation.partition("->")
+    left, _, right = operands.partition(",")
+    sizes: dict[str, int] = {}
+    ellipsis = 1
+    full_in = (1, *ins[0])  # batch of one: costs per instance
+    for letters, shape in ((left, full_in), (right, tuple(layer.kernel.shape))):
+        if "..." in letters:
+            head, _, tail = letters.partition("...")
+            n_ell = len(shape) - len(head) - len(tail)
+            if letters is left:
+                ellipsis = _size(shape[len(head) : len(head) + n_ell]) if n_ell else 1
+            shape = shape[: len(head)] + shape[len(shape) - len(tail) :]
+            letters = head + tail
+        for letter, dim in zip(letters, shape):
+            sizes[letter] = _size((dim,))
+    return math.prod(sizes.values()) * ellipsis, _epilogue(layer, outs)
+
+
+def _dot(layer, ins, outs):
+    axes = layer.axes if isinstance(layer.axes, (list, tuple)) else (layer.axes, layer.axes)
+    axis = axes[0]
+    full = (1, *ins[0])
+    contracted = full[axis]
+    return _size(outs[0]) * _size((contracted,)), 0
+
+
+def _per_element(k: int, *, source: str = "out"):
+    def fn(layer, ins, outs):
+        shapes = outs if source == "out" else ins
+        return 0, k * sum(_size(s) for s in shapes)
+
+    return fn
+
+
+def _activation(layer, ins, outs):
+    n = _size(outs[0])
+    act = getattr(layer, "activation", None)
+    if act is None:  # ReLU, LeakyReLU, PReLU, ELU, Softmax layers
+        name = type(layer).__name__.lower()
+        return 0, (3 if "softmax" in name else 1) * n
+    return 0, _activation_ops(layer, n)
+
+
+def _pooling(layer, ins, outs):
+    return 0, _size(outs[0]) * _size(layer.pool_size)
+
+
+def _merge(layer, ins, outs):
+    return 0, (len(ins) - 1) * _size(outs[0])
+
+
+def _average(layer, ins, outs):
+    return 0, len(ins) * _size(outs[0])
+
+
+def _resample(layer, ins, outs):
+    method = str(getattr(layer, "interpolation", "nearest")).lower()
+    k = 1 if method == "nearest" else 16 if method in ("bicubic", "lanczos3", "lanczos5") else 4
+    return 0, k * _size(outs[0])
+
+
+def _zero(layer, ins, outs):
+    return 0, 0
+
+
+def _table() -> dict[str, Rule]:
+    rows = [
+        ("conv", _conv, True, "BaseConv", "out positions × filters × kernel volume × in/groups"),
+        ("depthwise", _depthwise, True, "BaseDepthwiseConv", "out positions × in ch × multiplier × kernel"),
+        ("separable", _separable, True, "BaseSeparableConv", "depthwise + pointwise"),
+        ("conv_transpose", _conv_transpose, True, "BaseConvTranspose", "in positions × in ch × kernel × filters"),
+        ("dense", _dense, True, "Dense", "positions × in features × units"),
+        ("einsum_dense", _einsum_dense, True, "EinsumDense", "product of the equation's index sizes"),
+        ("dot", _dot, True, "Dot", "output elements × contracted size"),
+        ("batch_norm", _per_element(2), True, "BatchNormalization", "2 ops per element"),
+        ("layer_norm", _per_element(7), True, "LayerNormalization GroupNormalization", "7 ops per element"),
+        ("rms_norm", _per_element(4), True, "RMSNormalization", "4 ops per element"),
+        ("unit_norm", _per_element(3), True, "UnitNormalization", "3 ops per element"),
+        ("activation", _activation, True, "Activation ReLU LeakyReLU PReLU ELU Softmax", "1 op per element (softmax 3)"),
+        ("pooling", _pooling, True, "BasePooling", "output elements × window volume"),
+        ("global_pooling", _per_element(1, source="in"), True, "BaseGlobalPooling BaseAdaptivePooling", "1 op per input element"),
+        ("merge", _merge, True, "Add Subtract Multiply Maximum Minimum", "(inputs − 1) per output element"),
+        ("average", _average, True, "Average", "inputs per output element"),
+        ("concatenate", _per_element(1), True, "Concatenate", "1 copy per output element"),
+        ("rescaling", _per_element(2), True, "Rescaling Normalization", "2 ops per element"),
+        ("resample", _resample, True, "UpSampling1D UpSampling2D UpSampling3D Resizing", "nearest 1, bilinear 4, bicubic 16 per output element"),
+        ("masking", _per_element(1), True, "Masking", "1 op per element"),
+        ("lookup", _zero, True, "Embedding", "0 (table lookup)"),
+        (
+            "inference_identity",
+            _zero,
+            True,
+            "Dropout GaussianNoise GaussianDropout AlphaDropout RandomFlip RandomRotation "
+            "RandomTranslation RandomZoom RandomContrast RandomBrightness",
+            "0 (identity at inference)",
+        ),
+        ("identity_reg", _zero, False, "ActivityRegularization", "0"),
+        (
+            "structural",
+            _zero,
+            False,
+            "InputLayer Flatten Reshape Identity Permute RepeatVector ZeroPadding1D ZeroPadding2D "
+            "ZeroPadding3D Cropping1D Cropping2D Cropping3D",
+            "0 (moves data only)",
+        ),
+    ]
+    table: dict[str, Rule] = {}
+    for name, fn, keeps, classes, text in rows:
+        for cls in classes.split():
+            table[cls] = Rule(name, fn, keeps, text)
+    return table
+
+
+RULES: dict[str, Rule] = _table()
+"""Class name (of the layer or a base class) → its cost rule."""
+
+
+def rule_for(layer) -> Rule | None:
+    """The rule for ``layer``'s class or its nearest base class in :data:`RULES`, else None."""
+    for cls in type(layer).__mro__:
+        rule = RULES.get(cls.__name__)
+        if rule is not None:
+            return rule
+    return None
+
+
+def layer_cost(layer, input_shapes: Sequence[Shape], output_shapes: Sequence[Shape]) -> LayerCost | None:
+    """Cost of one call of ``layer`` on per-instance shapes; None when no rule covers it.
+
+    Raises :class:`UnknownShapeError` when a dimension the rule needs is None.
+    """
+    rule = rule_for(layer)
+    if rule is None:
+        return None
+    macs, ops = rule.fn(layer, [tuple(s) for s in input_shapes], [tuple(s) for s in output_shapes])
+    return LayerCost(int(macs), int(ops), rule.name)
+
+
+def keeps_output(layer) -> bool:
+    """Whether training keeps this layer's output for backprop (see the module table)."""
+    rule = rule_for(layer)
+    if rule is None:
+        return True  # unknown layers: assume they allocate, the cautious side
+    if rule.name == "activation" and _activation_ops(layer, 1) == 0 and hasattr(layer, "activation"):
+        return False  # Activation("linear") returns its input
+    return rule.keeps_output
+
+
+_BITS = re.compile(r"(\d+)")
+
+
+def dtype_bytes(dtype) -> int:
+    """Bytes of one element of ``dtype`` (``"float32"`` → 4, ``"bfloat16"`` → 2, ``"bool"`` → 1)."""
+    name = str(getattr(dtype, "name", dtype)).lower()
+    if name == "bool":
+        return 1
+    match = _BITS.search(name)
+    return max(1, int(match.group(1)) // 8) if match else 4

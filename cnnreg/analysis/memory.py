@@ -1,0 +1,311 @@
+"""Training-memory budget of a model, and the largest batch that fits a device.
+
+The budget is affine in the batch size: ``total = fixed + batch × per_instance``.
+
+Fixed terms
+  * weights: every variable at its own dtype (float32 master weights, 4 bytes a parameter).
+  * 16-bit weight copies (mixed precision only): Keras keeps float32 variables and casts them to
+    the compute dtype at every step; the casts live through the step, so 2 bytes a parameter.
+  * gradients: one per *trainable* weight, at the variable's dtype (float32 in mixed precision).
+  * optimizer slots: :data:`OPTIMIZER_SLOTS` per trainable weight, at the variable's dtype.
+  * the fixed part of the workspace (:data:`DEFAULT_WORKSPACE`).
+
+Per-instance terms (× batch)
+  * activations: every layer output that backprop needs (see ``costs.keeps_output``: views such
+    as Flatten/Reshape and padding/cropping are not kept), at 4 bytes (float32) or 2 (mixed).
+    Only layers from the first trainable layer onwards are kept: below it no gradient flows.
+  * input batch: model inputs and same-sized targets, float32 (the data pipeline's dtype).
+  * the per-instance part of the workspace: a fraction of the kept activations plus the
+    gradient buffers of the largest layer (its output gradient and input gradient at once).
+
+Frozen layers (``trainable=False``, transfer learning) carry no gradients and no slots.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from cnnreg.analysis.summary import ModelSummary, summarize
+from cnnreg.analysis.units import PRECISIONS, check_precision, format_bytes, format_mb, format_mib, parse_memory
+from cnnreg.errors import ParameterError, choices_text
+
+__all__ = [
+    "DEFAULT_WORKSPACE",
+    "FROZEN_CHOICES",
+    "OPTIMIZER_SLOTS",
+    "Budget",
+    "BudgetTerm",
+    "Workspace",
+    "format_bytes",
+    "format_mb",
+    "format_mib",
+    "max_batch_size",
+    "optimizer_slots",
+    "parse_memory",
+    "training_budget",
+]
+
+OPTIMIZER_SLOTS: dict[str, float] = {
+    "sgd": 0,
+    "momentum": 1,  # SGD(momentum>0)
+    "nesterov": 1,  # SGD(momentum>0, nesterov=True)
+    "adam": 2,  # m, v (amsgrad adds v_hat: 3, for an Adam instance)
+    "adamw": 2,
+    "nadam": 2,
+    "adamax": 2,  # m, u
+    "rmsprop": 1,  # velocity (+1 momentum, +1 centered mean, for an RMSprop instance)
+    "adagrad": 1,
+    "adadelta": 2,  # accumulated gradient, accumulated update
+    "lion": 1,
+    "ftrl": 2,  # accumulator, linear
+    "lamb": 2,
+    # Keras' Adafactor keeps a full velocity plus row and column factors of each matrix; the
+    # factors are < 1% of a conv kernel, so one slot is the estimate.
+    "adafactor": 1,
+}
+"""Optimizer name → slot variables per trainable weight."""
+
+FROZEN_CHOICES = ("base", "all")
+"""``frozen=None``: the model's own trainable flags; ``"base"``: only the head (the trailing
+top-level layers with vector outputs: pooling, dense, dropout) trains; ``"all"``: nothing trains."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The allowance for what the terms above do not see: the gradient of the layer being
+    back-propagated, fusion and convolution scratch buffers, allocator slack.
+
+    ``fraction`` of the kept activations + ``largest_layers`` × the largest layer output
+    (per instance, so it scales with the batch) + ``fixed_bytes``.
+    """
+
+    fraction: float = 0.10
+    largest_layers: float = 2.0
+    fixed_bytes: int = 64 * 2**20
+
+
+DEFAULT_WORKSPACE = Workspace()
+"""The workspace allowance used unless one is passed; tune it against measured peaks
+(``benchmarks/memory_check.py``)."""
+
+
+@dataclass
+class BudgetTerm:
+    """One term of the budget."""
+
+    name: str
+    bytes: int
+    share: float  # of the total, 0..1
+    per_instance: bool  # scales with the batch
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Budget:
+    """Estimated peak training memory of one step, by term. ``total_bytes = fixed + batch × per_instance``."""
+
+    model: str
+    batch_size: int
+    precision: str
+    optimizer: str
+    frozen: str | None
+    terms: list[BudgetTerm]
+    fixed_bytes: int
+    per_instance_bytes: int
+    trainable_params: int
+    workspace: Workspace = field(default=DEFAULT_WORKSPACE, repr=False)
+
+    @property
+    def total_bytes(self) -> int:
+        """All terms, in bytes."""
+        return self.fixed_bytes + self.batch_size * self.per_instance_bytes
+
+    def term(self, name: str) -> BudgetTerm:
+        """The term called ``name`` (``weights``, ``gradients``, ``optimizer slots``, ...)."""
+        for t in self.terms:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return {
+            "model": self.model,
+            "batch_size": self.batch_size,
+            "precision": self.precision,
+            "optimizer": self.optimizer,
+            "frozen": self.frozen,
+            "total_bytes": self.total_bytes,
+            "fixed_bytes": self.fixed_bytes,
+            "per_instance_bytes": self.per_instance_bytes,
+            "trainable_params": self.trainable_params,
+            "workspace": dict(self.workspace.__dict__),
+            "terms": [t.to_dict() for t in self.terms],
+        }
+
+
+def optimizer_slots(optimizer) -> tuple[str, float]:
+    """(name, slots per trainable weight) of an optimizer name or a Keras optimizer instance."""
+    if not isinstance(optimizer, str):
+        name = type(optimizer).__name__.lower()
+        if name not in OPTIMIZER_SLOTS:
+            raise ParameterError(f"unknown optimizer '{type(optimizer).__name__}'" + choices_text(name, OPTIMIZER_SLOTS))
+        slots = OPTIMIZER_SLOTS[name]
+        if name == "sgd" and getattr(optimizer, "momentum", 0):
+            name, slots = ("nesterov" if getattr(optimizer, "nesterov", False) else "momentum"), 1
+        if name == "rmsprop":
+            slots += bool(getattr(optimizer, "momentum", 0)) + bool(getattr(optimizer, "centered", False))
+        if getattr(optimizer, "amsgrad", False):
+            slots += 1
+        if getattr(optimizer, "use_ema", False):
+            slots += 1
+        return name, slots
+    key = optimizer.strip().lower().replace("-", "_")
+    if key not in OPTIMIZER_SLOTS:
+        raise ParameterError(f"unknown optimizer '{optimizer}'" + choices_text(key, OPTIMIZER_SLOTS))
+    return key, OPTIMIZER_SLOTS[key]
+
+
+def _check_batch(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ParameterError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    return batch_size
+
+
+def _as_summary(summary_or_model) -> ModelSummary:
+    return summary_or_model if isinstance(summary_or_model, ModelSummary) else summarize(summary_or_model)
+
+
+def _head_paths(summary: ModelSummary) -> set[str]:
+    """Top-level rows of the head: the trailing layers whose outputs are vectors."""
+    top = [r for r in summary.rows if r.depth == 0]
+    head: list[str] = []
+    for r in reversed(top):
+        shape = r.output_shape
+        if r.type == "InputLayer" or not isinstance(shape, tuple) or len(shape) != 1 or r.rule == "container":
+            break
+        head.append(r.path)
+    if not any(r.trainable_params or r.params for r in top if r.path in head):
+        # no vector head: the last top-level layer with weights
+        for r in reversed(top):
+            if r.params:
+                return {r.path}
+    return set(head)
+
+
+def _in_paths(path: str, tops: set[str]) -> bool:
+    return path.split("/", 1)[0] in tops
+
+
+def _trainable_view(summary: ModelSummary, frozen: str | None) -> tuple[int, int, int]:
+    """(trainable params, trainable param bytes, kept activation elements per instance)."""
+    leaves = summary.leaves
+    if frozen is None:
+        trainable = [r.trainable_params > 0 for r in leaves]
+        params, nbytes = summary.trainable_params, summary.trainable_param_bytes
+    elif frozen == "all":
+        return 0, 0, 0
+    else:
+        head = _head_paths(summary)
+        trainable = [r.trainable_params > 0 and _in_paths(r.path, head) for r in leaves]
+        params = sum(r.trainable_params for r, t in zip(leaves, trainable) if t)
+        per = summary.trainable_param_bytes / summary.trainable_params if summary.trainable_params else 4
+        nbytes = int(round(params * per))
+    if True not in trainable:
+        return params, nbytes, 0
+    first = max(trainable.index(True) - 1, 0)  # the input of the first trainable layer is kept too
+    return params, nbytes, sum(r.saved_elements for r in leaves[first:])
+
+
+def training_budget(
+    summary_or_model,
+    *,
+    batch_size: int,
+    precision: str = "float32",
+    optimizer="adam",
+    frozen: str | None = None,
+    workspace: Workspace | None = None,
+    activation_scale: float = 1.0,
+) -> Budget:
+    """Estimated peak memory of one training step at ``batch_size``, by term (see module doc).
+
+    ``frozen``: None (the model's own flags), ``"base"`` (only the head trains) or ``"all"``.
+    ``activation_scale`` multiplies the activation-sized terms (used to estimate e.g. a smaller
+    input; 1.0 for the model as built).
+    """
+    summary = _as_summary(summary_or_model)
+    _check_batch(batch_size)
+    check_precision(precision)
+    opt_name, slots = optimizer_slots(optimizer)
+    if frozen is not None and frozen not in FROZEN_CHOICES:
+        raise ParameterError(f"unknown frozen choice '{frozen}'" + choices_text(str(frozen), FROZEN_CHOICES))
+    ws = workspace or DEFAULT_WORKSPACE
+    act = PRECISIONS[precision]
+    mixed = precision != "float32"
+
+    params, grad_bytes, kept = _trainable_view(summary, frozen)
+    largest = max((r.activation_elements for r in summary.leaves), default=0)
+    act_per = int(kept * act * activation_scale)
+    input_per = int((summary.input_elements + summary.output_elements) * 4 * activation_scale)
+    ws_per = int(ws.fraction * act_per + ws.largest_layers * largest * act * activation_scale)
+
+    fixed = [
+        ("weights", summary.param_bytes, "all variables at their dtype (float32 master weights)"),
+        ("16-bit weight copies", summary.total_params * 2 if mixed else 0,
+         "mixed precision casts the float32 weights to 16 bits every step"),
+        ("gradients", grad_bytes, f"{params:,} trainable parameters"),
+        ("optimizer slots", int(round(grad_bytes * slots)), f"{opt_name}: {slots:g} per trainable weight"),
+    ]
+    per = [
+        ("activations", act_per, f"outputs kept for backprop, {act} bytes each"),
+        ("input batch", input_per, "inputs and targets, float32"),
+    ]
+    terms = [BudgetTerm(n, b, 0.0, False, note) for n, b, note in fixed if b or n != "16-bit weight copies"]
+    terms += [BudgetTerm(n, b * batch_size, 0.0, True, note) for n, b, note in per]
+    terms.append(BudgetTerm("workspace", ws.fixed_bytes + ws_per * batch_size, 0.0, True,
+                            f"{ws.fraction:g} × activations + {ws.largest_layers:g} × largest layer + "
+                            f"{format_mib(ws.fixed_bytes, 0)}"))
+    fixed_bytes = sum(b for _, b, _ in fixed) + ws.fixed_bytes
+    per_instance = sum(b for _, b, _ in per) + ws_per
+    budget = Budget(summary.name, batch_size, precision, opt_name, frozen, terms, fixed_bytes,
+                    per_instance, params, ws)
+    total = budget.total_bytes
+    for t in terms:
+        t.share = t.bytes / total if total else 0.0
+    return budget
+
+
+def max_batch_size(summary_or_model, device_bytes, **budget_options) -> int:
+    """The largest batch whose :func:`training_budget` fits ``device_bytes`` (0 if none does).
+
+    ``device_bytes`` may be a number of bytes or a string such as ``"80GiB"``; the options are
+    those of :func:`training_budget`.
+    """
+    summary = _as_summary(summary_or_model)
+    device = parse_memory(device_bytes)
+    one = training_budget(summary, batch_size=1, **budget_options)
+    if one.total_bytes > device:
+        return 0
+    if one.per_instance_bytes <= 0:
+        raise ParameterError("the budget does not grow with the batch; every batch size fits")
+    b = max(1, (device - one.fixed_bytes) // one.per_instance_bytes)
+
+    def fits(n: int) -> bool:
+        return training_budget(summary, batch_size=n, **budget_options).total_bytes <= device
+
+    # affine, so the division is exact; verify on the full budget and step if it disagrees
+    while b > 1 and not fits(b):
+        b -= 1
+    while fits(b + 1):
+        b += 1
+    return int(b)
+
+
+def per_device_batch(batch_size: int, devices: int) -> int:
+    """Instances each of ``devices`` data-parallel replicas holds: ceil(batch / devices)."""
+    return math.ceil(batch_size / devices)

@@ -1,0 +1,157 @@
+"""Built-in plugin: Keras' weight initialisers, with the activations each one suits.
+
+The table (Glorot & Bengio 2010; He et al. 2015; LeCun et al. 1998), fan_avg = (fan_in+fan_out)/2:
+
+=========  ============================================  ===========  ================
+family     suits activations                             normal σ²    uniform limit r
+=========  ============================================  ===========  ================
+Glorot     none (linear), tanh, sigmoid, softmax         1 / fan_avg  sqrt(3 / fan_avg)
+He         ReLU and variants (leaky ReLU, ELU, GELU...)  2 / fan_in   sqrt(6 / fan_in)
+LeCun      SELU                                          1 / fan_in   sqrt(3 / fan_in)
+=========  ============================================  ===========  ================
+
+Factories import keras only when called.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from cnnreg.hookspecs import hookimpl
+from cnnreg.spec import Range
+
+Positive = Annotated[float, Range(0, None, min_inclusive=False)]
+
+#: Activations each family suits (the lecture's table); ``run`` warns on a mismatch.
+GLOROT_SUITS = ("linear", "tanh", "sigmoid", "softmax")
+HE_SUITS = ("relu", "leaky_relu", "relu6", "elu", "gelu", "silu", "swish", "prelu", "mish")
+LECUN_SUITS = ("selu",)
+
+
+def glorot_uniform(seed: int | None = None):
+    """Glorot (Xavier) uniform: U(-r, r) with r = sqrt(3 / fan_avg), variance 1 / fan_avg."""
+    import keras
+
+    return keras.initializers.GlorotUniform(seed=seed)
+
+
+def glorot_normal(seed: int | None = None):
+    """Glorot (Xavier) normal: truncated normal with variance 1 / fan_avg."""
+    import keras
+
+    return keras.initializers.GlorotNormal(seed=seed)
+
+
+def he_uniform(seed: int | None = None):
+    """He (Kaiming) uniform: U(-r, r) with r = sqrt(6 / fan_in), variance 2 / fan_in."""
+    import keras
+
+    return keras.initializers.HeUniform(seed=seed)
+
+
+def he_normal(seed: int | None = None):
+    """He (Kaiming) normal: truncated normal with variance 2 / fan_in."""
+    import keras
+
+    return keras.initializers.HeNormal(seed=seed)
+
+
+def lecun_uniform(seed: int | None = None):
+    """LeCun uniform: U(-r, r) with r = sqrt(3 / fan_in), variance 1 / fan_in."""
+    import keras
+
+    return keras.initializers.LecunUniform(seed=seed)
+
+
+def lecun_normal(seed: int | None = None):
+    """LeCun normal: truncated normal with variance 1 / fan_in (for SELU)."""
+    import keras
+
+    return keras.initializers.LecunNormal(seed=seed)
+
+
+def variance_scaling(
+    scale: Positive = 1.0,
+    mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_in",
+    distribution: Literal["truncated_normal", "untruncated_normal", "uniform"] = "truncated_normal",
+    seed: int | None = None,
+):
+    """Variance scaling: variance scale / fan (the general form of Glorot, He and LeCun).
+
+    He normal is ``variance_scaling:scale=2,mode=fan_in``; Glorot uniform is
+    ``variance_scaling:scale=1,mode=fan_avg,distribution=uniform``.
+    """
+    import keras
+
+    return keras.initializers.VarianceScaling(scale=scale, mode=mode, distribution=distribution, seed=seed)
+
+
+def orthogonal(gain: Positive = 1.0, seed: int | None = None):
+    """Orthogonal matrix (Saxe et al. 2013) times ``gain``; keeps norms through linear layers."""
+    import keras
+
+    return keras.initializers.Orthogonal(gain=gain, seed=seed)
+
+
+def random_normal(stddev: Positive = 0.05, mean: float = 0.0, seed: int | None = None):
+    """Normal distribution N(mean, stddev²), independent of the layer's fan."""
+    import keras
+
+    return keras.initializers.RandomNormal(mean=mean, stddev=stddev, seed=seed)
+
+
+def truncated_normal(stddev: Positive = 0.05, mean: float = 0.0, seed: int | None = None):
+    """Normal N(mean, stddev²) cut at two standard deviations (variance ≈ 0.774 stddev²)."""
+    import keras
+
+    return keras.initializers.TruncatedNormal(mean=mean, stddev=stddev, seed=seed)
+
+
+def random_uniform(limit: Positive = 0.05, seed: int | None = None):
+    """Uniform U(-limit, limit), independent of the layer's fan (variance limit² / 3)."""
+    import keras
+
+    return keras.initializers.RandomUniform(minval=-limit, maxval=limit, seed=seed)
+
+
+_ENTRIES = [
+    # name, factory, suits, variance (normal σ² or uniform, per the table), reference, aliases
+    ("glorot_uniform", glorot_uniform, GLOROT_SUITS, "1 / fan_avg", "Glorot & Bengio 2010", ("xavier_uniform",)),
+    ("glorot_normal", glorot_normal, GLOROT_SUITS, "1 / fan_avg", "Glorot & Bengio 2010", ("xavier_normal",)),
+    ("he_uniform", he_uniform, HE_SUITS, "2 / fan_in", "He et al. 2015", ("kaiming_uniform",)),
+    ("he_normal", he_normal, HE_SUITS, "2 / fan_in", "He et al. 2015", ("kaiming_normal",)),
+    ("lecun_uniform", lecun_uniform, LECUN_SUITS, "1 / fan_in", "LeCun et al. 1998", ()),
+    ("lecun_normal", lecun_normal, LECUN_SUITS, "1 / fan_in", "LeCun et al. 1998; Klambauer et al. 2017", ()),
+    ("variance_scaling", variance_scaling, None, "scale / fan (mode)", "He et al. 2015", ()),
+    ("orthogonal", orthogonal, None, "gain² / max(fan_in, fan_out)", "Saxe et al. 2013", ()),
+    ("random_normal", random_normal, None, "stddev²", "", ()),
+    ("truncated_normal", truncated_normal, None, "≈ 0.774 stddev²", "", ()),
+    ("random_uniform", random_uniform, None, "limit² / 3", "", ()),
+]
+
+
+@hookimpl
+def register_initialisers(registry):
+    for name, factory, suits, variance, reference, aliases in _ENTRIES:
+        metadata = {"variance": variance, "reference": reference}
+        if suits is not None:
+            metadata["suits"] = suits
+        registry.add(name, factory, aliases=aliases, tags=("keras",), **metadata)
+
+
+def suits(component, activation: str) -> bool | None:
+    """Whether an initialiser component suits ``activation``; None when it makes no claim."""
+    claimed = component.metadata.get("suits")
+    if claimed is None or not activation:
+        return None
+    return activation.lower() in claimed
+
+
+def suggest_for(activation: str) -> str:
+    """The initialiser the lecture's table recommends for ``activation``."""
+    activation = activation.lower()
+    if activation in LECUN_SUITS:
+        return "lecun_normal"
+    if activation in HE_SUITS:
+        return "he_normal"
+    return "glorot_uniform"

@@ -1,0 +1,97 @@
+"""The ``cnnreg`` command line: a thin Typer app over the library.
+
+Each command parses its options, calls a library function and renders the result with Rich.
+User mistakes (:class:`cnnreg.errors.CnnregError`, bad options) print one line on stderr and
+exit with status 2; nothing here imports keras unless a command needs a model.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cnnreg import __version__
+from cnnreg.errors import CnnregError
+
+__all__ = ["main", "make_app"]
+
+EPILOG = "Components are named NAME, NAME=VALUE or NAME:KEY=VALUE,... (see docs/spec-grammar.md)."
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cnnreg {__version__}")
+        raise typer.Exit()
+
+
+def make_app(*, with_plugins: bool = True) -> typer.Typer:
+    """The Typer app with the core commands and every plugin's commands."""
+    app = typer.Typer(
+        name="cnnreg",
+        help="Config-free plugin framework and model registry for convolutional networks.\n\n"
+        "Example: cnnreg list architectures",
+        epilog=EPILOG,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
+        """Config-free plugin framework and model registry for convolutional networks."""
+
+    from cnnreg.cli import components
+
+    components.register(app)
+    if with_plugins:
+        from cnnreg.plugins import get_host
+
+        get_host().register_commands(app)
+    return app
+
+
+def _report_plugin_problem(line: str) -> None:
+    from cnnreg.cli.render import warn
+
+    warn(line + " (see `cnnreg plugins`)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``cnnreg`` console script."""
+    import click
+
+    from cnnreg.plugins import set_reporter
+
+    set_reporter(_report_plugin_problem)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        command = typer.main.get_command(make_app())
+        command.main(args=args, prog_name="cnnreg", standalone_mode=False)
+    except CnnregError as exc:
+        _fail(str(exc), exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # click raises this after printing nothing; show the help like a bare `cnnreg` should.
+        typer.echo(exc.ctx.get_help())
+        sys.exit(0)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        _fail(exc.format_message() + hint, 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+def _fail(message: str, code: int) -> None:
+    from cnnreg.cli.render import error
+
+    error(message)
+    sys.exit(code)

@@ -1,0 +1,263 @@
+"""Plugin loading: built-ins first, then entry points of group ``cnnreg``, one at a time.
+
+A plugin that fails to import, fails pluggy's validation or whose hook raises is recorded with
+its error (``cnnreg plugins`` shows it) and reported in one warning line; everything else keeps
+working.  ``CNNREG_DISABLE_PLUGINS=a,b`` blocks plugins (by entry-point or distribution name);
+``CNNREG_LOAD_PLUGINS=a,b`` loads only those (empty: built-ins only).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from cnnreg import hookspecs
+from cnnreg.errors import closest
+from cnnreg.registry import KINDS, Registry
+
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "EntryPointInfo", "PluginInfo", "Host", "get_host", "reset_host"]
+
+ENTRY_POINT_GROUP = "cnnreg"
+
+#: The built-in plugins, registered through the same hooks as third-party ones.
+BUILTIN_PLUGINS = (
+    "cnnreg.builtin.initialisers",
+    "cnnreg.builtin.architectures",
+)
+
+KIND_HOOKS = {kind: f"register_{kind}s" for kind in KINDS}
+
+
+class CnnregPluginWarning(UserWarning):
+    """A plugin could not be loaded, or one of its hooks failed."""
+
+
+@dataclass(frozen=True)
+class EntryPointInfo:
+    """An entry point in group ``cnnreg``: real (from importlib.metadata) or simulated in tests."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+    #: A plugin object to use instead of importing ``value`` (cnnreg.testing).
+    obj: Any = None
+
+    def load(self) -> Any:
+        if self.obj is not None:
+            return self.obj
+        module_name, _, attr = self.value.partition(":")
+        obj: Any = importlib.import_module(module_name.strip())
+        for part in attr.strip().split(".") if attr.strip() else ():
+            obj = getattr(obj, part)
+        return obj
+
+
+@dataclass
+class PluginInfo:
+    """What ``cnnreg plugins`` shows for one plugin."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    builtin: bool
+    status: str = "ok"  # ok | failed | hook-error | warning | blocked
+    hooks: list[str] = field(default_factory=list)
+    error: str = ""
+    components: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "builtin": self.builtin,
+            "status": self.status,
+            "hooks": list(self.hooks),
+            "components": self.components,
+            "error": self.error or None,
+        }
+
+
+def _split_env(name: str) -> set[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return {_norm(v) for v in value.split(",") if v.strip()}
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def installed_entry_points() -> list[EntryPointInfo]:
+    """Entry points of group ``cnnreg`` in the installed distributions."""
+    from importlib.metadata import entry_points
+
+    found = []
+    seen = set()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else ep.value.split(".")[0]
+        version = dist.version if dist is not None else "?"
+        key = (ep.name, ep.value)
+        if key in seen:  # the same distribution seen twice on sys.path
+            continue
+        seen.add(key)
+        found.append(EntryPointInfo(ep.name, ep.value, dist_name, version))
+    return found
+
+
+class Host:
+    """The plugin manager and the registry it fills."""
+
+    def __init__(
+        self,
+        *,
+        entry_points: Iterable[EntryPointInfo] | None = None,
+        extra_plugins: Iterable[EntryPointInfo] = (),
+        report: Callable[[str], None] | None = None,
+    ) -> None:
+        from cnnreg import __version__
+
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.plugins: dict[str, PluginInfo] = {}
+        self.problems: list[str] = []
+        self._report = report
+        self._version = __version__
+        self._load(entry_points, extra_plugins)
+
+    # -- loading ------------------------------------------------------------------------------
+    def _load(self, entry_points: Iterable[EntryPointInfo] | None, extra: Iterable[EntryPointInfo]) -> None:
+        for module in BUILTIN_PLUGINS:
+            self._add(EntryPointInfo(module.rsplit(".", 1)[-1], module, "cnnreg", self._version), builtin=True)
+        disabled = _split_env("CNNREG_DISABLE_PLUGINS") or set()
+        allowed = _split_env("CNNREG_LOAD_PLUGINS")
+        points = list(installed_entry_points() if entry_points is None else entry_points) + list(extra)
+        for ep in points:
+            names = {_norm(ep.name), _norm(ep.distribution)}
+            if names & disabled:
+                self._record(ep, status="blocked", error="blocked by CNNREG_DISABLE_PLUGINS")
+            elif allowed is not None and not names & allowed:
+                self._record(ep, status="blocked", error="not in CNNREG_LOAD_PLUGINS")
+            else:
+                self._add(ep, builtin=False)
+        self._check_unknown_hooks()
+        for kind, hook in KIND_HOOKS.items():
+            self._call_kind_hook(kind, hook)
+        self.registry.failed_plugins = {
+            name: info.error for name, info in self.plugins.items() if info.status in ("failed", "hook-error")
+        }
+
+    def _record(self, ep: EntryPointInfo, *, builtin: bool = False, status: str = "ok", error: str = "") -> PluginInfo:
+        name = ep.name if ep.name not in self.plugins else f"{ep.distribution}:{ep.name}"
+        info = PluginInfo(name, ep.value, ep.distribution, ep.version, builtin, status=status, error=error)
+        self.plugins[name] = info
+        return info
+
+    def _add(self, ep: EntryPointInfo, *, builtin: bool) -> None:
+        info = self._record(ep, builtin=builtin)
+        try:
+            plugin = ep.load()
+            self.pm.register(plugin, name=info.name)
+        except Exception as exc:  # a broken plugin must never take the CLI down
+            self._fail(info, "failed", f"cannot be loaded: {type(exc).__name__}: {exc}")
+            return
+        info.hooks = sorted(impl_name for impl_name in _hook_names(self.pm, info.name))
+
+    def _check_unknown_hooks(self) -> None:
+        """Like pluggy's ``check_pending()``, but per plugin and with a suggestion."""
+        known = set(KIND_HOOKS.values()) | {"register_commands"}
+        for hook_name, caller in vars(self.pm.hook).items():
+            if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook:
+                    continue
+                info = self.plugins.get(impl.plugin_name)
+                if info is None:
+                    continue
+                guess = closest(hook_name, known)
+                hint = f"; did you mean '{guess}'?" if guess else ""
+                self._fail(info, "warning", f"implements unknown hook '{hook_name}'{hint}")
+
+    def _call_kind_hook(self, kind: str, hook: str) -> None:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            info = self.plugins[impl.plugin_name]
+            view = self.registry.view(kind, provider=info.distribution, version=info.version, plugin=info.name)
+            try:
+                impl.function(*[{"registry": view}[arg] for arg in impl.argnames])
+            except Exception as exc:
+                self._fail(info, "hook-error", f"{hook} raised {type(exc).__name__}: {exc}")
+                continue
+            view.commit()  # only a hook that completed adds its components
+            info.components += len(view.added)
+
+    def _fail(self, info: PluginInfo, status: str, error: str) -> None:
+        info.status = status
+        info.error = f"{info.error}; {error}" if info.error else error
+        line = f"plugin '{info.name}' ({info.distribution} {info.version}) {error}"
+        self.problems.append(line)
+        if self._report is not None:
+            self._report(line)
+        else:
+            warnings.warn(line, CnnregPluginWarning, stacklevel=3)
+
+    # -- commands -----------------------------------------------------------------------------
+    def register_commands(self, app: Any) -> None:
+        """Let plugins add CLI commands; a failing hook is recorded, the CLI carries on."""
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            try:
+                impl.function(*[{"app": app}[arg] for arg in impl.argnames])
+            except Exception as exc:
+                self._fail(self.plugins[impl.plugin_name], "hook-error", f"register_commands raised {type(exc).__name__}: {exc}")
+
+    def plugin_list(self) -> list[PluginInfo]:
+        return list(self.plugins.values())
+
+
+def _hook_names(pm: pluggy.PluginManager, plugin_name: str) -> list[str]:
+    plugin = pm.get_plugin(plugin_name)
+    callers = pm.get_hookcallers(plugin) or []
+    return [caller.name for caller in callers]
+
+
+_host: Host | None = None
+_extra: list[EntryPointInfo] = []
+_entry_point_override: list[EntryPointInfo] | None = None
+_reporter: Callable[[str], None] | None = None
+
+
+def get_host() -> Host:
+    """The process-wide plugin host, loaded once on first use."""
+    global _host
+    if _host is None:
+        _host = Host(entry_points=_entry_point_override, extra_plugins=_extra, report=_reporter)
+    return _host
+
+
+def reset_host() -> None:
+    """Forget the loaded plugins; the next :func:`get_host` loads them again."""
+    global _host
+    _host = None
+
+
+def set_reporter(report: Callable[[str], None] | None) -> None:
+    """How plugin problems are reported (the CLI prints one line; the library warns)."""
+    global _reporter
+    _reporter = report
+
+
+def _set_entry_points(points: list[EntryPointInfo] | None) -> None:
+    global _entry_point_override
+    _entry_point_override = points

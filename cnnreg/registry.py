@@ -1,0 +1,419 @@
+"""The component registry: four kinds of named factories, each knowing its provider.
+
+Hooks receive a :class:`KindRegistry` (the registry seen from one plugin and one kind) and call
+``registry.add(name, factory, ...)``.  A factory is a callable or a lazy ``"package.module:attr"``
+string that is imported only when the component is built or inspected in detail, so listing
+components never imports keras.
+
+Names are case-insensitive.  When two providers register the same name, both stay reachable as
+``provider/name`` and the bare name is ambiguous.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnreg import spec as spec_mod
+from cnnreg.errors import (
+    AmbiguousComponentError,
+    CnnregError,
+    ParameterError,
+    PluginError,
+    UnknownComponentError,
+    choices_text,
+)
+
+__all__ = ["KINDS", "Component", "Parameter", "Registry", "KindRegistry", "normalize_kind"]
+
+#: The four kinds of component, singular, as used in hooks, the CLI and JSON output.
+KINDS = ("architecture", "initialiser", "regulariser", "dataset")
+
+_KIND_WORDS = {
+    "architecture": "architecture", "architectures": "architecture", "arch": "architecture",
+    "archs": "architecture", "model": "architecture", "models": "architecture",
+    "initialiser": "initialiser", "initialisers": "initialiser", "initializer": "initialiser",
+    "initializers": "initialiser", "init": "initialiser", "inits": "initialiser",
+    "regulariser": "regulariser", "regularisers": "regulariser", "regularizer": "regulariser",
+    "regularizers": "regulariser", "reg": "regulariser", "regs": "regulariser",
+    "dataset": "dataset", "datasets": "dataset", "data": "dataset",
+}
+
+#: Parameters the framework supplies when it builds a component of each kind; the user never
+#: sets them in a spec, and they are not the component's primary parameter.
+SUPPLIED: dict[str, tuple[str, ...]] = {
+    "architecture": ("input_shape", "num_classes"),
+    "initialiser": (),
+    "regulariser": (),
+    "dataset": (),
+}
+
+
+def normalize_kind(text: str) -> str:
+    """``"architectures"``, ``"initializer"``, ``"reg"`` ... → the canonical singular kind."""
+    kind = _KIND_WORDS.get(text.strip().lower())
+    if kind is None:
+        raise CnnregError(f"unknown component kind '{text}'" + choices_text(text, KINDS))
+    return kind
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One user-settable parameter of a component, read from its factory's signature."""
+
+    name: str
+    hint: Any
+    default: Any
+    required: bool
+    doc: str = ""
+
+    @property
+    def type_text(self) -> str:
+        return spec_mod._describe(self.hint) if self.hint is not inspect.Parameter.empty else "any value"
+
+    def to_dict(self) -> dict[str, Any]:
+        hint = self.hint
+        if typing.get_origin(hint) is typing.Annotated:
+            hint = typing.get_args(hint)[0]
+        return {
+            "name": self.name,
+            "type": _hint_text(hint),
+            "description": self.type_text,
+            "default": _jsonable(self.default) if not self.required else None,
+            "required": self.required,
+        }
+
+
+def _hint_text(hint: Any) -> str:
+    if hint is inspect.Parameter.empty:
+        return "Any"
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+@dataclass
+class Component:
+    """A registered component: a named factory of one kind, from one provider."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any] | str
+    provider: str
+    provider_version: str
+    plugin: str
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    _loaded: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.provider}/{self.name}"
+
+    @property
+    def lazy(self) -> bool:
+        return isinstance(self.factory, str) and self._loaded is None
+
+    def load(self) -> Callable[..., Any]:
+        """The factory callable, importing a lazy ``"module:attr"`` factory on first use."""
+        if self._loaded is None:
+            if callable(self.factory):
+                self._loaded = self.factory
+            else:
+                self._loaded = resolve_reference(
+                    self.factory, what=f"{self.kind} '{self.name}' from {self.provider}"
+                )
+        return self._loaded
+
+    @property
+    def doc(self) -> str:
+        return inspect.cleandoc(self.load().__doc__ or self.summary or "")
+
+    def parameters(self) -> list[Parameter]:
+        """User-settable parameters, from the factory's signature and type hints."""
+        factory = self.load()
+        try:
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError):
+            return []
+        hints = _type_hints(factory)
+        supplied = SUPPLIED.get(self.kind, ())
+        params = []
+        for p in signature.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in supplied:
+                continue
+            hint = hints.get(p.name, p.annotation)
+            if hint is inspect.Parameter.empty and p.default is not p.empty and p.default is not None:
+                hint = type(p.default)
+            params.append(Parameter(p.name, hint, p.default, p.default is p.empty))
+        return params
+
+    def accepts_any_keyword(self) -> bool:
+        try:
+            signature = inspect.signature(self.load())
+        except (TypeError, ValueError):
+            return True
+        return any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+
+    @property
+    def primary(self) -> str | None:
+        """The parameter that ``NAME=VALUE`` sets: metadata ``primary``, else the first one."""
+        if "primary" in self.metadata:
+            return self.metadata["primary"]
+        params = self.parameters()
+        return params[0].name if params else None
+
+    def resolve(self, params: Mapping[str, Any] | None = None, *, supplied: Mapping[str, Any] = ()) -> dict[str, Any]:
+        """Check and convert ``params`` (strings from a spec, or Python values).
+
+        ``supplied`` are the framework's own arguments (an architecture's ``input_shape``...),
+        passed through unchecked.  Unknown keys, missing required parameters, wrong types and
+        out-of-range values raise :class:`ParameterError` with one line.
+        """
+        params = dict(params or {})
+        supplied = dict(supplied)
+        label = f"{self.kind} '{self.name}'"
+        declared = {p.name: p for p in self.parameters()}
+        if spec_mod.PRIMARY in params:
+            primary = self.primary
+            if primary is None:
+                raise ParameterError(f"{label} takes no parameters (got '{params[spec_mod.PRIMARY]}')")
+            if primary in params:
+                raise ParameterError(f"{label}: parameter '{primary}' is given twice")
+            params[primary] = params.pop(spec_mod.PRIMARY)
+        result: dict[str, Any] = {}
+        open_keywords = self.accepts_any_keyword()
+        for key, value in params.items():
+            if key not in declared:
+                if open_keywords:
+                    result[key] = value
+                    continue
+                if not declared:
+                    raise ParameterError(f"{label} takes no parameters (got '{key}')")
+                raise ParameterError(f"unknown parameter '{key}' for {label}" + choices_text(key, declared))
+            result[key] = spec_mod.coerce(value, declared[key].hint, where=f"{label} parameter '{key}'")
+        missing = [n for n, p in declared.items() if p.required and n not in result and n not in supplied]
+        if missing:
+            raise ParameterError(
+                f"{label} needs parameter '{missing[0]}' ({declared[missing[0]].type_text}); "
+                f"write {self.name}:{missing[0]}=VALUE"
+            )
+        return {**result, **supplied}
+
+    def build(self, params: Mapping[str, Any] | None = None, **supplied: Any) -> Any:
+        """Resolve ``params`` and call the factory with them and ``supplied``."""
+        return self.load()(**self.resolve(params, supplied=supplied))
+
+    def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "name": self.name,
+            "qualified_name": self.qualified_name,
+            "aliases": list(self.aliases),
+            "summary": self.summary,
+            "provider": self.provider,
+            "provider_version": self.provider_version,
+            "tags": list(self.tags),
+        }
+        if detail:
+            data["factory"] = self.factory if isinstance(self.factory, str) else _callable_ref(self.factory)
+            data["metadata"] = _jsonable(self.metadata)
+            data["parameters"] = [p.to_dict() for p in self.parameters()]
+            data["primary"] = self.primary
+            data["doc"] = self.doc
+        return data
+
+
+def _callable_ref(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    target = fn
+    while hasattr(target, "func") and not inspect.isfunction(target):  # functools.partial
+        target = target.func
+    try:
+        return typing.get_type_hints(target, include_extras=True)
+    except Exception:  # unresolvable forward references: fall back to raw annotations
+        return {}
+
+
+def resolve_reference(ref: str, *, what: str) -> Any:
+    """Import ``"package.module:attr.sub"``; failures become one-line :class:`PluginError`."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split(".") if attr else ():
+            obj = getattr(obj, part)
+    except ImportError as exc:
+        raise PluginError(f"{what} cannot be loaded: {exc}") from exc
+    except AttributeError as exc:
+        raise PluginError(f"{what} cannot be loaded: '{ref}' does not exist ({exc})") from exc
+    return obj
+
+
+class Registry:
+    """Every registered component, by kind; lookup by name, alias or ``provider/name``."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, list[Component]] = {kind: [] for kind in KINDS}
+        #: Plugins that failed, by plugin name → error line; used to explain unknown names.
+        self.failed_plugins: dict[str, str] = {}
+
+    def add_component(self, component: Component) -> Component:
+        bucket = self._by_kind[component.kind]
+        # The same provider registering the same name again replaces its earlier entry.
+        bucket[:] = [
+            c for c in bucket
+            if not (c.name.lower() == component.name.lower() and c.provider == component.provider)
+        ]
+        bucket.append(component)
+        return component
+
+    def view(self, kind: str, *, provider: str, version: str, plugin: str) -> "KindRegistry":
+        return KindRegistry(self, normalize_kind(kind), provider, version, plugin)
+
+    def components(self, kind: str | None = None) -> list[Component]:
+        kinds = KINDS if kind is None else (normalize_kind(kind),)
+        return sorted(
+            (c for k in kinds for c in self._by_kind[k]), key=lambda c: (KINDS.index(c.kind), c.name.lower(), c.provider)
+        )
+
+    def __iter__(self) -> Iterator[Component]:
+        return iter(self.components())
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_kind.values())
+
+    def names(self, kind: str) -> list[str]:
+        """Every name a user can type for this kind (bare names, aliases, qualified names)."""
+        names = set()
+        for c in self._by_kind[normalize_kind(kind)]:
+            names.update([c.name, *c.aliases])
+        return sorted(names)
+
+    def get(self, kind: str, name: str) -> Component:
+        """The component called ``name`` (case-insensitive; alias or ``provider/name``)."""
+        kind = normalize_kind(kind)
+        if isinstance(name, spec_mod.Spec):
+            name = name.name
+        provider, _, bare = name.rpartition("/")
+        key = bare.lower()
+        matches = [
+            c for c in self._by_kind[kind]
+            if (c.name.lower() == key or key in (a.lower() for a in c.aliases))
+            and (not provider or c.provider.lower() == provider.lower())
+        ]
+        exact = [c for c in matches if c.name.lower() == key]
+        if len(exact) == 1 or (exact and len({c.provider for c in exact}) == 1):
+            return exact[-1]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            qualified = ", ".join(sorted(c.qualified_name for c in matches))
+            raise AmbiguousComponentError(
+                f"{kind} name '{name}' is ambiguous: it is registered by several plugins; "
+                f"use one of {qualified}"
+            )
+        if provider:
+            providers = sorted({c.provider for c in self._by_kind[kind] if c.name.lower() == key})
+            if providers:
+                raise UnknownComponentError(
+                    f"{kind} '{bare}' is not provided by '{provider}'" + choices_text(provider, providers)
+                )
+        message = f"unknown {kind} '{name}'" + choices_text(
+            bare, self.names(kind), hint=f"see `cnnreg list {kind}s`"
+        )
+        if self.failed_plugins:
+            broken = ", ".join(sorted(self.failed_plugins))
+            message += f"; plugins that failed to load: {broken} (see `cnnreg plugins`)"
+        raise UnknownComponentError(message)
+
+    def resolve(self, kind: str, spec: str | spec_mod.Spec, **supplied: Any) -> tuple[Component, dict[str, Any]]:
+        """Parse ``spec``, find its component and check its parameters."""
+        parsed = spec if isinstance(spec, spec_mod.Spec) else spec_mod.parse(spec)
+        component = self.get(kind, parsed.name)
+        return component, component.resolve(parsed.params, supplied=supplied)
+
+    def build(self, kind: str, spec: str | spec_mod.Spec, **supplied: Any) -> Any:
+        """Parse ``spec`` and build the component, passing the framework's ``supplied`` values."""
+        component, params = self.resolve(kind, spec, **supplied)
+        return component.load()(**params)
+
+
+@dataclass
+class KindRegistry:
+    """What a ``register_<kind>s`` hook receives: the registry seen from one plugin and kind."""
+
+    registry: Registry
+    kind: str
+    provider: str
+    version: str
+    plugin: str
+    added: list[Component] = field(default_factory=list)
+
+    def add(
+        self,
+        name: str,
+        factory: Callable[..., Any] | str,
+        *,
+        summary: str = "",
+        aliases: tuple[str, ...] | list[str] = (),
+        tags: tuple[str, ...] | list[str] = (),
+        **metadata: Any,
+    ) -> Component:
+        """Register a component of this hook's kind.
+
+        ``factory`` is a callable or a lazy ``"package.module:attr"`` string (imported only when
+        the component is built or shown in detail).  ``summary`` is the one line shown by
+        ``cnnreg list``.  Extra keyword arguments are metadata shown by ``cnnreg show``
+        (e.g. ``default_input_shape=(224, 224, 3)``, ``suits=("relu",)``, ``primary="rate"``).
+        """
+        if not isinstance(name, str) or not spec_mod._NAME.match(name) or "/" in name:
+            raise ValueError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
+        if isinstance(factory, str):
+            if ":" not in factory:
+                raise ValueError(f"lazy factory {factory!r} for '{name}' must look like 'package.module:attr'")
+        elif not callable(factory):
+            raise TypeError(f"factory for '{name}' must be callable or a 'module:attr' string")
+        component = Component(
+            kind=self.kind,
+            name=name,
+            factory=factory,
+            provider=self.provider,
+            provider_version=self.version,
+            plugin=self.plugin,
+            summary=summary or _first_line(factory),
+            aliases=tuple(aliases),
+            tags=tuple(tags),
+            metadata=dict(metadata),
+        )
+        self.added.append(component)
+        return component
+
+    def commit(self) -> None:
+        for component in self.added:
+            self.registry.add_component(component)
+
+
+def _first_line(factory: Any) -> str:
+    if isinstance(factory, str):
+        return ""
+    doc = inspect.getdoc(factory) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""

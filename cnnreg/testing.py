@@ -1,0 +1,135 @@
+"""Helpers for testing cnnreg plugins (and cnnreg itself) without installing anything.
+
+    from cnnreg import testing
+
+    def test_my_plugin_registers_its_architecture():
+        with testing.plugin(my_plugin_module, distribution="cnnreg-mynet") as registry:
+            assert registry.get("architecture", "mynet").provider == "cnnreg-mynet"
+
+    def test_cli():
+        with testing.plugin(my_plugin_module):
+            result = testing.run_cli("show", "mynet")
+        assert result.exit_code == 0, result.stderr
+
+:func:`isolated` hides whatever plugins happen to be installed, so a test sees the built-ins
+plus what it adds; :func:`plugin` registers a plugin object for the duration of a ``with`` block;
+:func:`entry_point` simulates an installed entry point (name, module, distribution) that is
+imported the way a real one would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cnnreg import plugins as _plugins
+from cnnreg.registry import Registry
+
+__all__ = ["isolated", "plugin", "entry_point", "run_cli", "CliResult"]
+
+
+@contextlib.contextmanager
+def isolated(*simulated: _plugins.EntryPointInfo) -> Iterator[Registry]:
+    """Within the block only the built-ins and ``simulated`` entry points are loaded."""
+    saved_override, saved_extra = _plugins._entry_point_override, list(_plugins._extra)
+    _plugins._set_entry_points(list(simulated))
+    _plugins._extra.clear()
+    _plugins.reset_host()
+    try:
+        yield _LazyRegistry()
+    finally:
+        _plugins._set_entry_points(saved_override)
+        _plugins._extra[:] = saved_extra
+        _plugins.reset_host()
+
+
+@contextlib.contextmanager
+def plugin(
+    obj: Any, *, name: str | None = None, distribution: str = "test-plugin", version: str = "0.0.0"
+) -> Iterator[Registry]:
+    """Register ``obj`` (a module or object with hook implementations) as if it were installed.
+
+    Yields the registry with the plugin loaded.  Nests: each ``with`` adds one more plugin.
+    """
+    name = name or getattr(obj, "__name__", None) or type(obj).__name__
+    info = _plugins.EntryPointInfo(name, getattr(obj, "__name__", repr(obj)), distribution, version, obj=obj)
+    with _added(info) as registry:
+        yield registry
+
+
+@contextlib.contextmanager
+def entry_point(
+    name: str, module: str, *, distribution: str = "test-plugin", version: str = "0.0.0"
+) -> Iterator[Registry]:
+    """Simulate an installed entry point ``name = module`` of distribution ``distribution``.
+
+    ``module`` is imported when plugins load, exactly as for a real entry point, so import
+    errors behave the same way.
+    """
+    with _added(_plugins.EntryPointInfo(name, module, distribution, version)) as registry:
+        yield registry
+
+
+@contextlib.contextmanager
+def _added(info: _plugins.EntryPointInfo) -> Iterator[Registry]:
+    _plugins._extra.append(info)
+    _plugins.reset_host()
+    try:
+        yield _LazyRegistry()
+    finally:
+        _plugins._extra.remove(info)
+        _plugins.reset_host()
+
+
+class _LazyRegistry:
+    """The registry of the current host, loaded when first used (after env changes, say)."""
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(_plugins.get_host().registry, attr)
+
+    def __iter__(self):
+        return iter(_plugins.get_host().registry)
+
+    def __len__(self) -> int:
+        return len(_plugins.get_host().registry)
+
+    @property
+    def host(self) -> _plugins.Host:
+        return _plugins.get_host()
+
+
+@dataclass
+class CliResult:
+    """What a ``cnnreg`` command printed and its exit status."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args: str, argv: Sequence[str] | None = None) -> CliResult:
+    """Run ``cnnreg ARGS...`` in this process and capture its output and exit status."""
+    from cnnreg.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    _plugins.reset_host()  # reload so plugin warnings go through the CLI's reporter
+    try:
+        main(list(argv if argv is not None else args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout, sys.stderr = saved
+        _plugins.set_reporter(None)
+        _plugins.reset_host()
+    return CliResult(code, out.getvalue(), err.getvalue())
