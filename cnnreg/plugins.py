@@ -29,6 +29,8 @@ ENTRY_POINT_GROUP = "cnnreg"
 BUILTIN_PLUGINS = (
     "cnnreg.builtin.initialisers",
     "cnnreg.builtin.architectures",
+    "cnnreg.builtin.regularisers",
+    "cnnreg.builtin.datasets",
 )
 
 KIND_HOOKS = {kind: f"register_{kind}s" for kind in KINDS}

@@ -413,7 +413,10 @@ class KindRegistry:
 
 
 def _first_line(factory: Any) -> str:
+    """The first sentence of the factory's docstring, for ``cnnreg list``."""
     if isinstance(factory, str):
         return ""
-    doc = inspect.getdoc(factory) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    paragraph = (inspect.getdoc(factory) or "").strip().split("\n\n")[0]
+    text = " ".join(paragraph.split()).replace("``", "")
+    end = text.find(". ")
+    return text[: end + 1] if end != -1 else text

@@ -46,9 +46,10 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
     ) -> None:
         """Config-free plugin framework and model registry for convolutional networks."""
 
-    from cnnreg.cli import components
+    from cnnreg.cli import components, training
 
     components.register(app)
+    training.register(app)
     if with_plugins:
         from cnnreg.plugins import get_host
 
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from cnnreg.plugins import set_reporter
 
+    import os
+
+    # TensorFlow's C++ start-up chatter is not for our users; their own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     set_reporter(_report_plugin_problem)
     args = sys.argv[1:] if argv is None else argv
     try:

@@ -1,0 +1,41 @@
+"""TensorFlow-only services (imported only when Keras runs on TensorFlow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def make_deterministic() -> None:
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
+def devices() -> list[dict[str, Any]]:
+    import tensorflow as tf
+
+    found = []
+    for index, device in enumerate(tf.config.list_physical_devices("GPU")):
+        details = tf.config.experimental.get_device_details(device)
+        memory = None
+        try:
+            memory = tf.config.experimental.get_memory_info(f"GPU:{index}").get("limit")
+        except (ValueError, RuntimeError):
+            pass
+        found.append({"name": details.get("device_name", device.name), "kind": "gpu", "memory_bytes": memory})
+    return found
+
+
+def peak_memory_bytes(index: int = 0) -> int | None:
+    import tensorflow as tf
+
+    try:
+        return int(tf.config.experimental.get_memory_info(f"GPU:{index}")["peak"])
+    except (ValueError, RuntimeError, KeyError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__}

@@ -1,0 +1,302 @@
+"""Built-in plugin: the regularisers the lecture names, plus Keras 3's augmentation layers.
+
+Penalties (``l1``, ``l2``, ``l1_l2``) and ``max_norm`` go on the kernel of every Conv and Dense
+layer; ``dropout`` and ``batchnorm`` set the architecture's own parameters where it has them
+(dropout is otherwise inserted before the classifier); ``label_smoothing`` changes the loss; the
+augmentations (``flip``, ``crop``, ``rotate``, ``zoom``, ``translate``, ``color``,
+``randaugment``, ``mixup``, ``cutmix``) run on the training split only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from cnnreg.hookspecs import hookimpl
+from cnnreg.regularisers import Regulariser
+from cnnreg.spec import Range
+
+Positive = Annotated[float, Range(0, None, min_inclusive=False)]
+NonNegative = Annotated[float, Range(0, None)]
+Rate = Annotated[float, Range(0, 1, max_inclusive=False)]
+Factor = Annotated[float, Range(0, 1)]
+
+
+class Penalty(Regulariser):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
+        self.l1, self.l2 = l1, l2
+        terms = [f"l1 {l1:g}"] * bool(l1) + [f"l2 {l2:g}"] * bool(l2)
+        self.label = " + ".join(terms) + " kernel penalty"
+
+    def kernel_regularizer(self):
+        import keras
+
+        return keras.regularizers.L1L2(l1=self.l1, l2=self.l2)
+
+
+def l1(factor: NonNegative = 1e-5) -> Regulariser:
+    """L1 penalty ``factor * sum(|w|)`` on every Conv and Dense kernel (sparse weights)."""
+    return Penalty(l1=factor)
+
+
+def l2(factor: NonNegative = 1e-4) -> Regulariser:
+    """L2 penalty ``factor * sum(w²)`` on every Conv and Dense kernel (weight decay)."""
+    return Penalty(l2=factor)
+
+
+def l1_l2(l1: NonNegative = 1e-5, l2: NonNegative = 1e-4) -> Regulariser:
+    """Both L1 and L2 penalties on every Conv and Dense kernel."""
+    return Penalty(l1=l1, l2=l2)
+
+
+class MaxNorm(Regulariser):
+    def __init__(self, max_value: float) -> None:
+        self.max_value = max_value
+        self.label = f"max-norm {max_value:g} on kernels"
+
+    def kernel_constraint(self, kernel_rank: int):
+        import keras
+
+        # the norm of each output unit's incoming weights: all axes but the last
+        return keras.constraints.MaxNorm(self.max_value, axis=list(range(kernel_rank - 1)))
+
+
+def max_norm(max_value: Positive = 3.0) -> Regulariser:
+    """Max-norm constraint: each unit's incoming weight vector has L2 norm ≤ ``max_value``."""
+    return MaxNorm(max_value)
+
+
+class Dropout(Regulariser):
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.label = f"dropout {rate:g}"
+
+    def architecture_params(self):
+        return {"dropout": self.rate}
+
+    def head_layers(self):
+        import keras
+
+        return [keras.layers.Dropout(self.rate, name="reg_dropout")]
+
+
+def dropout(rate: Rate = 0.5) -> Regulariser:
+    """Dropout at ``rate``: the architecture's own dropout (between dense layers and before the
+    classifier) where it has a ``dropout`` parameter, otherwise one Dropout layer before the
+    classifier (AlexNet: 50% on F9 and F10; GoogLeNet: 40% before the classifier)."""
+    return Dropout(rate)
+
+
+class BatchNorm(Regulariser):
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.label = "batchnorm " + ("on" if enabled else "off")
+
+    def architecture_params(self):
+        return {"batchnorm": self.enabled}
+
+    def required_architecture_params(self):
+        return ("batchnorm",)
+
+
+def batchnorm(enabled: bool = True) -> Regulariser:
+    """Batch normalisation on or off (``batchnorm=false``) where the architecture supports it."""
+    return BatchNorm(enabled)
+
+
+class LabelSmoothing(Regulariser):
+    def __init__(self, amount: float) -> None:
+        self.amount = amount
+        self.label = f"label smoothing {amount:g}"
+
+    def loss_params(self):
+        return {"label_smoothing": self.amount}
+
+
+def label_smoothing(amount: Rate = 0.1) -> Regulariser:
+    """Label smoothing: one-hot targets become ``1 - amount + amount / classes`` and
+    ``amount / classes`` (``keras.losses.CategoricalCrossentropy(label_smoothing=amount)``)."""
+    return LabelSmoothing(amount)
+
+
+class Augment(Regulariser):
+    """Augmentation through Keras 3 preprocessing layers built by ``make(seed)``."""
+
+    def __init__(self, label: str, make) -> None:
+        self.label = label
+        self._make = make
+
+    def augmentation(self, seed: int):
+        return self._make(seed)
+
+
+def flip(mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal") -> Regulariser:
+    """Random flips (``keras.layers.RandomFlip``), training split only."""
+    def make(seed):
+        import keras
+
+        return [keras.layers.RandomFlip(mode, seed=seed)]
+
+    return Augment(f"random {mode} flip", make)
+
+
+def crop(fraction: Annotated[float, Range(0.1, 1)] = 0.875) -> Regulariser:
+    """Random crop of ``fraction`` of each side, resized back (AlexNet: 224 of 256 = 0.875)."""
+
+    def make(seed):
+        return [_RandomResizedCropLayer(fraction, seed)]
+
+    return Augment(f"random crop {fraction:g}", make)
+
+
+def rotate(factor: Factor = 0.05) -> Regulariser:
+    """Random rotation by up to ``factor`` × 360° (``keras.layers.RandomRotation``)."""
+
+    def make(seed):
+        import keras
+
+        return [keras.layers.RandomRotation(factor, fill_mode="nearest", seed=seed)]
+
+    return Augment(f"random rotation ±{factor * 360:g}°", make)
+
+
+def zoom(factor: Factor = 0.1) -> Regulariser:
+    """Random zoom in or out by up to ``factor`` (``keras.layers.RandomZoom``)."""
+
+    def make(seed):
+        import keras
+
+        return [keras.layers.RandomZoom(factor, factor, fill_mode="nearest", seed=seed)]
+
+    return Augment(f"random zoom ±{factor:g}", make)
+
+
+def translate(factor: Factor = 0.1) -> Regulariser:
+    """Random shifts by up to ``factor`` of height and width (``keras.layers.RandomTranslation``)."""
+
+    def make(seed):
+        import keras
+
+        return [keras.layers.RandomTranslation(factor, factor, fill_mode="nearest", seed=seed)]
+
+    return Augment(f"random shift ±{factor:g}", make)
+
+
+def color(brightness: Factor = 0.2, contrast: Factor = 0.2) -> Regulariser:
+    """Lighting changes: random brightness and contrast (pixel range 0..255)."""
+
+    def make(seed):
+        import keras
+
+        layers = []
+        if brightness:
+            layers.append(keras.layers.RandomBrightness(brightness, value_range=(0, 255), seed=seed))
+        if contrast:
+            layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 1))
+        return layers
+
+    return Augment(f"brightness ±{brightness:g}, contrast ±{contrast:g}", make)
+
+
+def randaugment(num_ops: Annotated[int, Range(1, 10)] = 2, factor: Factor = 0.5) -> Regulariser:
+    """RandAugment (Cubuk et al. 2019): ``num_ops`` random operations of strength ``factor``."""
+
+    def make(seed):
+        import keras
+
+        return [keras.layers.RandAugment(value_range=(0, 255), num_ops=num_ops, factor=factor, seed=seed)]
+
+    return Augment(f"randaugment {num_ops} ops × {factor:g}", make)
+
+
+class BatchMix(Regulariser):
+    def __init__(self, kind: str, alpha: float) -> None:
+        self.kind, self.alpha = kind, alpha
+        self.label = f"{kind} α={alpha:g}"
+
+    def batch_transform(self):
+        return _mixup(self.alpha) if self.kind == "mixup" else _cutmix(self.alpha)
+
+
+def mixup(alpha: Positive = 0.2) -> Regulariser:
+    """MixUp (Zhang et al. 2018): blend pairs of images and their labels, λ ~ Beta(α, α)."""
+    return BatchMix("mixup", alpha)
+
+
+def cutmix(alpha: Positive = 1.0) -> Regulariser:
+    """CutMix (Yun et al. 2019): paste a box from another image; labels mixed by area."""
+    return BatchMix("cutmix", alpha)
+
+
+def _mixup(alpha: float):
+    def apply(x, y, rng):
+        lam = rng.beta(alpha, alpha)
+        order = rng.permutation(len(x))
+        return lam * x + (1 - lam) * x[order], lam * y + (1 - lam) * y[order]
+
+    return apply
+
+
+def _cutmix(alpha: float):
+    def apply(x, y, rng):
+        import numpy as np
+
+        lam = rng.beta(alpha, alpha)
+        order = rng.permutation(len(x))
+        height, width = x.shape[1:3]
+        cut_h, cut_w = int(height * np.sqrt(1 - lam)), int(width * np.sqrt(1 - lam))
+        cy, cx = rng.integers(0, height), rng.integers(0, width)
+        top, bottom = np.clip([cy - cut_h // 2, cy + cut_h // 2], 0, height)
+        left, right = np.clip([cx - cut_w // 2, cx + cut_w // 2], 0, width)
+        x = x.copy()
+        x[:, top:bottom, left:right] = x[order, top:bottom, left:right]
+        kept = 1 - (bottom - top) * (right - left) / (height * width)
+        return x, kept * y + (1 - kept) * y[order]
+
+    return apply
+
+
+def _RandomResizedCropLayer(fraction: float, seed: int):
+    """RandomCrop to ``fraction`` of the image, then Resizing back, as one layer."""
+    import keras
+
+    class RandomCropBack(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.fraction, self.seed = fraction, seed
+
+        def build(self, input_shape):
+            height, width = int(input_shape[1]), int(input_shape[2])
+            crop_h, crop_w = max(1, round(height * fraction)), max(1, round(width * fraction))
+            self.crop = keras.layers.RandomCrop(crop_h, crop_w, seed=seed)
+            self.resize = keras.layers.Resizing(height, width)
+
+        def call(self, images, training=True):
+            return self.resize(self.crop(images, training=training))
+
+    return RandomCropBack(name="random_crop")
+
+
+_ENTRIES = [
+    (l1, "penalty", ()),
+    (l2, "penalty", ("weight_decay",)),
+    (l1_l2, "penalty", ()),
+    (max_norm, "constraint", ()),
+    (dropout, "layer", ()),
+    (batchnorm, "architecture", ("bn",)),
+    (label_smoothing, "loss", ()),
+    (flip, "augmentation", ()),
+    (crop, "augmentation", ()),
+    (rotate, "augmentation", ()),
+    (zoom, "augmentation", ()),
+    (translate, "augmentation", ("shift",)),
+    (color, "augmentation", ("lighting",)),
+    (randaugment, "augmentation", ()),
+    (mixup, "batch augmentation", ()),
+    (cutmix, "batch augmentation", ()),
+]
+
+
+@hookimpl
+def register_regularisers(registry):
+    for factory, role, aliases in _ENTRIES:
+        registry.add(factory.__name__, factory, aliases=aliases, tags=(role,), role=role)

@@ -1,0 +1,98 @@
+"""Rendering of a run: the header before training and the closing summary after it."""
+
+from __future__ import annotations
+
+from rich.panel import Panel
+from rich.table import Table
+
+
+def _grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    return grid
+
+
+def _component(resolved) -> str:
+    c = resolved.component
+    return f"{resolved.spec}  [dim]({c.provider} {c.provider_version})[/]"
+
+
+def header(plan) -> Panel:
+    """The run header: resolved components, data, model size and cost, device and precision."""
+    from cnnreg.cli.render import human_count
+    from cnnreg.training.run import environment
+
+    config = plan.config
+    grid = _grid()
+    grid.add_row("architecture", _component(plan.architecture))
+    shape = "x".join(str(d) for d in plan.input_shape)
+    grid.add_row("input", f"{shape}  [dim]({plan.input_reason})[/]")
+    sizes = plan.dataset.sizes()
+    data = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+    grid.add_row("dataset", f"{_component(plan.dataset_component)}: {plan.dataset.num_classes} classes; {data}")
+    if plan.dataset.skipped:
+        grid.add_row("skipped", f"{len(plan.dataset.skipped)} unreadable files: {', '.join(plan.dataset.skipped[:5])}")
+    grid.add_row("init", _component(plan.init) if plan.init else "architecture defaults")
+    if plan.regularisers:
+        grid.add_row("regularisers", "; ".join(f"{r.spec}: {reg.describe()}" for r, reg in plan.regularisers))
+    name, kwargs = plan.optimizer
+    opt = f"{name}(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in kwargs.items()) + ")"
+    if plan.clip:
+        opt += "  clip " + ", ".join(f"{k}={v:g}" for k, v in plan.clip.items())
+    if plan.schedule:
+        opt += f"  schedule {plan.schedule['kind']}"
+    grid.add_row("optimizer", opt)
+    train = f"{config.epochs} epochs × {plan.steps_per_epoch} steps, batch {config.batch_size}, seed {config.seed}"
+    if config.fine_tune_epochs:
+        train += f"; then {config.fine_tune_epochs} fine-tuning epochs"
+    if plan.bn_momentum is not None:
+        train += f"; BatchNorm momentum {plan.bn_momentum:g}"
+    grid.add_row("training", train)
+    model = plan.model
+    total = model.count_params()
+    trainable = sum(int(_size(w)) for w in model.trainable_weights)
+    grid.add_row("parameters", f"{total:,} ({trainable:,} trainable, {total - trainable:,} non-trainable)")
+    for label, text in _cost_rows(plan):
+        grid.add_row(label, text)
+    env = environment()
+    devices = ", ".join(f"{d['name']}" + (f" ({d['memory_bytes'] / 2**30:.1f} GiB)" if d.get("memory_bytes") else "") for d in env["devices"]) or "CPU"
+    grid.add_row("device", f"{devices}; backend {env['backend']}; precision {config.precision}")
+    for note in plan.notes:
+        grid.add_row("note", note)
+    return Panel(grid, title=f"cnnreg run {config.architecture}", title_align="left", expand=False)
+
+
+def _size(weight) -> int:
+    n = 1
+    for d in weight.shape:
+        n *= int(d)
+    return n
+
+
+def _cost_rows(plan) -> list[tuple[str, str]]:
+    """MACs per instance and the training-memory estimate (cnnreg.analysis)."""
+    from cnnreg.training.costs import run_costs
+
+    return run_costs(plan)
+
+
+def closing(outcome) -> Panel:
+    grid = _grid()
+    style = {"completed": "green", "failed": "red", "interrupted": "yellow"}.get(outcome.status, "")
+    grid.add_row("status", f"[{style}]{outcome.status}[/]" + (f": {outcome.message}" if outcome.message else ""))
+    if outcome.history:
+        last = outcome.history[-1]
+        metrics = "  ".join(f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if isinstance(last.get(k), (int, float)))
+        grid.add_row("last epoch", f"{last['epoch']}: {metrics}")
+    if outcome.best_epoch:
+        (metric, value), = outcome.best.items()
+        grid.add_row("best epoch", f"{outcome.best_epoch} ({metric} {value:.4f})")
+    if outcome.test:
+        test = f"accuracy {outcome.test['accuracy']:.4f}  loss {outcome.test['loss']:.4f}"
+        if "top5" in outcome.test:
+            test += f"  top-5 {outcome.test['top5']:.4f}"
+        grid.add_row("test", f"{test}  ({outcome.test['examples']} examples, best model)")
+    grid.add_row("time", f"{outcome.seconds:.1f} s")
+    grid.add_row("files", f"{outcome.run_dir}/  (run.json, history.csv, model.keras, curves.png, summary.txt)")
+    return Panel(grid, title="run summary", title_align="left", expand=False)

@@ -1,0 +1,294 @@
+"""``cnnreg run``, ``resume``, ``rerun``, ``runs``, ``evaluate`` and ``predict``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from cnnreg.errors import CnnregError
+
+DEFAULT_ROOT = Path("runs")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+    app.command("resume")(resume_command)
+    app.command("rerun")(rerun_command)
+    app.command("runs")(runs_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("predict")(predict_command)
+
+
+def _shape(text: Optional[str]):
+    if text is None:
+        return None
+    from cnnreg.spec import coerce
+
+    return coerce(text, tuple[int, int, int], where="--input-shape")
+
+
+def run_command(
+    architecture: str = typer.Argument(..., help="Architecture spec, e.g. resnet34 or resnet34:batchnorm=false."),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset spec (default: digits, shipped with scikit-learn)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Initialiser for every Conv/Dense kernel, e.g. he_normal."),
+    reg: List[str] = typer.Option([], "--reg", help="Regulariser spec; repeatable: --reg l2=1e-4 --reg flip."),
+    clip: Optional[str] = typer.Option(None, "--clip", help="Gradient clipping: value=X, norm=X (per tensor) or global_norm=X."),
+    optimizer: str = typer.Option("adam", "--optimizer", help="Optimizer spec: sgd:momentum=0.9, adam, adamw, rmsprop, ..."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (overrides the optimizer's)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Learning-rate schedule: cosine, step, exponential, plateau (warmup=N epochs)."),
+    epochs: int = typer.Option(10, "--epochs", help="Epochs (phase 1 when fine-tuning)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Mini-batch size."),
+    precision: str = typer.Option("float32", "--precision", help="float32, mixed_float16 or mixed_bfloat16."),
+    seed: int = typer.Option(0, "--seed", help="Seed for weights, shuffling and augmentation."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Model input HxWxC, e.g. 64x64x3 (default: the dataset's)."),
+    weights: str = typer.Option("none", "--weights", help="none, imagenet (keras-* architectures) or a weights file."),
+    freeze_base: bool = typer.Option(False, "--freeze-base", help="Transfer learning phase 1: train only the new head."),
+    fine_tune_epochs: int = typer.Option(0, "--fine-tune-epochs", help="Phase 2: unfreeze the base for N more epochs."),
+    fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Learning rate of phase 2 (default: lr / 10)."),
+    early_stop: Optional[int] = typer.Option(None, "--early-stop", help="Stop after N epochs without validation-loss improvement."),
+    bn_momentum: str = typer.Option("auto", "--bn-momentum", help="BatchNorm momentum: auto (0.9 for small data) or a number."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run (default: runs/<UTC time>-<arch>-<dataset>/)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything, print the header and summary, train nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
+) -> None:
+    """Train ARCHITECTURE on a dataset and write a run directory.
+
+    Examples:
+
+      cnnreg run lenet5 --epochs 10
+
+      cnnreg run resnet34 --init he_normal --clip norm=1.0
+
+      cnnreg run alexnet --reg dropout=0.5 --reg flip --optimizer sgd:momentum=0.9 --lr 0.01
+    """
+    from cnnreg.training.run import RunConfig, resolve
+
+    config = RunConfig(
+        architecture=architecture, dataset=dataset, init=init, regularisers=list(reg), clip=clip,
+        optimizer=optimizer, lr=lr, schedule=schedule, epochs=epochs, batch_size=batch_size,
+        precision=precision, seed=seed, input_shape=_shape(input_shape), weights=weights,
+        freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
+        early_stop=early_stop, bn_momentum=bn_momentum,
+    )
+    plan = resolve(config)  # every user mistake is caught here, before keras is imported
+    _execute(plan, run_dir=run_dir, dry_run=dry_run, quiet=quiet)
+
+
+def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> None:
+    from cnnreg.cli.render import console, warn
+    from cnnreg.training import loop, rundir
+    from cnnreg.training.run import prepare
+
+    with console.status("loading data and building the model...") if console.is_terminal else _null():
+        prepare(plan)
+    from cnnreg.cli.runview import header
+
+    panel = header(plan)  # computes the cost model, which may add warnings
+    for line in plan.warnings:
+        warn(line)
+    if not quiet or dry_run:
+        console.print(panel)
+    if dry_run:
+        plan.model.summary(print_fn=lambda text, line_break=True: console.print(text, markup=False, highlight=False))
+        return
+    target = run_dir or rundir.new_run_dir(DEFAULT_ROOT, plan.config.architecture, plan.config.dataset)
+    if run_dir is not None and (Path(run_dir) / rundir.MANIFEST).exists():
+        raise CnnregError(f"{run_dir} already holds a run; choose another --run-dir or `cnnreg resume {run_dir}`")
+    outcome = loop.start(plan, Path(target), argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, quiet))
+    _closing(outcome)
+
+
+def _progress(plan, quiet: bool):
+    from cnnreg.cli.render import console
+    from cnnreg.training.progress import make_progress
+
+    mode = "quiet" if quiet else ("rich" if console.is_terminal else "plain")
+    return make_progress(mode, console, plan.steps_per_epoch)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _closing(outcome) -> None:
+    from cnnreg.cli.runview import closing
+
+    from cnnreg.cli.render import console
+
+    console.print(closing(outcome))
+    if outcome.status == "failed":
+        raise CnnregError(outcome.message)
+    if outcome.status == "interrupted":
+        sys.exit(130)
+
+
+def resume_command(run_dir: Path = typer.Argument(..., help="A run directory written by `cnnreg run`."),
+                   quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary.")) -> None:
+    """Continue an interrupted or crashed run from its last completed epoch.
+
+    Example:
+
+      cnnreg resume runs/20261126-170000-resnet34-digits
+    """
+    from cnnreg.training import loop, rundir
+
+    data = rundir.load_manifest(run_dir)
+    if data.get("status") == "completed":
+        raise CnnregError(f"run {run_dir} is already completed; `cnnreg rerun {run_dir}` starts a new one")
+    from cnnreg.training.run import RunConfig
+
+    config = RunConfig.from_dict(data["config"])
+    outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet))
+    _closing(outcome)
+
+
+def _progress_for(config, data, quiet: bool):
+    import math
+
+    from cnnreg.cli.render import console
+    from cnnreg.training.progress import make_progress
+
+    train = (data.get("data") or {}).get("train", config.batch_size)
+    mode = "quiet" if quiet else ("rich" if console.is_terminal else "plain")
+    return make_progress(mode, console, max(1, math.ceil(train / config.batch_size)))
+
+
+def rerun_command(
+    run_dir: Path = typer.Argument(..., help="A run directory to replay."),
+    set_: List[str] = typer.Option([], "--set", help="Change one setting: --set epochs=3 --set seed=1 --set lr=0.01."),
+    new_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the new run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
+) -> None:
+    """Start a new run from another run's manifest (config-free reproducibility).
+
+    Example:
+
+      cnnreg rerun runs/20261126-170000-lenet5-digits --set epochs=20
+    """
+    from cnnreg.training.loop import rerun_config
+    from cnnreg.training.run import resolve
+
+    plan = resolve(rerun_config(run_dir, list(set_)))
+    _execute(plan, run_dir=new_dir, dry_run=False, quiet=quiet)
+
+
+def runs_command(
+    root: Path = typer.Option(DEFAULT_ROOT, "--root", help="Folder holding run directories."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List runs: architecture, dataset, status, best validation accuracy, epochs, duration.
+
+    Example:
+
+      cnnreg runs --json
+    """
+    from cnnreg.training.rundir import list_runs
+
+    found = list_runs(root)
+    rows = []
+    for path, data in found:
+        config = data.get("config", {})
+        best = data.get("best") or {}
+        rows.append({
+            "run_dir": str(path), "architecture": config.get("architecture"), "dataset": config.get("dataset"),
+            "status": data.get("status"), "best": best, "epochs_done": data.get("epochs_done", 0),
+            "epochs": config.get("epochs"), "seconds": data.get("seconds"), "test": (data.get("test") or {}).get("accuracy"),
+        })
+    if as_json:
+        from cnnreg import __version__
+        from cnnreg.cli.render import print_json
+
+        print_json({"cnnreg": __version__, "runs": rows})
+        return
+    from rich.table import Table
+
+    from cnnreg.cli.render import console
+
+    if not rows:
+        console.print(f"no runs under {root}/")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("run", "architecture", "dataset", "status", "best val acc", "test acc", "epochs", "time"):
+        table.add_column(column, no_wrap=column == "run")
+    for row in rows:
+        best = next(iter(row["best"].values()), None) if row["best"] else None
+        table.add_row(
+            Path(row["run_dir"]).name, str(row["architecture"]), str(row["dataset"]), str(row["status"]),
+            "-" if best is None else f"{best:.4f}", "-" if row["test"] is None else f"{row['test']:.4f}",
+            f"{row['epochs_done']}/{row['epochs']}", "-" if not row["seconds"] else f"{row['seconds']:.0f} s",
+        )
+    console.print(table)
+
+
+def evaluate_command(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    split: str = typer.Option("test", "--split", help="train, validation or test."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Evaluate a run's best model: loss, accuracy, top-5, per-class precision/recall, confusion.png.
+
+    Example:
+
+      cnnreg evaluate runs/20261126-170000-lenet5-digits --split test
+    """
+    from cnnreg.training.report import evaluate_run
+
+    result = evaluate_run(Path(run_dir), split)
+    if as_json:
+        from cnnreg import __version__
+        from cnnreg.cli.render import print_json
+
+        print_json({"cnnreg": __version__, "evaluation": result})
+        return
+    from rich.table import Table
+
+    from cnnreg.cli.render import console
+
+    line = f"{result['split']}: {result['examples']} examples  loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}"
+    if "top5" in result:
+        line += f"  top-5 {result['top5']:.4f}"
+    console.print(line)
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("class", "precision", "recall", "examples"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, p, r, row in zip(result["class_names"], result["precision"], result["recall"], result["confusion"]):
+        table.add_row(name, f"{p:.3f}", f"{r:.3f}", str(sum(row)))
+    console.print(table)
+    console.print(f"confusion matrix: {Path(run_dir) / 'confusion.png'}")
+
+
+def predict_command(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    images: List[Path] = typer.Argument(..., help="Image files (png, jpg, bmp, gif)."),
+    top: int = typer.Option(3, "--top", help="How many classes to show per image."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Classify images with a run's best model, preprocessed exactly as in training.
+
+    Example:
+
+      cnnreg predict runs/20261126-170000-lenet5-digits seven.png --top 3
+    """
+    if top < 1:
+        raise CnnregError(f"--top must be >= 1 (got {top})")
+    from cnnreg.training.report import predict_images
+
+    results = predict_images(Path(run_dir), list(images), top)
+    if as_json:
+        from cnnreg import __version__
+        from cnnreg.cli.render import print_json
+
+        print_json({"cnnreg": __version__, "predictions": results})
+        return
+    from cnnreg.cli.render import console
+
+    for item in results:
+        ranked = "  ".join(f"{t['class']} ({t['class_id']}) {t['probability']:.3f}" for t in item["top"])
+        console.print(f"{item['image']}: {ranked}", highlight=False)

@@ -1,0 +1,1 @@
+"""Training runs: assembling components into a Keras training loop, run directories, resume."""

@@ -1,0 +1,49 @@
+"""The cost model's view of a run, for its header: MACs, memory budget against the device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnreg.training import optim
+
+
+def run_budget(plan) -> tuple[Any, Any]:
+    """``(summary, budget)`` of the planned model at the run's batch size and precision."""
+    import warnings
+
+    from cnnreg.analysis import summarize, training_budget
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = summarize(plan.model, precision=plan.config.precision)
+    plan.warnings.extend(str(w.message) for w in caught if "uncounted" in str(w.message).lower())
+    name, kwargs = plan.optimizer
+    budget = training_budget(
+        summary, batch_size=plan.config.batch_size, precision=plan.config.precision,
+        optimizer=optim.budget_name(name, kwargs), frozen="base" if plan.config.freeze_base else None,
+    )
+    return summary, budget
+
+
+def run_costs(plan) -> list[tuple[str, str]]:
+    """Header rows: MACs per instance, estimated training memory vs the device's memory."""
+    from cnnreg import backends
+    from cnnreg.analysis import format_mib, max_batch_size
+
+    summary, budget = run_budget(plan)
+    rows = [("cost", f"{summary.macs / 1e6:,.1f} M MACs per image ({2 * summary.macs / 1e6:,.1f} M FLOPs)")]
+    memory = f"~{format_mib(budget.total_bytes)} for a training step at batch {plan.config.batch_size}"
+    devices = backends.devices()
+    device_bytes = next((d["memory_bytes"] for d in devices if d.get("memory_bytes")), None)
+    if device_bytes:
+        memory += f" of {format_mib(device_bytes)} on {devices[0]['name']}"
+        name, kwargs = plan.optimizer
+        if budget.total_bytes > device_bytes:
+            fits = max_batch_size(summary, device_bytes, precision=plan.config.precision,
+                                  optimizer=optim.budget_name(name, kwargs))
+            plan.warnings.append(
+                f"the estimated {format_mib(budget.total_bytes)} exceed the device's {format_mib(device_bytes)}; "
+                f"the largest batch that fits is about {fits} (see `cnnreg estimate`)"
+            )
+    rows.append(("memory", memory))
+    return rows

@@ -1,0 +1,338 @@
+"""The training loop: ``model.fit`` with cnnreg's callbacks, and resume / rerun.
+
+Per completed epoch, in this order: the checkpoint (model + optimizer state) is saved to a new
+file, ``checkpoint/state.json`` is rewritten to point at it (with the history so far), then
+``history.csv``, ``model.keras`` (when the validation metric improved), ``curves.png`` and
+``run.json``.  Every write goes to a temporary name and is renamed, so a kill -9 at any moment
+leaves the previous consistent state, from which ``resume`` continues.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnreg.errors import CnnregError
+from cnnreg.training import rundir
+from cnnreg.training.run import Plan, RunConfig, apply_training_settings, compile_model, environment, manifest, prepare, resolve
+
+CHECKPOINT_DIR = "checkpoint"
+STATE = "state.json"
+
+
+class NaNLoss(Exception):
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__(f"loss became NaN or Inf at epoch {epoch + 1}, batch {batch + 1}")
+        self.epoch, self.batch = epoch, batch
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    status: str
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    best: dict[str, Any]
+    test: dict[str, Any] | None
+    seconds: float
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_batches(plan: Plan):
+    """Training batches: seeded shuffle per epoch, augmentation, preprocess, one-hot labels."""
+    import keras
+
+    x, y = plan.arrays["train"]
+    num_classes = plan.dataset.num_classes
+    augment_layers = [layer for _, reg in plan.regularisers for layer in reg.augmentation(plan.config.seed)]
+    from cnnreg.regularisers import combine_batch_transforms
+
+    batch_transform = combine_batch_transforms([t for _, reg in plan.regularisers if (t := reg.batch_transform()) is not None])
+    preprocess = plan.preprocess
+    pre = None if augment_layers else preprocess(np.array(x, dtype="float32", copy=True))
+    augment = keras.Sequential(augment_layers, name="augmentation") if augment_layers else None
+    eye = np.eye(num_classes, dtype="float32")
+    seed, batch_size = plan.config.seed, plan.config.batch_size
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.order = np.arange(len(y))
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+            self.order = np.random.default_rng([seed, epoch]).permutation(len(y))
+
+        def __len__(self):
+            return math.ceil(len(y) / batch_size)
+
+        def __getitem__(self, index):
+            rows = self.order[index * batch_size : (index + 1) * batch_size]
+            labels = eye[y[rows]]
+            if augment is None:
+                images = pre[rows]
+            else:
+                images = keras.ops.convert_to_numpy(augment(x[rows], training=True)).astype("float32")
+                images = preprocess(images)
+            if batch_transform is not None:
+                rng = np.random.default_rng([seed, self.epoch, index, 7])
+                images, labels = batch_transform(images, labels, rng)
+            return images, labels
+
+    return Batches()
+
+
+def held_out(plan: Plan, name: str):
+    if name not in plan.arrays:
+        return None
+    x, y = plan.arrays[name]
+    return plan.preprocess(np.array(x, dtype="float32", copy=True)), np.eye(plan.dataset.num_classes, dtype="float32")[y]
+
+
+def _callbacks(plan: Plan, run_dir: Path, batches, state: dict[str, Any], progress, phase: str):
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        """Checkpoint, history, best model and curves at the end of every epoch."""
+
+        _epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+            batches.set_epoch(epoch)
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+                state["nan"] = (self._epoch, batch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if state.get("nan"):
+                return
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            if not all(math.isfinite(v) for v in logs.values()):
+                state["nan"] = (epoch, batches.__len__() - 1)
+                self.model.stop_training = True
+                return
+            row = {"epoch": epoch + 1, "phase": phase, "lr": _current_lr(self.model), **logs}
+            state["history"].append(row)
+            save_epoch(plan, run_dir, self.model, state, epoch)
+
+    callbacks = [Recorder()]
+    for _, reg in plan.regularisers:
+        callbacks.extend(reg.callbacks())
+    if plan.config.early_stop:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=plan.config.early_stop))
+    if plan.schedule and plan.schedule["kind"] == "plateau":
+        s = plan.schedule
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=s["factor"], patience=s["patience"], min_lr=s["min_lr"]))
+    tensorboard = _tensorboard(run_dir)
+    if tensorboard is not None:
+        callbacks.append(tensorboard)
+    if progress is not None:
+        callbacks.append(progress)
+    return callbacks
+
+
+def _tensorboard(run_dir: Path):
+    import keras
+
+    import importlib.util
+
+    if keras.backend.backend() != "tensorflow" or importlib.util.find_spec("tensorboard") is None:
+        return None  # keras' TensorBoard callback writes through tf.summary and needs tensorboard
+    return keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False, profile_batch=0)
+
+
+def _current_lr(model) -> float:
+    import keras
+
+    optimizer = model.optimizer
+    lr = optimizer.learning_rate
+    try:
+        return float(keras.ops.convert_to_numpy(lr))
+    except Exception:
+        return float("nan")
+
+
+def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: int) -> None:
+    """Everything that must survive a kill -9 after epoch ``epoch`` (0-based) completed."""
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
+    name = f"epoch-{len(state['history']):04d}.keras"
+    rundir.save_atomic(checkpoint_dir / name, model.save)
+    monitor = "val_accuracy" if "val_accuracy" in state["history"][-1] else "accuracy"
+    value = state["history"][-1].get(monitor)
+    improved = state.get("best_value") is None or (value is not None and value > state["best_value"])
+    if improved:
+        state["best_value"], state["best_epoch"], state["monitor"] = value, len(state["history"]), monitor
+    rundir.write_json(
+        checkpoint_dir / STATE,
+        {"checkpoint": name, "epochs_done": len(state["history"]), "history": state["history"],
+         "best_value": state.get("best_value"), "best_epoch": state.get("best_epoch"), "monitor": monitor,
+         "phase": state["history"][-1]["phase"], "phase_epoch": epoch + 1},
+    )
+    for old in checkpoint_dir.glob("epoch-*.keras"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+    rundir.write_history(run_dir / "history.csv", state["history"])
+    if improved:
+        rundir.save_atomic(run_dir / "model.keras", model.save)
+    from cnnreg.training.report import plot_curves
+
+    plot_curves(state["history"], run_dir / "curves.png")
+    data = rundir.load_manifest(run_dir)
+    data.update(status="running", epochs_done=len(state["history"]), best_epoch=state.get("best_epoch"),
+                best={monitor: state.get("best_value")})
+    rundir.write_json(run_dir / rundir.MANIFEST, data)
+
+
+def start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress=None) -> Outcome:
+    """Write the manifest and summary, then train (both phases for transfer learning)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    rundir.write_json(run_dir / rundir.MANIFEST, manifest(plan, status="running", argv=argv, extra={"environment": env}))
+    _write_summary(plan, run_dir)
+    compile_model(plan, plan.model)
+    state: dict[str, Any] = {"history": []}
+    return _fit(plan, run_dir, plan.model, state, progress=progress)
+
+
+def _write_summary(plan: Plan, run_dir: Path) -> None:
+    lines: list[str] = []
+    plan.model.summary(print_fn=lambda text, line_break=True: lines.append(text), line_length=110)
+    rundir.write_atomic(run_dir / "summary.txt", "\n".join(lines) + "\n")
+
+
+def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=None) -> Outcome:
+    """Run the remaining epochs of phase 1 (head / whole model) and phase 2 (fine-tuning)."""
+    config = plan.config
+    started = time.time()
+    batches = make_batches(plan)
+    validation = held_out(plan, "validation")
+    phases = [("train", config.epochs, None)]
+    if config.fine_tune_epochs:
+        phases = [("head", config.epochs, None), ("fine-tune", config.fine_tune_epochs, config.fine_tune_lr)]
+    done = len(state["history"])
+    status, message = "completed", ""
+    try:
+        for index, (phase, epochs, lr) in enumerate(phases):
+            already = sum(1 for row in state["history"] if row["phase"] == phase)
+            if already >= epochs:
+                continue
+            if phase == "head" and config.freeze_base:
+                _set_base_trainable(model, False)
+            if phase == "fine-tune" and already == 0 and done and state.get("resumed_phase") != "fine-tune":
+                _set_base_trainable(model, True)
+                compile_model(plan, model, learning_rate=lr or plan.optimizer[1]["learning_rate"] / 10, epochs=epochs)
+            if progress is not None:
+                progress.set_phase(phase, epochs)
+            model.fit(
+                batches, epochs=epochs, initial_epoch=already, validation_data=validation,
+                batch_size=config.batch_size, callbacks=_callbacks(plan, run_dir, batches, state, progress, phase),
+                verbose=0, shuffle=False,
+            )
+            done = len(state["history"])
+            if state.get("nan"):
+                epoch, batch = state["nan"]
+                raise NaNLoss(epoch, batch)
+            if model.stop_training and index < len(phases) - 1 and phase != "head":
+                break
+    except NaNLoss as exc:
+        status = "failed"
+        message = f"{exc}; kept the last good checkpoint and model; try --clip norm=1.0 or a lower --lr"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        message = f"interrupted; resume with: cnnreg resume {run_dir}"
+    seconds = time.time() - started
+    return _finish(plan, run_dir, state, status, message, seconds)
+
+
+def _set_base_trainable(model, trainable: bool) -> None:
+    for layer in model.layers:
+        if layer.name in ("image", "avg_pool", "predictions", "reg_dropout") or layer.__class__.__name__ == "InputLayer":
+            continue
+        layer.trainable = trainable
+
+
+def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, message: str, seconds: float) -> Outcome:
+    test = None
+    if status == "completed" and (run_dir / "model.keras").exists() and "test" in plan.arrays:
+        from cnnreg.training.report import evaluate_model, load_run_model
+
+        test = evaluate_model(load_run_model(run_dir), *held_out(plan, "test"), batch_size=plan.config.batch_size)
+    data = rundir.load_manifest(run_dir)
+    data.update(
+        status=status, message=message, epochs_done=len(state["history"]), best_epoch=state.get("best_epoch"),
+        best={state.get("monitor", "val_accuracy"): state.get("best_value")}, test=test,
+        seconds=round(data.get("seconds", 0) + seconds, 2),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    rundir.write_json(run_dir / rundir.MANIFEST, data)
+    if status == "completed":  # nothing left to resume: the model + optimizer copy can go
+        for old in (run_dir / CHECKPOINT_DIR).glob("epoch-*.keras"):
+            old.unlink(missing_ok=True)
+    return Outcome(run_dir, status, state["history"], state.get("best_epoch"), data["best"], test, seconds, message)
+
+
+def resume(run_dir: Path, *, progress=None) -> Outcome:
+    """Continue an interrupted or crashed run from its last completed epoch."""
+    import keras
+
+    run_dir = Path(run_dir)
+    data = rundir.load_manifest(run_dir)
+    if data.get("status") == "completed":
+        raise CnnregError(f"run {run_dir} is already completed; use `cnnreg rerun {run_dir}` for a new run")
+    for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob(f"{CHECKPOINT_DIR}/.*.tmp*")]:
+        stale.unlink(missing_ok=True)  # half-written files of the killed process
+    state_path = run_dir / CHECKPOINT_DIR / STATE
+    config = RunConfig.from_dict(data["config"])
+    plan = prepare(resolve(config))
+    if not state_path.exists():  # killed before the first epoch ended: start again
+        compile_model(plan, plan.model)
+        return _fit(plan, run_dir, plan.model, {"history": []}, progress=progress)
+    import json
+
+    saved = json.loads(state_path.read_text())
+    from cnnreg.training.optim import schedule_class
+
+    schedule_class()
+    model = keras.models.load_model(run_dir / CHECKPOINT_DIR / saved["checkpoint"], compile=True)
+    apply_training_settings(plan, model)
+    plan.model = model
+    state = {"history": saved["history"], "best_value": saved.get("best_value"), "best_epoch": saved.get("best_epoch"),
+             "monitor": saved.get("monitor"), "resumed_phase": saved.get("phase")}
+    rundir.write_history(run_dir / "history.csv", state["history"])  # drop any row past the checkpoint
+    return _fit(plan, run_dir, model, state, progress=progress)
+
+
+def rerun_config(run_dir: Path, overrides: list[str]) -> RunConfig:
+    """The config of ``run_dir`` with ``KEY=VALUE`` overrides (``epochs=3``, ``seed=1``)."""
+    import dataclasses
+
+    from cnnreg.errors import ParameterError, choices_text
+    from cnnreg.spec import coerce
+    import typing
+
+    data = rundir.load_manifest(Path(run_dir))["config"]
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    hints = typing.get_type_hints(RunConfig)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ParameterError(f"--set needs KEY=VALUE (got '{item}')")
+        if key not in fields:
+            raise ParameterError(f"--set: unknown setting '{key}'" + choices_text(key, fields))
+        if key == "regularisers":
+            data[key] = [v for v in value.split(";") if v]
+            continue
+        data[key] = coerce(value, hints[key], where=f"--set {key}")
+    return RunConfig.from_dict(data)

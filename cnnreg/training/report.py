@@ -1,0 +1,149 @@
+"""What a run leaves to look at: curves.png, evaluation with confusion.png, predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnreg.errors import CnnregError
+from cnnreg.training import rundir
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy per epoch, train vs validation, written atomically."""
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for ax, metric, title in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
+        for prefix, label, style in (("", "train", "-o"), ("val_", "validation", "-s")):
+            values = [row.get(prefix + metric) for row in history]
+            if any(v not in (None, "") for v in values):
+                ax.plot(epochs, [np.nan if v in (None, "") else float(v) for v in values], style, label=label, markersize=3)
+        phases = [row.get("phase") for row in history]
+        for i in range(1, len(phases)):
+            if phases[i] != phases[i - 1]:
+                ax.axvline(epochs[i] - 0.5, color="grey", linestyle=":", label="fine-tuning starts")
+        ax.set_title(title)
+        if metric == "loss":
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[1].set_ylim(0, 1.0)
+    fig.tight_layout()
+    rundir.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def load_run_model(run_dir: Path):
+    import keras
+
+    from cnnreg.training.optim import schedule_class
+
+    path = Path(run_dir) / "model.keras"
+    if not path.exists():
+        raise CnnregError(f"run {run_dir} has no model.keras yet (no epoch completed)")
+    schedule_class()
+    return keras.models.load_model(path, compile=False)
+
+
+def evaluate_model(model, x: np.ndarray, y_onehot: np.ndarray, *, batch_size: int = 64) -> dict[str, Any]:
+    """Loss, accuracy, top-5 (≥ 5 classes) and per-class precision / recall."""
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
+    y = y_onehot.argmax(axis=1)
+    predicted = probs.argmax(axis=1)
+    n = probs.shape[1]
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))))
+    result: dict[str, Any] = {"loss": loss, "accuracy": float(np.mean(predicted == y)), "examples": int(len(y))}
+    if n >= 5:
+        top5 = np.argsort(-probs, axis=1)[:, :5]
+        result["top5"] = float(np.mean([y[i] in top5[i] for i in range(len(y))]))
+    confusion = np.zeros((n, n), dtype=int)
+    np.add.at(confusion, (y, predicted), 1)
+    result["confusion"] = confusion.tolist()
+    precision = np.diag(confusion) / np.maximum(confusion.sum(axis=0), 1)
+    recall = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+    result["precision"], result["recall"] = precision.tolist(), recall.tolist()
+    return result
+
+
+def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(confusion)
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=90 if len(class_names) > 10 else 0)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if len(class_names) <= 20:
+        peak = matrix.max() or 1
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black", fontsize=8)
+    fig.tight_layout()
+    rundir.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
+    """Evaluate a run's best model on one split of its dataset; writes confusion.png."""
+    from cnnreg.training.loop import held_out
+    from cnnreg.training.run import RunConfig, prepare_data, resolve
+
+    data = rundir.load_manifest(run_dir)
+    plan = prepare_data(resolve(RunConfig.from_dict(data["config"])), input_shape=tuple(data["input_shape"]))
+    if split in ("val", "valid"):
+        split = "validation"
+    plan.dataset.split(split)  # one-line error for a missing split
+    x, y = held_out(plan, split)
+    result = evaluate_model(load_run_model(run_dir), x, y, batch_size=plan.config.batch_size)
+    result["split"] = split
+    plot_confusion(result["confusion"], list(plan.dataset.class_names), Path(run_dir) / "confusion.png",
+                   f"{data['config']['architecture']} on {data['config']['dataset']} ({split})")
+    result["class_names"] = list(plan.dataset.class_names)
+    return result
+
+
+def predict_images(run_dir: Path, images: list[Path], top: int = 3) -> list[dict[str, Any]]:
+    """Top-``top`` classes and probabilities per image, preprocessed exactly as in training."""
+    from PIL import Image, UnidentifiedImageError
+
+    from cnnreg.data import fit_images
+    from cnnreg.registry import resolve_reference
+
+    data = rundir.load_manifest(run_dir)
+    shape = tuple(data["input_shape"])
+    classes = data["class_names"]
+    preprocess = resolve_reference(data["preprocess"], what="the run's preprocess")
+    arrays = []
+    for path in images:
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if shape[2] == 1 else "RGB")
+                arrays.append(fit_images(np.asarray(image, dtype="float32")[None, ..., None] if shape[2] == 1 else np.asarray(image, dtype="float32")[None], shape)[0])
+        except FileNotFoundError:
+            raise CnnregError(f"image {path} does not exist") from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise CnnregError(f"cannot read image {path}: {exc}") from None
+    model = load_run_model(run_dir)
+    probs = np.asarray(model.predict(preprocess(np.stack(arrays)), verbose=0))
+    top = max(1, min(top, len(classes)))
+    results = []
+    for path, p in zip(images, probs):
+        order = np.argsort(-p)[:top]
+        results.append({"image": str(path), "top": [{"class_id": int(i), "class": classes[i], "probability": float(p[i])} for i in order]})
+    return results

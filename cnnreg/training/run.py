@@ -1,0 +1,439 @@
+"""Assembling a training run: components → data, model, optimizer → ``model.fit`` → run directory.
+
+``plan(config)`` resolves every spec (errors come before anything heavy is imported), loads the
+data and builds the model; ``train(plan, run_dir)`` fits it, writing the run directory as it
+goes; ``resume`` and ``rerun`` start from a run directory's manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnreg import __version__
+from cnnreg.errors import CnnregError, ParameterError
+from cnnreg.plugins import get_host
+from cnnreg.spec import format_spec, parse
+from cnnreg.training import optim, rundir
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run is made of; the manifest stores it, ``rerun`` replays it."""
+
+    architecture: str
+    dataset: str = "digits"
+    init: str | None = None
+    regularisers: list[str] = field(default_factory=list)
+    clip: str | None = None
+    optimizer: str = "adam"
+    lr: float | None = None
+    schedule: str | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    precision: str = "float32"
+    seed: int = 0
+    input_shape: tuple[int, int, int] | None = None
+    weights: str = "none"
+    freeze_base: bool = False
+    fine_tune_epochs: int = 0
+    fine_tune_lr: float | None = None
+    early_stop: int | None = None
+    bn_momentum: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["input_shape"] = list(self.input_shape) if self.input_shape else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("input_shape"):
+            values["input_shape"] = tuple(values["input_shape"])
+        return cls(**values)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ParameterError(f"--epochs must be >= 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            raise ParameterError(f"--batch-size must be >= 1 (got {self.batch_size})")
+        if self.precision not in PRECISIONS:
+            from cnnreg.errors import choices_text
+
+            raise ParameterError(f"unknown precision '{self.precision}'" + choices_text(self.precision, PRECISIONS))
+        if self.fine_tune_epochs < 0:
+            raise ParameterError(f"--fine-tune-epochs must be >= 0 (got {self.fine_tune_epochs})")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise ParameterError(f"--early-stop must be >= 1 epoch of patience (got {self.early_stop})")
+        if self.bn_momentum != "auto":
+            try:
+                value = float(self.bn_momentum)
+            except ValueError:
+                value = -1
+            if not 0 < value < 1:
+                raise ParameterError(f"--bn-momentum must be auto or a number in (0, 1) (got {self.bn_momentum})")
+        if self.input_shape is not None:
+            if len(self.input_shape) != 3 or self.input_shape[2] not in (1, 3) or min(self.input_shape) < 1:
+                raise ParameterError(
+                    f"--input-shape must be HxWxC with 1 or 3 channels (got {'x'.join(map(str, self.input_shape))})"
+                )
+
+
+@dataclass
+class Resolved:
+    """A component with its checked parameters."""
+
+    component: Any
+    params: dict[str, Any]
+
+    @property
+    def spec(self) -> str:
+        return format_spec(self.component.name, self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.component
+        return {"name": c.name, "spec": self.spec, "params": self.params, "provider": c.provider, "provider_version": c.provider_version}
+
+
+@dataclass
+class Plan:
+    """A resolved run: components, data and model, ready to train."""
+
+    config: RunConfig
+    architecture: Resolved
+    dataset_component: Resolved
+    init: Resolved | None
+    regularisers: list[tuple[Resolved, Any]]
+    optimizer: tuple[str, dict[str, Any]]
+    schedule: dict[str, Any] | None
+    clip: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    dataset: Any = None
+    input_shape: tuple[int, int, int] | None = None
+    input_reason: str = ""
+    model: Any = None
+    preprocess: Any = None
+    preprocess_ref: str = ""
+    bn_momentum: float | None = None
+    arrays: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(len(self.dataset.train) / self.config.batch_size))
+
+
+def resolve(config: RunConfig) -> Plan:
+    """Check every spec and option; nothing heavy is imported here."""
+    config.validate()
+    registry = get_host().registry
+    arch_spec = parse(config.architecture)
+    arch = registry.get("architecture", arch_spec.name)
+    arch_params = arch.resolve(arch_spec.params)
+    ds_spec = parse(config.dataset)
+    ds = registry.get("dataset", ds_spec.name)
+    ds_params = ds.resolve(ds_spec.params)
+    init = None
+    if config.init:
+        init_component, init_params = registry.resolve("initialiser", config.init)
+        init = Resolved(init_component, init_params)
+    regs = []
+    for text in config.regularisers:
+        component, params = registry.resolve("regulariser", text)
+        regs.append((Resolved(component, params), component.load()(**params)))
+    optimizer = optim.resolve_optimizer(config.optimizer, lr=config.lr)
+    schedule = optim.resolve_schedule(config.schedule)
+    clip = optim.parse_clip(config.clip)
+    if config.fine_tune_lr is not None and not config.fine_tune_lr > 0:
+        raise ParameterError(f"--fine-tune-lr must be > 0 (got {config.fine_tune_lr})")
+    weights = (config.weights or "none").lower()
+    if weights not in ("none", "imagenet"):
+        if not Path(config.weights).exists():
+            raise ParameterError(f"--weights file {config.weights} does not exist")
+    declared = {p.name for p in arch.parameters()}
+    if weights == "imagenet" and "weights" not in declared and not arch.metadata.get("weights"):
+        raise ParameterError(
+            f"architecture '{arch.name}' has no pretrained ImageNet weights; use a keras-* architecture "
+            "(e.g. keras-xception) or --weights PATH"
+        )
+    if (config.freeze_base or config.fine_tune_epochs) and weights == "none":
+        raise ParameterError("--freeze-base and --fine-tune-epochs need pretrained weights (--weights imagenet or PATH)")
+    for resolved, reg in regs:
+        for name in reg.required_architecture_params():
+            if name not in declared:
+                raise ParameterError(f"regulariser '{resolved.component.name}' needs an architecture with a '{name}' parameter; '{arch.name}' has none")
+    plan = Plan(
+        config=config,
+        architecture=Resolved(arch, arch_params),
+        dataset_component=Resolved(ds, ds_params),
+        init=init,
+        regularisers=regs,
+        optimizer=optimizer,
+        schedule=schedule,
+        clip=clip,
+    )
+    _check_initialiser(plan)
+    return plan
+
+
+def _check_initialiser(plan: Plan) -> None:
+    from cnnreg.builtin.initialisers import suggest_for, suits
+
+    activation = plan.architecture.component.metadata.get("activation", "")
+    if plan.init is None or not activation:
+        return
+    if suits(plan.init.component, activation) is False:
+        plan.warnings.append(
+            f"initialiser '{plan.init.component.name}' does not suit {plan.architecture.component.name}'s "
+            f"{activation} activation; '{suggest_for(activation)}' would (see `cnnreg show {plan.init.component.name}`)"
+        )
+
+
+# --- data and model -------------------------------------------------------------------------
+
+
+def prepare(plan: Plan) -> Plan:
+    """Load the data and build the model (imports keras)."""
+    import keras
+
+    config = plan.config
+    keras.utils.set_random_seed(config.seed)
+    from cnnreg import backends
+
+    backends.make_deterministic()
+    keras.config.set_dtype_policy(config.precision)
+    prepare_data(plan)
+    plan.model = build_model(plan)
+    plan.bn_momentum = _bn_momentum(plan)
+    apply_training_settings(plan, plan.model)
+    return plan
+
+
+def prepare_data(plan: Plan, *, input_shape: tuple[int, int, int] | None = None) -> Plan:
+    """Load the dataset, choose the input shape (and say why), fit every split to it."""
+    from cnnreg.data import fit_images
+    from cnnreg.registry import resolve_reference
+
+    config = plan.config
+    ds = plan.dataset_component
+    plan.dataset = ds.component.load()(**ds.params)
+    dataset = plan.dataset
+    if dataset.num_classes < 2:
+        raise CnnregError(f"dataset '{dataset.name}' has {dataset.num_classes} class; at least 2 are needed")
+    arch = plan.architecture.component
+    wants_rgb = (config.weights or "none").lower() != "none" or arch.metadata.get("channels") == 3
+    if input_shape is not None:
+        plan.input_shape, plan.input_reason = tuple(input_shape), "the run's input shape"
+    elif config.input_shape:
+        plan.input_shape, plan.input_reason = tuple(config.input_shape), "--input-shape"
+    else:
+        shape = dataset.default_input_shape or dataset.image_shape
+        reason = dataset.input_shape_reason or "the dataset's image size"
+        minimum = int(arch.metadata.get("min_input_size") or 1)
+        if min(shape[:2]) < minimum:
+            shape = (max(shape[0], minimum), max(shape[1], minimum), shape[2])
+            reason += f"; raised to {arch.name}'s minimum {minimum}x{minimum}"
+        if wants_rgb and shape[2] != 3:
+            shape = (shape[0], shape[1], 3)
+            reason += "; grayscale repeated to 3 channels for RGB weights"
+        plan.input_shape, plan.input_reason = tuple(int(d) for d in shape), reason
+    plan.preprocess_ref = arch.metadata.get("preprocess") or "cnnreg.builtin.architectures.preprocess:scale_0_1"
+    plan.preprocess = resolve_reference(plan.preprocess_ref, what=f"preprocess of {arch.name}")
+    for name in ("train", "validation", "test"):
+        split = getattr(dataset, name)
+        if split is not None:
+            plan.arrays[name] = (fit_images(split.x, plan.input_shape), split.y)
+    return plan
+
+
+def build_model(plan: Plan):
+    import keras
+
+    config = plan.config
+    arch = plan.architecture
+    declared = {p.name for p in arch.component.parameters()}
+    params = dict(arch.params)
+    inserted_head: list[Any] = []
+    for resolved, reg in plan.regularisers:
+        extra = reg.architecture_params()
+        usable = {k: v for k, v in extra.items() if k in declared}
+        params.update(usable)
+        if extra and not usable:
+            inserted_head.extend(reg.head_layers())
+    weights = (config.weights or "none")
+    transfer = weights.lower() != "none"
+    num_classes = plan.dataset.num_classes
+    if transfer and "weights" in declared:
+        base = arch.component.load()(
+            input_shape=plan.input_shape, num_classes=num_classes, include_top=False, **{**params, "weights": weights}
+        )
+        base._name = "base" if hasattr(base, "_name") else base.name
+        inputs = keras.Input(plan.input_shape, name="image")
+        x = base(inputs, training=False if config.freeze_base else None)
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        for layer in inserted_head:
+            x = layer(x)
+        outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+        model = keras.Model(inputs, outputs, name=f"{arch.component.name}_transfer")
+        plan.notes.append(f"pretrained base ({weights}) + new {num_classes}-class head")
+        return model
+    model = arch.component.load()(input_shape=plan.input_shape, num_classes=num_classes, include_top=True, **params)
+    if transfer:  # a weights file for an architecture without a weights parameter
+        try:
+            model.load_weights(weights)
+        except Exception as exc:
+            raise ParameterError(f"--weights {weights} does not match {arch.component.name}: {str(exc).splitlines()[0][:200]}") from None
+    if inserted_head:
+        model = _insert_before_classifier(model, inserted_head)
+    if plan.init is not None:
+        _initialise(model, plan.init, config.seed)
+    return model
+
+
+def _insert_before_classifier(model, layers):
+    """Rebuild a functional model with ``layers`` between its features and its last layer."""
+    import keras
+
+    head = model.layers[-1]
+    features = head.input
+    x = features
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(model.inputs, head(x), name=model.name)
+
+
+def iter_layers(model):
+    """Every layer, descending into nested models and blocks."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers") and layer.layers:
+            yield from iter_layers(layer)
+
+
+def _kernel_layers(model):
+    return [layer for layer in iter_layers(model) if getattr(layer, "kernel", None) is not None
+            or getattr(layer, "depthwise_kernel", None) is not None]
+
+
+def _initialise(model, init: Resolved, seed: int) -> None:
+    """Re-draw the kernel of every Conv and Dense layer with the chosen initialiser; biases 0."""
+    import keras
+
+    takes_seed = any(p.name == "seed" for p in init.component.parameters())
+    for index, layer in enumerate(_kernel_layers(model)):
+        params = dict(init.params)
+        if takes_seed and params.get("seed") is None:
+            params["seed"] = seed * 100_003 + index  # a different, reproducible draw per layer
+        initializer = init.component.load()(**params)
+        for attr in ("kernel", "depthwise_kernel", "pointwise_kernel"):
+            variable = getattr(layer, attr, None)
+            if variable is not None:
+                variable.assign(keras.ops.cast(initializer(tuple(variable.shape), dtype="float32"), variable.dtype))
+        bias = getattr(layer, "bias", None)
+        if bias is not None:
+            bias.assign(keras.ops.zeros(tuple(bias.shape), dtype=bias.dtype))
+
+
+def _bn_momentum(plan: Plan) -> float | None:
+    """BatchNorm momentum: with few steps per epoch, Keras' 0.99 leaves the moving statistics
+    far from the data (validation accuracy near chance after a few epochs), so ``auto`` picks
+    0.9 when an epoch has fewer than 500 steps — the moving averages then forget their
+    initial values within one epoch (0.9^40 ≈ 1.5%)."""
+    if plan.config.bn_momentum != "auto":
+        return float(plan.config.bn_momentum)
+    return 0.9 if plan.steps_per_epoch < 500 else None
+
+
+def apply_training_settings(plan: Plan, model) -> None:
+    """Kernel penalties and constraints, BatchNorm momentum (again after loading a checkpoint)."""
+    import keras
+
+    regularizers = [r.kernel_regularizer() for _, r in plan.regularisers]
+    regularizers = [r for r in regularizers if r is not None]
+    constraints = [r for _, r in plan.regularisers]
+    for layer in _kernel_layers(model):
+        for attr in ("kernel", "depthwise_kernel", "pointwise_kernel"):
+            variable = getattr(layer, attr, None)
+            if variable is None:
+                continue
+            if regularizers:
+                variable.regularizer = _sum_regularizers(regularizers)
+            for reg in constraints:
+                constraint = reg.kernel_constraint(len(variable.shape))
+                if constraint is not None:
+                    variable.constraint = constraint
+    if plan.bn_momentum is not None:
+        for layer in iter_layers(model):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = plan.bn_momentum
+
+
+def _sum_regularizers(regularizers):
+    if len(regularizers) == 1:
+        return regularizers[0]
+    return lambda w: sum(r(w) for r in regularizers)
+
+
+def compile_model(plan: Plan, model, *, learning_rate: float | None = None, epochs: int | None = None) -> None:
+    import keras
+
+    name, kwargs = plan.optimizer
+    if learning_rate is not None:
+        kwargs = {**kwargs, "learning_rate": learning_rate}
+    optimizer = optim.make_optimizer(
+        name, kwargs, clip=plan.clip, schedule=plan.schedule, steps_per_epoch=plan.steps_per_epoch,
+        epochs=epochs or plan.config.epochs,
+    )
+    loss_params: dict[str, Any] = {}
+    for _, reg in plan.regularisers:
+        loss_params.update(reg.loss_params())
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if plan.dataset.num_classes >= 5:
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
+    model.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(**loss_params), metrics=metrics)
+
+
+def environment() -> dict[str, Any]:
+    """Versions, backend and devices, for the manifest and the run header."""
+    import keras
+
+    from cnnreg import backends
+
+    versions = {"cnnreg": __version__, "keras": keras.__version__, "python": platform.python_version()}
+    versions.update(backends.framework_versions())
+    return {"versions": versions, "backend": keras.backend.backend(), "devices": backends.devices(), "platform": platform.platform()}
+
+
+def manifest(plan: Plan, *, status: str, argv: list[str] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = {
+        "schema": rundir.SCHEMA,
+        "status": status,
+        "config": plan.config.to_dict(),
+        "command": argv if argv is not None else sys.argv,
+        "resolved": {
+            "architecture": plan.architecture.to_dict(),
+            "dataset": plan.dataset_component.to_dict(),
+            "init": plan.init.to_dict() if plan.init else None,
+            "regularisers": [r.to_dict() for r, _ in plan.regularisers],
+            "optimizer": {"class": plan.optimizer[0], "params": plan.optimizer[1], "clip": plan.clip, "schedule": plan.schedule},
+        },
+        "input_shape": list(plan.input_shape) if plan.input_shape else None,
+        "input_shape_reason": plan.input_reason,
+        "preprocess": plan.preprocess_ref,
+        "bn_momentum": plan.bn_momentum,
+        "class_names": list(plan.dataset.class_names) if plan.dataset else None,
+        "data": plan.dataset.sizes() if plan.dataset else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    data.update(extra or {})
+    return data

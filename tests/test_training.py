@@ -1,0 +1,213 @@
+"""Training runs on tiny models: run directory, resume, rerun, evaluate, predict, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnnreg
+from cnnreg import testing
+from cnnreg.testing import run_cli
+
+FAST = ["--dataset", "digits:size=8", "--batch-size", "64", "--quiet"]
+
+
+def run(tmp_path: Path, *args: str, name: str = "run") -> tuple[testing.CliResult, Path]:
+    target = tmp_path / name
+    result = run_cli("run", *args, "--run-dir", str(target))
+    return result, target
+
+
+def history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_writes_a_complete_run_directory(tmp_path):
+    result, run_dir = run(tmp_path, "mlp_bn", "--epochs", "2", *FAST)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "completed" and manifest["epochs_done"] == 2
+    assert manifest["resolved"]["architecture"]["provider"] == "cnnreg"
+    assert manifest["environment"]["versions"]["keras"] and manifest["config"]["seed"] == 0
+    assert manifest["data"] == {"train": 1347, "validation": 271, "test": 179}
+    assert manifest["test"]["accuracy"] > 0.5
+    for name in ("history.csv", "model.keras", "summary.txt", "curves.png", "checkpoint/state.json"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert [row["epoch"] for row in history(run_dir)] == ["1", "2"]
+    assert not list(run_dir.rglob("*.tmp*")), "temporary files left behind"
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_reproduces_the_metrics_on_cpu(tmp_path):
+    first, run_dir = run(tmp_path, "mlp_bn", "--epochs", "2", "--reg", "flip", "--reg", "mixup", *FAST)
+    assert first.exit_code == 0, first.output
+    second = run_cli("rerun", str(run_dir), "--run-dir", str(tmp_path / "again"), "--quiet")
+    assert second.exit_code == 0, second.output
+    a, b = history(run_dir), history(tmp_path / "again")
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert abs(float(a[-1][key]) - float(b[-1][key])) < 1e-6, key
+    changed = run_cli("rerun", str(run_dir), "--set", "epochs=1", "--run-dir", str(tmp_path / "one"), "--quiet")
+    assert changed.exit_code == 0 and len(history(tmp_path / "one")) == 1
+
+
+def test_kill_9_mid_run_then_resume(tmp_path, subprocess_env):
+    """A real kill -9 while training: nothing truncated, resume finishes with every epoch once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnreg", "run", "mlp_bn", "--epochs", "40", *FAST, "--run-dir", str(run_dir)],
+        env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    state = run_dir / "checkpoint" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= done < 40
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    rows = history(run_dir)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) in (done - 1, done)  # killed between state.json and history.csv at most
+    resumed = run_cli("resume", str(run_dir), "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert [int(r["epoch"]) for r in history(run_dir)] == list(range(1, 41))
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "completed" and manifest["epochs_done"] == 40
+    assert not list(run_dir.rglob("*.tmp*"))
+    again = run_cli("resume", str(run_dir))
+    assert again.exit_code == 2 and "already completed" in again.stderr
+
+
+def test_evaluate_and_predict(tmp_path):
+    from PIL import Image
+
+    result, run_dir = run(tmp_path, "mlp_bn", "--epochs", "2", *FAST)
+    assert result.exit_code == 0
+    evaluation = run_cli("evaluate", str(run_dir), "--json")
+    assert evaluation.exit_code == 0, evaluation.output
+    data = json.loads(evaluation.stdout)["evaluation"]
+    assert data["split"] == "test" and data["examples"] == 179 and len(data["precision"]) == 10
+    assert 0 <= data["top5"] <= 1 and (run_dir / "confusion.png").exists()
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(image)
+    predicted = run_cli("predict", str(run_dir), str(image), "--top", "3", "--json")
+    assert predicted.exit_code == 0, predicted.output
+    top = json.loads(predicted.stdout)["predictions"][0]["top"]
+    assert len(top) == 3 and top[0]["probability"] >= top[1]["probability"]
+    assert {t["class"] for t in top} <= {str(i) for i in range(10)}
+    missing = run_cli("predict", str(run_dir), str(tmp_path / "nope.png"))
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_nan_loss_stops_and_keeps_what_was_written(tmp_path):
+    from cnnreg.regularisers import Regulariser
+
+    class Poison(Regulariser):
+        """A penalty that turns NaN once the weights have moved (from the second epoch on)."""
+
+        def kernel_regularizer(self):
+            import keras
+
+            def penalty(w):
+                moved = keras.ops.abs(keras.ops.sum(w) - keras.ops.stop_gradient(keras.ops.sum(w)))
+                return keras.ops.where(self.armed, keras.ops.log(-1.0 - moved), 0.0)
+
+            return penalty
+
+        def callbacks(self):
+            import keras
+
+            armed = self.armed
+
+            class Arm(keras.callbacks.Callback):
+                def on_epoch_end(self, epoch, logs=None):
+                    armed.assign(True)
+
+            return [Arm()]
+
+    poison = Poison()
+    module = types.ModuleType("nanplug")
+
+    @cnnreg.hookimpl
+    def register_regularisers(registry):
+        registry.add("poison", lambda: poison)
+
+    module.register_regularisers = register_regularisers
+    import keras
+
+    poison.armed = keras.Variable(False, trainable=False, dtype="bool")
+
+    with testing.plugin(module, name="nanplug"):
+        result, run_dir = run(tmp_path, "mlp_bn", "--reg", "poison", "--epochs", "3", *FAST)
+    assert result.exit_code == 2, result.output
+    assert "NaN or Inf at epoch 2, batch 1" in result.stderr and "--clip norm=1.0" in result.stderr
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "failed" and manifest["epochs_done"] == 1
+    assert [row["epoch"] for row in history(run_dir)] == ["1"]
+    assert (run_dir / "model.keras").exists() and (run_dir / "checkpoint" / "epoch-0001.keras").exists()  # failed: kept for resume
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--clip", "norm"], "--clip norm needs a value"),
+        (["--clip", "norm=-1"], "--clip norm must be > 0"),
+        (["--clip", "foo=1"], "--clip: unknown mode 'foo'"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--batch-size", "-3"], "--batch-size must be >= 1"),
+        (["--optimizer", "adamm"], "unknown optimizer 'adamm'; did you mean 'adam'?"),
+        (["--reg", "dropuot=0.5"], "unknown regulariser 'dropuot'; did you mean 'dropout'?"),
+        (["--reg", "dropout=1.5"], "must be in [0, 1)"),
+        (["--dataset", "digts"], "unknown dataset 'digts'; did you mean 'digits'?"),
+        (["--weights", "/no/such/file.h5"], "--weights file /no/such/file.h5 does not exist"),
+        (["--precision", "float8"], "unknown precision 'float8'"),
+        (["--input-shape", "32x32x2"], "--input-shape must be HxWxC with 1 or 3 channels"),
+        (["--init", "he_norml"], "did you mean 'he_normal'?"),
+        (["--reg", "batchnorm=false", "--input-shape", "16x16x1"], "needs an architecture with a 'batchnorm' parameter; 'single_conv' has none"),
+    ],
+)
+def test_bad_run_options_get_one_line(args, message):
+    arch = "single_conv" if "batchnorm=false" in args else "lenet5"
+    result = run_cli("run", arch, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_resume_on_a_directory_that_is_not_a_run(tmp_path):
+    result = run_cli("resume", str(tmp_path))
+    assert result.exit_code == 2 and "is not a cnnreg run directory" in result.stderr
+
+
+def test_runs_lists_runs(tmp_path, monkeypatch):
+    result, run_dir = run(tmp_path, "mlp_bn", "--epochs", "1", *FAST)
+    listing = json.loads(run_cli("runs", "--root", str(tmp_path), "--json").stdout)["runs"]
+    assert [Path(r["run_dir"]).name for r in listing] == ["run"]
+    assert listing[0]["status"] == "completed" and listing[0]["epochs_done"] == 1
+
+
+def test_dry_run_trains_nothing(tmp_path):
+    result = run_cli("run", "lenet5", "--dry-run", "--run-dir", str(tmp_path / "dry"))
+    assert result.exit_code == 0, result.output
+    assert "lenet5" in result.stdout and "MACs" in result.stdout and not (tmp_path / "dry").exists()
+
+
+def test_initialiser_mismatch_warns_with_the_right_one():
+    result = run_cli("run", "resnet18", "--init", "lecun_normal", "--dry-run", "--dataset", "digits:size=32")
+    assert result.exit_code == 0, result.output
+    assert "initialiser 'lecun_normal' does not suit resnet18's relu activation; 'he_normal' would" in result.stderr
