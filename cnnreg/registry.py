@@ -250,8 +250,20 @@ def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
         target = target.func
     try:
         return typing.get_type_hints(target, include_extras=True)
-    except Exception:  # unresolvable forward references: fall back to raw annotations
-        return {}
+    except Exception:
+        pass
+    # One unresolvable annotation (say a return type "keras.Model" in a module that imports
+    # keras lazily) must not cost the others: evaluate them one by one.
+    hints: dict[str, Any] = {}
+    namespace = getattr(target, "__globals__", {})
+    for name, annotation in getattr(target, "__annotations__", {}).items():
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)  # noqa: S307 - the plugin's own annotation
+            except Exception:
+                continue
+        hints[name] = annotation
+    return hints
 
 
 def resolve_reference(ref: str, *, what: str) -> Any:

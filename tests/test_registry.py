@@ -133,3 +133,15 @@ def test_invalid_registrations_fail_the_plugin_not_the_registry():
         with testing.plugin(module) as registry:
             assert registry.host.plugins["bad"].status == "hook-error"
             assert cnnreg.get("initialiser", "he_normal")
+
+
+def test_an_unresolvable_return_annotation_does_not_lose_the_parameter_hints():
+    namespace: dict = {}
+    exec(
+        "from __future__ import annotations\n"
+        "def factory(rate: float = 0.5, flag: bool = False) -> keras.Model:\n"
+        "    return (rate, flag)\n",
+        namespace,
+    )
+    with testing.plugin(make_plugin("hints", hinted=namespace["factory"])):
+        assert cnnreg.build("regulariser", "hinted:rate=0.25,flag=true") == (0.25, True)

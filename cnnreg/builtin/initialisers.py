@@ -24,7 +24,7 @@ Positive = Annotated[float, Range(0, None, min_inclusive=False)]
 
 #: Activations each family suits (the lecture's table); ``run`` warns on a mismatch.
 GLOROT_SUITS = ("linear", "tanh", "sigmoid", "softmax")
-HE_SUITS = ("relu", "leaky_relu", "relu6", "elu", "gelu", "silu", "swish", "prelu", "mish")
+HE_SUITS = ("relu", "leaky_relu", "relu6", "elu", "gelu", "silu", "swish", "hard_swish", "prelu", "mish")
 LECUN_SUITS = ("selu",)
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnreg.builtin.architectures.applications import APPLICATIONS, FAMILY_PAPERS
+from cnnreg.builtin.architectures.applications import APPLICATIONS
+from cnnreg.builtin.architectures.applications import paper as keras_paper
 from cnnreg.builtin.architectures.googlenet import PAPER_TABLE as GOOGLENET_PAPER_TABLE
 from cnnreg.hookspecs import hookimpl
 
@@ -33,15 +34,16 @@ _FAMILY_ACTIVATION = {
 def _ours(name: str, module: str, summary: str, *, size: tuple[int, int, int], min_size: int, family: str,
           paper: dict[str, Any], activation: str = "relu", batchnorm: bool = False,
           tags: tuple[str, ...] = (), **extra: Any) -> tuple[str, str, dict[str, Any]]:
-    metadata = dict(
+    kwargs = dict(
         summary=summary, tags=(family, *tags), default_input_shape=size, min_input_size=min_size,
         family=family, paper=paper, activation=activation, batchnorm=batchnorm,
         preprocess=_SCALE_0_1, weights={}, **extra,
     )
-    return name, f"{_PKG}.{module}:{name}", metadata
+    return name, f"{_PKG}.{module}:{name}", kwargs
 
 
-#: cnnreg's own architectures: (name, lazy factory, keyword arguments of ``registry.add``).
+#: cnnreg's own architectures: (name, lazy factory, keyword arguments of ``registry.add``:
+#: summary, tags, aliases and metadata).
 ARCHITECTURES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     _ours("mlp_bn", "mlp", "The lecture's BatchNorm MLP: 300 and 100 ReLU units (Ioffe & Szegedy 2015)",
           size=(28, 28, 1), min_size=1, family="mlp", batchnorm=True, tags=("lecture",), convolutional=False,
@@ -90,15 +92,15 @@ WRAPPED = {"mobilenet_v2": "mobilenetv2", "xception": "xception", "inception_v3"
 def _application(name: str, key: str, factory: str, summary: str, tags: tuple[str, ...]) -> tuple[str, str, dict]:
     function, family, size, min_size = APPLICATIONS[key]
     activation, batchnorm = _FAMILY_ACTIVATION[family]
-    metadata = dict(
+    kwargs = dict(
         summary=summary, tags=tags, default_input_shape=(size, size, 3), min_input_size=min_size,
-        family=family, paper=FAMILY_PAPERS[family], activation=activation, batchnorm=batchnorm,
+        family=family, paper=keras_paper(family), activation=activation, batchnorm=batchnorm,
         preprocess=f"keras.applications.{family}:preprocess_input",
         decode_predictions=f"keras.applications.{family}:decode_predictions",
         weights={"imagenet": {"source": f"keras.applications.{function}", "cache": "~/.keras/models"}},
         keras_application=function, primary="weights",
     )
-    return name, factory, metadata
+    return name, factory, kwargs
 
 
 def _entries() -> list[tuple[str, str, dict[str, Any]]]:
@@ -116,5 +118,5 @@ def _entries() -> list[tuple[str, str, dict[str, Any]]]:
 @hookimpl
 def register_architectures(registry) -> None:
     """Register cnnreg's architectures and every keras.applications model as ``keras-<name>``."""
-    for name, factory, metadata in _entries():
-        registry.add(name, factory, **metadata)
+    for name, factory, kwargs in _entries():
+        registry.add(name, factory, **kwargs)

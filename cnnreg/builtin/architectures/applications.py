@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,35 +73,37 @@ APPLICATIONS: dict[str, tuple[str, str, int, int]] = {
     "xception": ("Xception", "xception", 299, 71),
 }
 
-#: The paper behind each family (metadata ``paper``).
-FAMILY_PAPERS: dict[str, dict[str, Any]] = {
-    "convnext": {"authors": "Liu, Mao, Wu, Feichtenhofer, Darrell, Xie", "year": 2022,
-                 "title": "A ConvNet for the 2020s"},
-    "densenet": {"authors": "Huang, Liu, van der Maaten, Weinberger", "year": 2017,
-                 "title": "Densely Connected Convolutional Networks"},
-    "efficientnet": {"authors": "Tan, Le", "year": 2019,
-                     "title": "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"},
-    "efficientnet_v2": {"authors": "Tan, Le", "year": 2021, "title": "EfficientNetV2: Smaller Models and Faster Training"},
-    "inception_resnet_v2": {"authors": "Szegedy, Ioffe, Vanhoucke, Alemi", "year": 2016,
-                            "title": "Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"},
-    "inception_v3": {"authors": "Szegedy, Vanhoucke, Ioffe, Shlens, Wojna", "year": 2015,
-                     "title": "Rethinking the Inception Architecture for Computer Vision"},
-    "mobilenet": {"authors": "Howard, Zhu, Chen, Kalenichenko, Wang, Weyand, Andreetto, Adam", "year": 2017,
-                  "title": "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications"},
-    "mobilenet_v2": {"authors": "Sandler, Howard, Zhu, Zhmoginov, Chen", "year": 2018,
-                     "title": "MobileNetV2: Inverted Residuals and Linear Bottlenecks"},
-    "mobilenet_v3": {"authors": "Howard, Sandler, Chu, Chen, Chen, Tan, Wang, Zhu, Pang, Vasudevan, Le, Adam",
-                     "year": 2019, "title": "Searching for MobileNetV3"},
-    "nasnet": {"authors": "Zoph, Vasudevan, Shlens, Le", "year": 2018,
-               "title": "Learning Transferable Architectures for Scalable Image Recognition"},
-    "resnet": {"authors": "He, Zhang, Ren, Sun", "year": 2015, "title": "Deep Residual Learning for Image Recognition"},
-    "resnet_v2": {"authors": "He, Zhang, Ren, Sun", "year": 2016, "title": "Identity Mappings in Deep Residual Networks"},
-    "vgg16": {"authors": "Simonyan, Zisserman", "year": 2014,
-              "title": "Very Deep Convolutional Networks for Large-Scale Image Recognition"},
-    "vgg19": {"authors": "Simonyan, Zisserman", "year": 2014,
-              "title": "Very Deep Convolutional Networks for Large-Scale Image Recognition"},
-    "xception": {"authors": "Chollet", "year": 2017, "title": "Xception: Deep Learning with Depthwise Separable Convolutions"},
+#: The paper behind each family: (authors, year, title); metadata ``paper``.
+PAPERS: dict[str, tuple[str, int, str]] = {
+    "convnext": ("Liu, Mao, Wu, Feichtenhofer, Darrell, Xie", 2022, "A ConvNet for the 2020s"),
+    "densenet": ("Huang, Liu, van der Maaten, Weinberger", 2017, "Densely Connected Convolutional Networks"),
+    "efficientnet": ("Tan, Le", 2019, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"),
+    "efficientnet_v2": ("Tan, Le", 2021, "EfficientNetV2: Smaller Models and Faster Training"),
+    "inception_resnet_v2": ("Szegedy, Ioffe, Vanhoucke, Alemi", 2016,
+                            "Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"),
+    "inception_v3": ("Szegedy, Vanhoucke, Ioffe, Shlens, Wojna", 2015,
+                     "Rethinking the Inception Architecture for Computer Vision"),
+    "mobilenet": ("Howard, Zhu, Chen, Kalenichenko, Wang, Weyand, Andreetto, Adam", 2017,
+                  "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications"),
+    "mobilenet_v2": ("Sandler, Howard, Zhu, Zhmoginov, Chen", 2018,
+                     "MobileNetV2: Inverted Residuals and Linear Bottlenecks"),
+    "mobilenet_v3": ("Howard, Sandler, Chu, Chen, Chen, Tan, Wang, Zhu, Pang, Vasudevan, Le, Adam", 2019,
+                     "Searching for MobileNetV3"),
+    "nasnet": ("Zoph, Vasudevan, Shlens, Le", 2018,
+               "Learning Transferable Architectures for Scalable Image Recognition"),
+    "resnet": ("He, Zhang, Ren, Sun", 2015, "Deep Residual Learning for Image Recognition"),
+    "resnet_v2": ("He, Zhang, Ren, Sun", 2016, "Identity Mappings in Deep Residual Networks"),
+    "vgg16": ("Simonyan, Zisserman", 2014, "Very Deep Convolutional Networks for Large-Scale Image Recognition"),
+    "vgg19": ("Simonyan, Zisserman", 2014, "Very Deep Convolutional Networks for Large-Scale Image Recognition"),
+    "xception": ("Chollet", 2017, "Xception: Deep Learning with Depthwise Separable Convolutions"),
 }
+
+
+def paper(family: str) -> dict[str, Any]:
+    """The ``paper`` metadata of a keras.applications family."""
+    authors, year, title = PAPERS[family]
+    return {"authors": authors, "year": year, "title": title}
+
 
 #: Seconds any one connect, read or DNS lookup of a weights download may take; offline, the
 #: download then fails within this time rather than hanging.
@@ -110,7 +113,13 @@ WEIGHT_SUFFIXES = (".weights.h5", ".h5", ".keras")
 
 def keras_cache_dir() -> str:
     """Where Keras caches downloaded weights: ``$KERAS_HOME/models``, default ``~/.keras/models``."""
-    return os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")
+    try:  # what keras.utils.get_file really uses (KERAS_HOME is read when keras is imported)
+        from keras.src.backend.config import keras_home
+
+        home = keras_home()
+    except ImportError:  # pragma: no cover - a Keras that moved it
+        home = os.environ.get("KERAS_HOME", "~/.keras")
+    return os.path.join(os.path.expanduser(home), "models")
 
 
 def keras_application(
@@ -169,15 +178,22 @@ def _build(key: str, label: str, input_shape, num_classes: int, include_top: boo
     model = make(None)
     if mode != "none":
         try:
-            model.load_weights(str(path))
+            with warnings.catch_warnings():  # a mismatch also warns once per layer; the error says it
+                warnings.simplefilter("ignore")
+                model.load_weights(str(path))
         except Exception as exc:  # keras says why in many ways: ValueError, KeyError, OSError...
             raise ParameterError(f"weights file {path} does not match {label}: {_first_line(exc)}") from None
     return model
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split("\n")[0].split())
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The gist of a Keras error on one line (its first paragraph, and the next one after a ':')."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", str(exc).strip()) if p.strip()] or [type(exc).__name__]
+    text = paragraphs[0]
+    if text.rstrip().endswith(":") and len(paragraphs) > 1:
+        text += " " + paragraphs[1].split("Target variable:")[0]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _download_guarded(label: str, make: Callable[[], Any]) -> Any:
@@ -266,8 +282,8 @@ def _bind(key: str) -> Callable[..., Any]:
 
 
 def _paper_line(family: str) -> str:
-    paper = FAMILY_PAPERS[family]
-    return f'{paper["authors"]} ({paper["year"]}), "{paper["title"]}".'
+    authors, year, title = PAPERS[family]
+    return f'{authors} ({year}), "{title}".'
 
 
 def __getattr__(name: str) -> Callable[..., Any]:

@@ -45,7 +45,9 @@ def _basic_resnet(name, input_shape, num_classes, include_top, batchnorm, dropou
 
     def conv_bn(x, filters, kernel, strides, label):
         # Convs feed BN, whose shift makes a bias redundant; without BN they keep their bias.
-        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=not batchnorm, name=f"{label}_conv")(x)
+        x = layers.Conv2D(
+            filters, kernel, strides=strides, padding="same", use_bias=not batchnorm, name=f"{label}_conv"
+        )(x)
         return layers.BatchNormalization(name=f"{label}_bn")(x) if batchnorm else x
 
     def unit(x, filters, strides, label):

@@ -23,7 +23,7 @@ def single_conv(
 ):
     """One Conv2D (ReLU) named ``conv``, then global average pooling and a softmax classifier.
 
-    The lecture's worked example (Géron, *Hands-On ML*, ch. 14): a 150×100×3 input, 200 5×5
+    The lecture's worked example (Géron (2019), *Hands-On Machine Learning*, ch. 14): a 150×100×3 input, 200 5×5
     filters, stride 1, same padding → (5·5·3 + 1)·200 = 15,200 parameters, 225 million
     multiplications, 12 MB of float32 output per instance.  Change ``filters``, ``kernel``,
     ``stride`` and ``padding`` to see how parameters, operations and memory move.
