@@ -63,24 +63,24 @@ def test_unknown_name_suggests_the_closest():
 
 
 def test_build_converts_spec_values_by_type_hints():
-    with testing.plugin(make_plugin("p", dropout=dropout)):
-        assert cnnreg.build("regulariser", "dropout=0.25") == ("dropout", 0.25, "a")
-        assert cnnreg.build("regulariser", "dropout:rate=0.1,noise=B") == ("dropout", 0.1, "b")
-        assert cnnreg.build("regulariser", "DROPOUT") == ("dropout", 0.5, "a")
+    with testing.plugin(make_plugin("p", dropper=dropout)):
+        assert cnnreg.build("regulariser", "dropper=0.25") == ("dropout", 0.25, "a")
+        assert cnnreg.build("regulariser", "dropper:rate=0.1,noise=B") == ("dropout", 0.1, "b")
+        assert cnnreg.build("regulariser", "DROPPER") == ("dropout", 0.5, "a")
 
 
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("dropout=abc", "regulariser 'dropout' parameter 'rate' must be a number (got 'abc')"),
-        ("dropout=1.5", "must be in [0, 1) (got 1.5)"),
-        ("dropout:rat=0.1", "unknown parameter 'rat' for regulariser 'dropout'; did you mean 'rate'?"),
-        ("dropout:noise=c", "'c' is not allowed"),
+        ("dropper=abc", "regulariser 'dropper' parameter 'rate' must be a number (got 'abc')"),
+        ("dropper=1.5", "must be in [0, 1) (got 1.5)"),
+        ("dropper:rat=0.1", "unknown parameter 'rat' for regulariser 'dropper'; did you mean 'rate'?"),
+        ("dropper:noise=c", "'c' is not allowed"),
         ("needs", "regulariser 'needs' needs parameter 'factor' (a number)"),
     ],
 )
 def test_parameter_errors(spec, message):
-    with testing.plugin(make_plugin("p", dropout=dropout, needs=needs_factor)):
+    with testing.plugin(make_plugin("p", dropper=dropout, needs=needs_factor)):
         with pytest.raises(ParameterError) as info:
             cnnreg.build("regulariser", spec)
     assert message in str(info.value)
@@ -88,15 +88,15 @@ def test_parameter_errors(spec, message):
 
 
 def test_same_name_from_two_providers_is_ambiguous_but_qualified_names_work():
-    with testing.plugin(make_plugin("one", dropout=dropout), distribution="pkg-one"):
-        with testing.plugin(make_plugin("two", dropout=needs_factor), distribution="pkg-two"):
+    with testing.plugin(make_plugin("one", dropper=dropout), distribution="pkg-one"):
+        with testing.plugin(make_plugin("two", dropper=needs_factor), distribution="pkg-two"):
             with pytest.raises(AmbiguousComponentError) as info:
-                cnnreg.get("regulariser", "dropout")
-            assert "pkg-one/dropout" in str(info.value) and "pkg-two/dropout" in str(info.value)
-            assert cnnreg.get("regulariser", "pkg-one/dropout").provider == "pkg-one"
-            assert cnnreg.build("regulariser", "pkg-two/dropout:factor=2") == ("needs", 2.0, 1)
+                cnnreg.get("regulariser", "dropper")
+            assert "pkg-one/dropper" in str(info.value) and "pkg-two/dropper" in str(info.value)
+            assert cnnreg.get("regulariser", "pkg-one/dropper").provider == "pkg-one"
+            assert cnnreg.build("regulariser", "pkg-two/dropper:factor=2") == ("needs", 2.0, 1)
             with pytest.raises(UnknownComponentError, match="not provided by 'pkg-three'"):
-                cnnreg.get("regulariser", "pkg-three/dropout")
+                cnnreg.get("regulariser", "pkg-three/dropper")
 
 
 def test_lazy_factory_is_imported_only_when_used(tmp_path, monkeypatch):
