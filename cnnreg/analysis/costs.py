@@ -4,32 +4,36 @@ One rule per layer type, matched on the layer's class or its nearest base class 
 (so a custom subclass of ``Conv2D`` is costed as a convolution). Shapes are per instance
 (batch dimension removed); a layer called several times is costed once per call by the caller.
 
-| rule | layer types | MACs | other ops | output kept for backprop |
+| rule | layer types | MACs | other ops | kept for backprop |
 |---|---|---|---|---|
-| conv | Conv1D/2D/3D (BaseConv) | out positions × filters × kernel volume × in channels / groups | bias 1 + fused activation 1 per output element | yes |
-| depthwise | DepthwiseConv1D/2D | out positions × in channels × depth multiplier × kernel volume | bias + activation per output element | yes |
-| separable | SeparableConv1D/2D | depthwise part + out positions × (in channels × depth multiplier) × filters | bias + activation per output element | yes |
-| conv_transpose | Conv1D/2D/3DTranspose | in positions × in channels × kernel volume × filters | bias + activation per output element | yes |
-| dense | Dense (N-D input: per position) | positions × in features × units | bias + activation per output element | yes |
-| einsum_dense | EinsumDense | product of every index size of the equation | bias + activation per output element | yes |
-| dot | Dot | output elements × contracted size | 0 | yes |
-| batch_norm | BatchNormalization | 0 | 2 per element (inference: scale, shift) | yes |
-| layer_norm | LayerNormalization, GroupNormalization | 0 | 7 per element (mean 1, variance 2, normalise 2, scale+shift 2) | yes |
-| rms_norm | RMSNormalization | 0 | 4 per element | yes |
-| unit_norm | UnitNormalization | 0 | 3 per element | yes |
-| activation | Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax | 0 | 1 per element (softmax, log_softmax: 3) | yes (linear: no) |
-| pooling | Max/AveragePooling1D/2D/3D | 0 | output elements × window volume | yes |
-| global_pooling | GlobalMax/AveragePooling*, AdaptiveMax/AveragePooling* | 0 | 1 per input element | yes |
-| merge | Add, Subtract, Multiply, Maximum, Minimum | 0 | (inputs − 1) per output element | yes |
-| average | Average | 0 | inputs per output element | yes |
-| concatenate | Concatenate | 0 | 1 per output element (copy) | yes |
-| rescaling | Rescaling, Normalization | 0 | 2 per element (scale, offset) | yes |
-| resample | UpSampling1D/2D/3D, Resizing | 0 | per output element: nearest 1, bilinear 4, bicubic/lanczos 16 | yes |
-| masking | Masking | 0 | 1 per element | yes |
-| lookup | Embedding | 0 | 0 | yes |
-| inference_identity | Dropout (all kinds), GaussianNoise, GaussianDropout, AlphaDropout, Random* augmentation | 0 | 0 (identity at inference; training mask work not counted) | yes (training makes a new tensor) |
-| identity_reg | ActivityRegularization | 0 | 0 | no |
-| structural | InputLayer, Flatten, Reshape, Identity, Permute, RepeatVector, ZeroPadding*, Cropping* | 0 | 0 | no (views, or copies XLA folds into the consumer) |
+| conv | Conv1D/2D/3D (BaseConv) | out positions × filters × kernel volume × in channels / groups | bias 1 + fused activation 1 per output element | output; ×2 with a fused activation |
+| depthwise | DepthwiseConv1D/2D | out positions × in channels × depth multiplier × kernel volume | bias + activation per output element | as conv |
+| separable | SeparableConv1D/2D | depthwise part + out positions × (in channels × depth multiplier) × filters | bias + activation per output element | as conv |
+| conv_transpose | Conv1D/2D/3DTranspose | in positions × in channels × kernel volume × filters | bias + activation per output element | as conv |
+| dense | Dense (N-D input: per position) | positions × in features × units | bias + activation per output element | as conv |
+| einsum_dense | EinsumDense | product of every index size of the equation | bias + activation per output element | as conv |
+| dot | Dot | output elements × contracted size | 0 | output |
+| batch_norm | BatchNormalization | 0 | 2 per element (inference: scale, shift) | fused (*) |
+| layer_norm | LayerNormalization, GroupNormalization | 0 | 7 per element (mean 1, variance 2, normalise 2, scale+shift 2) | fused (*) |
+| rms_norm | RMSNormalization | 0 | 4 per element | fused (*) |
+| unit_norm | UnitNormalization | 0 | 3 per element | fused (*) |
+| activation | Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax | 0 | 1 per element (softmax, log_softmax: 3) | output (linear: none) |
+| pooling | Max/AveragePooling1D/2D/3D | 0 | output elements × window volume | output |
+| global_pooling | GlobalMax/AveragePooling*, AdaptiveMax/AveragePooling* | 0 | 1 per input element | output |
+| merge | Add, Subtract, Multiply, Maximum, Minimum | 0 | (inputs − 1) per output element | fused (*) |
+| average | Average | 0 | inputs per output element | fused (*) |
+| concatenate | Concatenate | 0 | 1 per output element (copy) | output |
+| rescaling | Rescaling, Normalization | 0 | 2 per element (scale, offset) | fused (*) |
+| resample | UpSampling1D/2D/3D, Resizing | 0 | per output element: nearest 1, bilinear 4, bicubic/lanczos 16 | output |
+| masking | Masking | 0 | 1 per element | fused (*) |
+| lookup | Embedding | 0 | 0 | output |
+| inference_identity | Dropout (all kinds), GaussianNoise, GaussianDropout, AlphaDropout, Random* augmentation | 0 | 0 (identity at inference; training mask work not counted) | output (training makes a new tensor) |
+| identity_reg | ActivityRegularization | 0 | 0 | none |
+| structural | InputLayer, Flatten, Reshape, Identity, Permute, RepeatVector, ZeroPadding*, Cropping* | 0 | 0 | none (views, or copies XLA folds into the consumer) |
+
+(*) fused: elementwise layers are fused into their neighbours and recomputed in the backward
+pass, so their output is kept only when some layer reading it is neither elementwise nor an
+activation (BN → Conv keeps it; Conv → BN → ReLU keeps the conv and ReLU outputs only).
 
 A layer type with no rule is reported as *uncounted* (never silently zero). Every count is an
 integer; FLOPs = 2 × MACs. "Other ops" are elementary operations (one add, multiply, comparison
@@ -49,7 +53,7 @@ __all__ = [
     "Rule",
     "UnknownShapeError",
     "dtype_bytes",
-    "keeps_output",
+    "saved_copies",
     "layer_cost",
     "rule_for",
 ]
@@ -76,7 +80,7 @@ class Rule:
 
     name: str
     fn: Callable[[object, list[Shape], list[Shape]], tuple[int, int]]
-    keeps_output: bool
+    saves: str  # "weight", "always", "fusible" or "never": see saved_copies()
     text: str
 
 
@@ -220,49 +224,52 @@ def _zero(layer, ins, outs):
 
 def _table() -> dict[str, Rule]:
     rows = [
-        ("conv", _conv, True, "BaseConv", "out positions × filters × kernel volume × in/groups"),
-        ("depthwise", _depthwise, True, "BaseDepthwiseConv", "out positions × in ch × multiplier × kernel"),
-        ("separable", _separable, True, "BaseSeparableConv", "depthwise + pointwise"),
-        ("conv_transpose", _conv_transpose, True, "BaseConvTranspose", "in positions × in ch × kernel × filters"),
-        ("dense", _dense, True, "Dense", "positions × in features × units"),
-        ("einsum_dense", _einsum_dense, True, "EinsumDense", "product of the equation's index sizes"),
-        ("dot", _dot, True, "Dot", "output elements × contracted size"),
-        ("batch_norm", _per_element(2), True, "BatchNormalization", "2 ops per element"),
-        ("layer_norm", _per_element(7), True, "LayerNormalization GroupNormalization", "7 ops per element"),
-        ("rms_norm", _per_element(4), True, "RMSNormalization", "4 ops per element"),
-        ("unit_norm", _per_element(3), True, "UnitNormalization", "3 ops per element"),
-        ("activation", _activation, True, "Activation ReLU LeakyReLU PReLU ELU Softmax", "1 op per element (softmax 3)"),
-        ("pooling", _pooling, True, "BasePooling", "output elements × window volume"),
-        ("global_pooling", _per_element(1, source="in"), True, "BaseGlobalPooling BaseAdaptivePooling", "1 op per input element"),
-        ("merge", _merge, True, "Add Subtract Multiply Maximum Minimum", "(inputs − 1) per output element"),
-        ("average", _average, True, "Average", "inputs per output element"),
-        ("concatenate", _per_element(1), True, "Concatenate", "1 copy per output element"),
-        ("rescaling", _per_element(2), True, "Rescaling Normalization", "2 ops per element"),
-        ("resample", _resample, True, "UpSampling1D UpSampling2D UpSampling3D Resizing", "nearest 1, bilinear 4, bicubic 16 per output element"),
-        ("masking", _per_element(1), True, "Masking", "1 op per element"),
-        ("lookup", _zero, True, "Embedding", "0 (table lookup)"),
+        ("conv", _conv, "weight", "BaseConv", "out positions × filters × kernel volume × in/groups"),
+        ("depthwise", _depthwise, "weight", "BaseDepthwiseConv", "out positions × in ch × multiplier × kernel"),
+        ("separable", _separable, "weight", "BaseSeparableConv", "depthwise + pointwise"),
+        ("conv_transpose", _conv_transpose, "weight", "BaseConvTranspose", "in positions × in ch × kernel × filters"),
+        ("dense", _dense, "weight", "Dense", "positions × in features × units"),
+        ("einsum_dense", _einsum_dense, "weight", "EinsumDense", "product of the equation's index sizes"),
+        ("dot", _dot, "weight", "Dot", "output elements × contracted size"),
+        ("batch_norm", _per_element(2), "fusible", "BatchNormalization", "2 ops per element"),
+        ("layer_norm", _per_element(7), "fusible", "LayerNormalization GroupNormalization", "7 ops per element"),
+        ("rms_norm", _per_element(4), "fusible", "RMSNormalization", "4 ops per element"),
+        ("unit_norm", _per_element(3), "fusible", "UnitNormalization", "3 ops per element"),
+        ("activation", _activation, "always", "Activation ReLU LeakyReLU PReLU ELU Softmax",
+         "1 op per element (softmax 3)"),
+        ("pooling", _pooling, "always", "BasePooling", "output elements × window volume"),
+        ("global_pooling", _per_element(1, source="in"), "always", "BaseGlobalPooling BaseAdaptivePooling",
+         "1 op per input element"),
+        ("merge", _merge, "fusible", "Add Subtract Multiply Maximum Minimum", "(inputs − 1) per output element"),
+        ("average", _average, "fusible", "Average", "inputs per output element"),
+        ("concatenate", _per_element(1), "always", "Concatenate", "1 copy per output element"),
+        ("rescaling", _per_element(2), "fusible", "Rescaling Normalization", "2 ops per element"),
+        ("resample", _resample, "always", "UpSampling1D UpSampling2D UpSampling3D Resizing",
+         "nearest 1, bilinear 4, bicubic 16 per output element"),
+        ("masking", _per_element(1), "fusible", "Masking", "1 op per element"),
+        ("lookup", _zero, "always", "Embedding", "0 (table lookup)"),
         (
             "inference_identity",
             _zero,
-            True,
+            "always",
             "Dropout GaussianNoise GaussianDropout AlphaDropout RandomFlip RandomRotation "
             "RandomTranslation RandomZoom RandomContrast RandomBrightness",
             "0 (identity at inference)",
         ),
-        ("identity_reg", _zero, False, "ActivityRegularization", "0"),
+        ("identity_reg", _zero, "never", "ActivityRegularization", "0"),
         (
             "structural",
             _zero,
-            False,
+            "never",
             "InputLayer Flatten Reshape Identity Permute RepeatVector ZeroPadding1D ZeroPadding2D "
             "ZeroPadding3D Cropping1D Cropping2D Cropping3D",
             "0 (moves data only)",
         ),
     ]
     table: dict[str, Rule] = {}
-    for name, fn, keeps, classes, text in rows:
+    for name, fn, saves, classes, text in rows:
         for cls in classes.split():
-            table[cls] = Rule(name, fn, keeps, text)
+            table[cls] = Rule(name, fn, saves, text)
     return table
 
 
@@ -291,14 +298,32 @@ def layer_cost(layer, input_shapes: Sequence[Shape], output_shapes: Sequence[Sha
     return LayerCost(int(macs), int(ops), rule.name)
 
 
-def keeps_output(layer) -> bool:
-    """Whether training keeps this layer's output for backprop (see the module table)."""
+def saved_copies(layer, consumers=None) -> int:
+    """How many copies of this layer's output training keeps for backprop (0, 1 or 2).
+
+    Modelled on what XLA keeps (calibrated on measured JAX peaks, docs/cost-model.md):
+    weight layers keep their output, plus the pre-activation when an activation is fused in;
+    activations, pooling, concatenation keep theirs; elementwise layers (BatchNormalization,
+    Add, Rescaling...) are fused into their neighbours and recomputed, so their output is kept
+    only when some consumer is neither elementwise nor an activation (e.g. BN → Conv).
+    ``consumers``: the layers that read the output, or None when unknown (then it is kept).
+    """
     rule = rule_for(layer)
     if rule is None:
-        return True  # unknown layers: assume they allocate, the cautious side
-    if rule.name == "activation" and _activation_ops(layer, 1) == 0 and hasattr(layer, "activation"):
-        return False  # Activation("linear") returns its input
-    return rule.keeps_output
+        return 1  # unknown layers: assume they allocate, the cautious side
+    if rule.saves == "weight":
+        return 1 + (_activation_ops(layer, 1) > 0)
+    if rule.saves == "never":
+        return 0
+    if rule.name == "activation" and hasattr(layer, "activation") and _activation_ops(layer, 1) == 0:
+        return 0  # Activation("linear") returns its input
+    if rule.saves == "fusible" and consumers:
+        for consumer in consumers:
+            other = rule_for(consumer)
+            if other is None or (other.saves != "fusible" and other.name != "activation"):
+                return 1
+        return 0
+    return 1
 
 
 _BITS = re.compile(r"(\d+)")

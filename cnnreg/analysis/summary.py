@@ -133,7 +133,7 @@ class ModelSummary:
 
     def row(self, name: str) -> LayerRow:
         """The row (any depth) whose name or path is ``name``."""
-        for r in _walk(self.rows) if self.expand else [*self.rows, *self.leaves, *_walk(self.rows)]:
+        for r in _walk([r for r in self.rows if r.depth == 0]):
             if name in (r.name, r.path):
                 return r
         raise KeyError(name)
@@ -179,6 +179,9 @@ def summarize(model, *, expand: bool = False, precision: str | None = None) -> M
     walker = _Walker()
     top = walker.visit_model(model, None, 1, None)
     leaves = [r for r in _walk(top) if not r.children]
+    for r in leaves:
+        if not r.rule:  # tracked but never called in the graph
+            r.rule, r.note = "uncounted", "never called"
     _aggregate(top)
     nbytes = PRECISIONS[precision]
     for r in _walk(top):
@@ -187,7 +190,8 @@ def summarize(model, *, expand: bool = False, precision: str | None = None) -> M
     uncounted = [f"{r.path} ({r.type})" for r in leaves if r.rule == "uncounted"]
     if uncounted:
         warnings.warn(
-            f"no cost rule for {len(uncounted)} layer(s), MACs and ops leave them out: "
+            f"{len(uncounted)} layer(s) not costed (no cost rule, or shape unknown), "
+            "MACs and ops leave them out: "
             + ", ".join(uncounted[:10]) + (" ..." if len(uncounted) > 10 else ""),
             UncountedLayerWarning,
             stacklevel=2,
@@ -282,10 +286,10 @@ class _Walker:
         listed = list(model.layers)  # Sequential hides its InputLayer, like model.summary()
         rows = [self.row(layer, parent) for layer in listed]
         shown = {id(layer) for layer in listed}
-        for op, ins, outs in _graph_calls(graph, input_shapes):
+        for op, ins, outs, consumers in _graph_calls(graph, input_shapes):
             if id(op) not in shown:
                 continue
-            self.visit_call(op, ins, outs, mult, self.row(op, parent))
+            self.visit_call(op, ins, outs, mult, self.row(op, parent), consumers)
         return rows
 
     def visit_container(self, layer, mult: int, parent: LayerRow | None) -> list[LayerRow]:
@@ -307,7 +311,7 @@ class _Walker:
             self.visit_call(sub, *shapes, mult, r)
         return rows
 
-    def visit_call(self, layer, ins, outs, mult: int, r: LayerRow) -> None:
+    def visit_call(self, layer, ins, outs, mult: int, r: LayerRow, consumers=None) -> None:
         r.calls += mult
         shape = outs[0] if len(outs) == 1 else list(outs)
         if r.output_shape is None:
@@ -323,8 +327,7 @@ class _Walker:
             return
         out_elements = sum(_size_or_zero(s) for s in outs)
         r.activation_elements += mult * out_elements
-        if costs.keeps_output(layer):
-            r.saved_elements += mult * out_elements
+        r.saved_elements += mult * out_elements * costs.saved_copies(layer, consumers)
         if rule is None:
             r.rule = "uncounted"
             r.note = "no cost rule"
@@ -351,17 +354,27 @@ def _aggregate(rows: list[LayerRow]) -> None:
 
 
 def _graph_calls(graph, input_shapes):
-    """(operation, input shapes, output shapes) of every call in ``graph``; shapes per instance.
+    """(operation, input shapes, output shapes, consumers) of every call in ``graph``.
+
+    Shapes are per instance; consumers are the operations in ``graph`` that read the outputs.
 
     With ``input_shapes`` that differ from the graph's own inputs, shapes are propagated with
     ``compute_output_spec`` (no tracing for layers that define ``compute_output_shape``).
     """
     nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True) for n in graph._nodes_by_depth[depth]]
+    readers: dict[int, list] = {}
+    for node in nodes:
+        for x in node.input_tensors:
+            readers.setdefault(id(x), []).append(node.operation)
+
+    def consumers(node):
+        return [op for x in node.outputs for op in readers.get(id(x), [])]
+
     own = [_instance(x.shape) for x in graph.inputs]
     if input_shapes is None or [tuple(s) for s in input_shapes] == own:
         for node in nodes:
             yield (node.operation, [_instance(x.shape) for x in node.input_tensors],
-                   [_instance(x.shape) for x in node.outputs])
+                   [_instance(x.shape) for x in node.outputs], consumers(node))
         return
     import keras
 
@@ -369,7 +382,7 @@ def _graph_calls(graph, input_shapes):
     for node in nodes:
         if not node.input_tensors:  # InputLayer
             outs = [tensors.get(id(x), x) for x in node.outputs]
-            yield node.operation, [], [_instance(x.shape) for x in outs]
+            yield node.operation, [], [_instance(x.shape) for x in outs], consumers(node)
             continue
         args, kwargs = node.arguments.fill_in(tensors)
         result = node.operation.compute_output_spec(*args, **kwargs)
@@ -377,7 +390,7 @@ def _graph_calls(graph, input_shapes):
         for x, y in zip(node.outputs, outs):
             tensors[id(x)] = y
         ins = [tensors[id(x)] for x in node.input_tensors]
-        yield node.operation, [_instance(x.shape) for x in ins], [_instance(y.shape) for y in outs]
+        yield node.operation, [_instance(x.shape) for x in ins], [_instance(y.shape) for y in outs], consumers(node)
 
 
 def _build_shapes(layer):
@@ -396,7 +409,8 @@ def _build_shapes(layer):
         out = layer.compute_output_shape(**built)
     except Exception:  # noqa: BLE001 - any failure just means "shape unknown"
         return None
-    outs = list(out) if isinstance(out, list) or (isinstance(out, tuple) and out and isinstance(out[0], (list, tuple))) else [out]
+    several = isinstance(out, list) or (isinstance(out, tuple) and out and isinstance(out[0], (list, tuple)))
+    outs = list(out) if several else [out]
     return [_instance(s) for s in ins], [_instance(s) for s in outs]
 
 

@@ -44,8 +44,16 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def make_batches(plan: Plan):
-    """Training batches: seeded shuffle per epoch, augmentation, preprocess, one-hot labels."""
+def make_batches(plan: Plan, *, first_epoch: int = 0):
+    """Training batches: seeded shuffle per epoch, augmentation, preprocess, one-hot labels.
+
+    Batch ``i`` of epoch ``e`` depends only on (seed, e, i), so a resumed or rerun run sees the
+    same batches.  The epoch counter lives here (advanced by Keras' ``on_epoch_end``) rather
+    than in a callback, because Keras may fetch the next epoch's first batches early.  Without
+    augmentation (whose Keras layers keep RNG state) batches are prepared by worker threads.
+    """
+    import os
+
     import keras
 
     x, y = plan.arrays["train"]
@@ -59,22 +67,28 @@ def make_batches(plan: Plan):
     augment = keras.Sequential(augment_layers, name="augmentation") if augment_layers else None
     eye = np.eye(num_classes, dtype="float32")
     seed, batch_size = plan.config.seed, plan.config.batch_size
+    workers = 1 if augment is not None else max(1, min(4, (os.cpu_count() or 1) - 1))
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
-            super().__init__()
-            self.epoch = 0
-            self.order = np.arange(len(y))
+            super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=4)
+            self.epoch = first_epoch
+            self._orders: dict[int, np.ndarray] = {}
 
-        def set_epoch(self, epoch: int) -> None:
-            self.epoch = epoch
-            self.order = np.random.default_rng([seed, epoch]).permutation(len(y))
+        def order(self, epoch: int) -> np.ndarray:
+            if epoch not in self._orders:
+                self._orders = {epoch: np.random.default_rng([seed, epoch]).permutation(len(y))}
+            return self._orders[epoch]
 
         def __len__(self):
             return math.ceil(len(y) / batch_size)
 
+        def on_epoch_end(self):
+            self.epoch += 1
+
         def __getitem__(self, index):
-            rows = self.order[index * batch_size : (index + 1) * batch_size]
+            epoch = self.epoch
+            rows = np.sort(self.order(epoch)[index * batch_size : (index + 1) * batch_size])
             labels = eye[y[rows]]
             if augment is None:
                 images = pre[rows]
@@ -82,7 +96,7 @@ def make_batches(plan: Plan):
                 images = keras.ops.convert_to_numpy(augment(x[rows], training=True)).astype("float32")
                 images = preprocess(images)
             if batch_transform is not None:
-                rng = np.random.default_rng([seed, self.epoch, index, 7])
+                rng = np.random.default_rng([seed, epoch, index, 7])
                 images, labels = batch_transform(images, labels, rng)
             return images, labels
 
@@ -106,7 +120,7 @@ def _callbacks(plan: Plan, run_dir: Path, batches, state: dict[str, Any], progre
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch = epoch
-            batches.set_epoch(epoch)
+            self._started = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
             loss = (logs or {}).get("loss")
@@ -122,7 +136,8 @@ def _callbacks(plan: Plan, run_dir: Path, batches, state: dict[str, Any], progre
                 state["nan"] = (epoch, batches.__len__() - 1)
                 self.model.stop_training = True
                 return
-            row = {"epoch": epoch + 1, "phase": phase, "lr": _current_lr(self.model), **logs}
+            row = {"epoch": epoch + 1, "phase": phase, "lr": _current_lr(self.model), **logs,
+                   "seconds": round(time.perf_counter() - self._started, 3)}
             state["history"].append(row)
             save_epoch(plan, run_dir, self.model, state, epoch)
 
@@ -215,7 +230,7 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
     """Run the remaining epochs of phase 1 (head / whole model) and phase 2 (fine-tuning)."""
     config = plan.config
     started = time.time()
-    batches = make_batches(plan)
+    batches = make_batches(plan, first_epoch=len(state["history"]))
     validation = held_out(plan, "validation")
     phases = [("train", config.epochs, None)]
     if config.fine_tune_epochs:
