@@ -397,9 +397,8 @@ def compile_model(plan: Plan, model, *, learning_rate: float | None = None, epoc
     loss_params: dict[str, Any] = {}
     for _, reg in plan.regularisers:
         loss_params.update(reg.loss_params())
+    # Top-5 is computed by evaluation (`cnnreg evaluate`, the closing test metrics), not per step.
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    if plan.dataset.num_classes >= 5:
-        metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
     model.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(**loss_params), metrics=metrics)
 
 

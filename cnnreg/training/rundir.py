@@ -63,6 +63,23 @@ def save_atomic(path: Path, save: Callable[[str], None]) -> None:
         raise
 
 
+def link_atomic(source: Path, path: Path) -> None:
+    """Make ``path`` hold ``source``'s bytes: a hard link where possible, else a copy; renamed
+    into place so a reader never sees a partial file."""
+    import shutil
+
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}")
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
