@@ -148,7 +148,9 @@ class Host:
         points = list(installed_entry_points() if entry_points is None else entry_points) + list(extra)
         for ep in points:
             names = {_norm(ep.name), _norm(ep.distribution)}
-            if names & disabled:
+            if ep.obj is not None:  # registered explicitly in code (cnnreg.testing.plugin)
+                self._add(ep, builtin=False)
+            elif names & disabled:
                 self._record(ep, status="blocked", error="blocked by CNNREG_DISABLE_PLUGINS")
             elif allowed is not None and not names & allowed:
                 self._record(ep, status="blocked", error="not in CNNREG_LOAD_PLUGINS")

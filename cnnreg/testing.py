@@ -54,6 +54,9 @@ def plugin(
     """Register ``obj`` (a module or object with hook implementations) as if it were installed.
 
     Yields the registry with the plugin loaded.  Nests: each ``with`` adds one more plugin.
+    An object registered this way is loaded even when ``CNNREG_LOAD_PLUGINS`` or
+    ``CNNREG_DISABLE_PLUGINS`` would block an installed plugin (use :func:`entry_point` to test
+    those variables).
     """
     name = name or getattr(obj, "__name__", None) or type(obj).__name__
     info = _plugins.EntryPointInfo(name, getattr(obj, "__name__", repr(obj)), distribution, version, obj=obj)
