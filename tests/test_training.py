@@ -232,3 +232,11 @@ def test_augmented_batches_depend_only_on_seed_epoch_and_index():
     x1, _ = one[3]
     np.testing.assert_array_equal(x1, other[3][0])
     assert not np.array_equal(x0, x1)
+
+
+def test_python_api_train(tmp_path):
+    from cnnreg.training import RunConfig, train
+
+    outcome = train(RunConfig("mlp_bn", dataset="digits:size=8", epochs=1, batch_size=64), run_dir=tmp_path / "api")
+    assert outcome.status == "completed" and outcome.test["examples"] == 179
+    assert (tmp_path / "api" / "run.json").exists()

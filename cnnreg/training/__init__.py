@@ -1,1 +1,36 @@
-"""Training runs: assembling components into a Keras training loop, run directories, resume."""
+"""Training runs: assembling components into a Keras training loop, run directories, resume.
+
+    from cnnreg.training import RunConfig, train
+    outcome = train(RunConfig("lenet5", epochs=5), run_dir="runs/lenet5")
+    outcome.test["accuracy"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cnnreg.training.run import RunConfig
+
+__all__ = ["RunConfig", "train", "resume"]
+
+
+def train(config: RunConfig, run_dir: str | Path | None = None, *, progress: Any = None):
+    """Resolve, build and train ``config``; write the run directory; return the outcome.
+
+    ``run_dir`` defaults to ``runs/<UTC time>-<arch>-<dataset>/``.  ``progress`` is an optional
+    Keras callback (the CLI passes its progress display).
+    """
+    from cnnreg.training import loop, rundir
+    from cnnreg.training.run import prepare, resolve
+
+    plan = prepare(resolve(config))
+    target = Path(run_dir) if run_dir is not None else rundir.new_run_dir(Path("runs"), config.architecture, config.dataset)
+    return loop.start(plan, target, argv=["cnnreg.training.train"], progress=progress)
+
+
+def resume(run_dir: str | Path, *, progress: Any = None):
+    """Continue an interrupted run from its last completed epoch."""
+    from cnnreg.training import loop
+
+    return loop.resume(Path(run_dir), progress=progress)
