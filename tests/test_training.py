@@ -240,3 +240,22 @@ def test_python_api_train(tmp_path):
     outcome = train(RunConfig("mlp_bn", dataset="digits:size=8", epochs=1, batch_size=64), run_dir=tmp_path / "api")
     assert outcome.status == "completed" and outcome.test["examples"] == 179
     assert (tmp_path / "api" / "run.json").exists()
+
+
+def test_transfer_learning_two_phases_with_a_local_weights_file(tmp_path):
+    """The lecture's recipe offline: a pretrained base from a file, head first, then fine-tuning."""
+    import keras
+
+    base = cnnreg.build("architecture", "keras-mobilenetv2", input_shape=(32, 32, 3), num_classes=10, include_top=False)
+    weights = tmp_path / "base.weights.h5"
+    base.save_weights(weights)
+    keras.backend.clear_session()
+    result, run_dir = run(tmp_path, "keras-mobilenetv2", "--weights", str(weights), "--freeze-base", "--epochs", "1",
+                          "--fine-tune-epochs", "1", "--lr", "0.01", "--dataset", "synthetic:shape=32x32x1,classes=3,size=64",
+                          "--batch-size", "32", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = history(run_dir)
+    assert [(r["epoch"], r["phase"]) for r in rows] == [("1", "head"), ("2", "fine-tune")]
+    assert float(rows[1]["lr"]) == pytest.approx(0.001)  # phase 2 default: lr / 10
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["input_shape"] == [32, 32, 3] and "grayscale repeated" in manifest["input_shape_reason"]

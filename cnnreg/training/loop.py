@@ -151,7 +151,7 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
                 state["nan"] = (epoch, plan.steps_per_epoch - 1)
                 self.model.stop_training = True
                 return
-            row = {"epoch": epoch + 1, "phase": phase, "lr": _current_lr(self.model), **logs,
+            row = {"epoch": len(state["history"]) + 1, "phase": phase, "lr": _current_lr(self.model), **logs,
                    "seconds": round(time.perf_counter() - self._started, 3)}
             state["history"].append(row)
             save_epoch(plan, run_dir, self.model, state, epoch)
@@ -227,6 +227,8 @@ def start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress=
     env = environment()
     rundir.write_json(run_dir / rundir.MANIFEST, manifest(plan, status="running", argv=argv, extra={"environment": env}))
     _write_summary(plan, run_dir)
+    if plan.config.freeze_base:  # phase 1 trains the new head only (Keras: freeze, then compile)
+        _set_base_trainable(plan.model, False)
     compile_model(plan, plan.model)
     state: dict[str, Any] = {"history": []}
     return _fit(plan, run_dir, plan.model, state, progress=progress)
@@ -250,12 +252,10 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
     done = len(state["history"])
     status, message = "completed", ""
     try:
-        for index, (phase, epochs, lr) in enumerate(phases):
+        for phase, epochs, lr in phases:
             already = sum(1 for row in state["history"] if row["phase"] == phase)
             if already >= epochs:
                 continue
-            if phase == "head" and config.freeze_base:
-                _set_base_trainable(model, False)
             if phase == "fine-tune" and already == 0 and done and state.get("resumed_phase") != "fine-tune":
                 _set_base_trainable(model, True)
                 compile_model(plan, model, learning_rate=lr or plan.optimizer[1]["learning_rate"] / 10, epochs=epochs)
@@ -269,8 +269,6 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
             if state.get("nan"):
                 epoch, batch = state["nan"]
                 raise NaNLoss(epoch, batch)
-            if model.stop_training and index < len(phases) - 1 and phase != "head":
-                break
     except NaNLoss as exc:
         status = "failed"
         message = f"{exc}; kept the last good checkpoint and model; try --clip norm=1.0 or a lower --lr"
