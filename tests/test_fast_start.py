@@ -31,6 +31,11 @@ sys.stderr.write('HEAVY=' + json.dumps(heavy) + '\\n')
         ["show", "he_normal"],
         ["show", "architecture/resnet34"],
         ["plugins"],
+        ["summary", "--help"],
+        ["estimate", "--help"],
+        # options are checked before a model is built: a mistake costs no keras import
+        ["summary", "resnet34", "--precision", "float8"],
+        ["compare", "resnet34", "resnt50"],
     ],
 )
 def test_command_imports_no_heavy_framework(args, subprocess_env):

@@ -285,7 +285,8 @@ def training_budget(
     terms = [BudgetTerm(n, b, 0.0, False, note) for n, b, note in fixed if b or n != "16-bit weight copies"]
     terms += [BudgetTerm(n, b * batch_size, 0.0, True, note) for n, b, note in per]
     terms.append(BudgetTerm("workspace", ws.fixed_bytes + ws_per * batch_size, 0.0, True,
-                            f"{ws.fraction:g} × activations + {ws.largest_layers:g} × largest layer + "
+                            (f"{ws.fraction:g} × activations + " if ws.fraction else "")
+                            + f"{ws.largest_layers:g} × largest layer + "
                             f"{format_mib(ws.fixed_bytes, 0)}"))
     fixed_bytes = sum(b for _, b, _ in fixed) + ws.fixed_bytes
     per_instance = sum(b for _, b, _ in per) + ws_per

@@ -46,10 +46,12 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
     ) -> None:
         """Config-free plugin framework and model registry for convolutional networks."""
 
-    from cnnreg.cli import components, training
+    from cnnreg.cli import analysis, components, plugin, training
 
     components.register(app)
     training.register(app)
+    analysis.register(app)
+    plugin.register(app)
     if with_plugins:
         from cnnreg.plugins import get_host
 
@@ -85,8 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(exc.ctx.get_help())
         sys.exit(0)
     except click.UsageError as exc:
+        import re
+
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        _fail(exc.format_message() + hint, 2)
+        # click and typer both add suggestions to an unknown command; keep one
+        message = re.sub(r"\s*\(Did you mean one of: [^)]*\)", "", exc.format_message())
+        _fail(message + hint, 2)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):

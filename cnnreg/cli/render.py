@@ -40,3 +40,15 @@ def human_count(n: int | float) -> str:
         if abs(n) >= size:
             return f"{n / size:.2f} {unit}"
     return f"{n:g}"
+
+
+def print_wide(renderable: Any, *, limit: int = 400) -> None:
+    """Print ``renderable`` at its natural width (up to ``limit`` columns), even when that is wider
+    than the terminal or a pipe's 80 columns: a wide table stays whole instead of squeezed."""
+    measured = Console(width=limit).measure(renderable).maximum
+    if measured <= console.width:
+        console.print(renderable)
+        return
+    wide = Console(file=console.file, width=measured, highlight=False, soft_wrap=False,
+                   force_terminal=console.is_terminal, color_system=console.color_system, no_color=console.no_color)
+    wide.print(renderable)

@@ -1,0 +1,570 @@
+"""``cnnreg summary``, ``cnnreg estimate`` and ``cnnreg compare``: the cost model on the command line.
+
+Thin commands over :mod:`cnnreg.analysis` (see docs/cost-model.md). Every option is checked
+before keras is imported, so a typo costs no model build; keras is imported inside the commands
+only, so ``cnnreg --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+import typer
+
+from cnnreg import __version__
+from cnnreg.errors import CnnregError, ParameterError, choices_text
+
+#: Classes when neither ``--classes``, the metadata nor the factory's signature says.
+DEFAULT_CLASSES = 1000
+
+
+def register(app: typer.Typer) -> None:
+    app.command("summary")(summary_command)
+    app.command("estimate")(estimate_command)
+    app.command("compare")(compare_command)
+
+
+# --- options shared by the three commands ------------------------------------------------------
+
+
+def _input_shape_option():
+    return typer.Option(None, "--input-shape", help="Model input HxWxC, e.g. 224x224x3 (default: the architecture's own).")
+
+
+def _classes_option():
+    return typer.Option(None, "--classes", help="Output classes (default: the architecture's own, else 1000).")
+
+
+def _precision_option():
+    return typer.Option("float32", "--precision", help="float32, mixed_float16 or mixed_bfloat16.")
+
+
+def _optimizer_option():
+    return typer.Option("adam", "--optimizer", help="Optimizer whose slots count: adam, sgd, momentum, rmsprop, ... "
+                        "or a `cnnreg run` spec such as sgd:momentum=0.9.")
+
+
+def _json_option():
+    return typer.Option(False, "--json", help="Machine-readable output (see docs/cli.md).")
+
+
+@dataclass
+class Target:
+    """One architecture to analyse: its component, checked parameters and framework arguments."""
+
+    spec: str
+    component: Any
+    params: dict
+    input_shape: tuple[int, int, int]
+    num_classes: int
+
+
+def _at_least_one(value: Optional[int], option: str) -> None:
+    if value is not None and value < 1:
+        raise ParameterError(f"{option} must be >= 1 (got {value})")
+
+
+def _check_options(*, precision: str, optimizer: str, batch: Optional[int] = None,
+                   classes: Optional[int] = None) -> Any:
+    """Check the shared options (no keras); return the optimizer as :func:`_budget_optimizer` takes it."""
+    from cnnreg.analysis.units import check_precision
+
+    _at_least_one(batch, "--batch")
+    _at_least_one(classes, "--classes")
+    check_precision(precision)
+    return _parse_optimizer(optimizer)
+
+
+def _parse_optimizer(text: str) -> Any:
+    """A name the cost model knows (``adam``, ``momentum``...) or a ``cnnreg run`` optimizer spec."""
+    from cnnreg.analysis.memory import OPTIMIZER_SLOTS
+    from cnnreg.spec import parse
+
+    key = text.strip().lower().replace("-", "_")
+    if key in OPTIMIZER_SLOTS:
+        return key
+    from cnnreg.training import optim
+
+    spec = parse(text)
+    if spec.name.lower() in optim.OPTIMIZERS:
+        return optim.resolve_optimizer(text)  # (Keras class name, kwargs): read for momentum, amsgrad...
+    raise ParameterError(f"unknown optimizer '{spec.name}'" + choices_text(spec.name.lower(), OPTIMIZER_SLOTS))
+
+
+def _budget_optimizer(value: Any) -> Any:
+    """What ``training_budget`` takes: the name, or a Keras optimizer instance built from a spec."""
+    if isinstance(value, str):
+        return value
+    import keras
+
+    name, kwargs = value
+    return getattr(keras.optimizers, name)(**kwargs)
+
+
+def _shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
+    if text is None:
+        return None
+    from cnnreg.spec import coerce
+
+    shape = coerce(text, tuple[int, int, int], where="--input-shape")
+    if min(shape) < 1:
+        raise ParameterError(f"--input-shape must be height x width x channels, each >= 1 (got '{text}')")
+    return shape
+
+
+def _resolve(spec: str, input_shape: Optional[tuple[int, int, int]], classes: Optional[int]) -> Target:
+    """Find the architecture and settle its input shape and classes, before anything is built."""
+    import inspect
+
+    from cnnreg.builtin.architectures._common import shape_text
+    from cnnreg.plugins import get_host
+
+    component, params = get_host().registry.resolve("architecture", spec)
+    defaults = _signature_defaults(component)
+    shape = input_shape or component.metadata.get("default_input_shape") or defaults.get("input_shape")
+    if shape is None or shape is inspect.Parameter.empty:
+        raise ParameterError(f"architecture '{component.name}' has no default input shape; give --input-shape HxWxC")
+    shape = tuple(int(d) for d in shape)
+    minimum = int(component.metadata.get("min_input_size") or 1)
+    if len(shape) == 3 and min(shape[:2]) < minimum:
+        raise ParameterError(f"input shape {shape_text(shape)} is too small for {component.name} "
+                             f"(minimum {minimum}x{minimum})")
+    if classes is None:
+        classes = component.metadata.get("num_classes") or defaults.get("num_classes")
+        if not isinstance(classes, int) or isinstance(classes, bool):
+            classes = DEFAULT_CLASSES
+    return Target(spec, component, params, shape, classes)
+
+
+def _signature_defaults(component) -> dict[str, Any]:
+    import inspect
+
+    try:
+        signature = inspect.signature(component.load())
+    except (TypeError, ValueError):
+        return {}
+    return {name: p.default for name, p in signature.parameters.items()
+            if name in ("input_shape", "num_classes") and p.default is not p.empty}
+
+
+def _summarize(targets: list[Target], *, precision: str, expand: bool = False) -> list:
+    """Build each model symbolically under ``precision`` and summarize it (imports keras).
+
+    Layers the cost model cannot count are reported as one warning line each model, not an error.
+    """
+    import warnings
+
+    import keras
+
+    from cnnreg.analysis import UncountedLayerWarning, summarize
+    from cnnreg.cli.render import warn
+
+    previous = keras.config.dtype_policy()
+    summaries = []
+    try:
+        keras.config.set_dtype_policy(precision)
+        for target in targets:
+            model = target.component.load()(
+                **{**target.params, "input_shape": target.input_shape, "num_classes": target.num_classes})
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UncountedLayerWarning)
+                summary = summarize(model, expand=expand, precision=precision)
+            for w in caught:
+                if issubclass(w.category, UncountedLayerWarning):
+                    warn(f"{target.spec}: {w.message}")
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            summaries.append(summary)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    return summaries
+
+
+# --- cnnreg summary ----------------------------------------------------------------------------
+
+
+def summary_command(
+    name: str = typer.Argument(..., help="Architecture spec, e.g. resnet34 or single_conv:filters=200,kernel=5."),
+    input_shape: Optional[str] = _input_shape_option(),
+    classes: Optional[int] = _classes_option(),
+    expand: bool = typer.Option(False, "--expand", help="List the layers inside nested models and blocks."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Also estimate the training memory at this batch size."),
+    precision: str = _precision_option(),
+    optimizer: str = _optimizer_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Layer table with parameters, MACs and activation bytes; with --batch, the training-memory budget.
+
+    Examples:
+
+      cnnreg summary resnet34 --classes 10
+
+      cnnreg summary single_conv:filters=200,kernel=5 --input-shape 150x100x3 --batch 100
+
+      cnnreg summary resnet50 --batch 64 --precision mixed_bfloat16 --json
+    """
+    opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
+    target = _resolve(name, _shape(input_shape), classes)
+    summary, = _summarize([target], precision=precision, expand=expand)
+    budget = None
+    if batch is not None:
+        from cnnreg.analysis import training_budget
+
+        budget = training_budget(summary, batch_size=batch, precision=precision, optimizer=_budget_optimizer(opt))
+    if as_json:
+        from cnnreg.cli.render import print_json
+
+        print_json({"cnnreg": __version__, "summary": summary.to_dict(),
+                    "budget": budget.to_dict() if budget is not None else None})
+        return
+    from cnnreg.cli.render import console, print_wide
+
+    console.print(_title(target, precision), soft_wrap=True)
+    print_wide(_layer_table(summary))
+    print_wide(_footer(summary))
+    if budget is not None:
+        console.print()
+        print_wide(_budget_panel(budget, summary))
+
+
+def _title(target: Target, precision: str):
+    from rich.text import Text
+
+    from cnnreg.builtin.architectures._common import shape_text
+
+    text = Text()
+    text.append(f'Model "{target.spec}"', style="bold")
+    text.append(f": input {shape_text(target.input_shape)}, {target.num_classes} classes, {precision}, per instance")
+    return text
+
+
+def _int(n: int) -> str:
+    return f"{n:,}"
+
+
+def _shape_text(shape) -> str:
+    if shape is None:
+        return "?"
+    if isinstance(shape, list):
+        return ", ".join(_shape_text(s) for s in shape)
+    return str(tuple(shape))
+
+
+def _layer_table(summary):
+    """The Keras-like layer table. Column widths are computed here from the cell strings, so Rich
+    does not measure every cell (a 500-row ResNet152 table renders in about 0.3 s)."""
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    headers = ["layer (type)", "output shape", "params", "trainable", "MACs", "other ops",
+               f"activation bytes ({summary.precision})", "param bytes"]
+    rows = []
+    for r in summary.rows:
+        indent = ("   " * r.depth + "└ ") if r.depth else ""
+        calls = f" ×{r.calls}" if r.calls > 1 else ""
+        partial = "*" if r.note.startswith("partial") else ""
+        if r.counted:
+            macs, ops = _int(r.macs) + partial, _int(r.other_ops) + partial
+        else:
+            macs = ops = "?"
+        rows.append([f"{indent}{r.name} ({r.type}){calls}", _shape_text(r.output_shape), _int(r.params),
+                     _int(r.trainable_params), macs, ops, _int(r.activation_bytes), _int(r.param_bytes)])
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    columns = [Column(h, width=w, no_wrap=True, justify="left" if i < 2 else "right", header_style="bold")
+               for i, (h, w) in enumerate(zip(headers, widths))]
+    table = Table(*columns, show_edge=False, pad_edge=False, show_header=True)
+    for row in rows:
+        table.add_row(*map(Text, row))  # Text: names are never read as markup
+    return table
+
+
+def _sizes(n: int) -> str:
+    """``12.0 MB = 11.4 MiB`` (the lecture's style); below 1 MB the unit that keeps a figure."""
+    from cnnreg.analysis import format_bytes, format_mb, format_mib
+
+    if n >= 10**6:
+        return f"{format_mb(n)} = {format_mib(n)}"
+    return f"{format_bytes(n)} = {format_bytes(n, binary=True)}"
+
+
+def _bytes(n: int) -> str:
+    return f"{_int(n)} bytes = {_sizes(n)}"
+
+
+def _footer(summary):
+    """Totals under the table: parameters, MACs / FLOPs, activation memory, uncounted layers."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.cli.render import human_count
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    non_trainable_bytes = summary.param_bytes - summary.trainable_param_bytes
+    grid.add_row("total params", f"{_int(summary.total_params)} ({_sizes(summary.param_bytes)})")
+    grid.add_row("trainable params", f"{_int(summary.trainable_params)} ({_sizes(summary.trainable_param_bytes)})")
+    grid.add_row("non-trainable params", f"{_int(summary.non_trainable_params)} ({_sizes(non_trainable_bytes)})")
+    grid.add_row("MACs per instance", f"{_int(summary.macs)} ({human_count(summary.macs)} MACs)")
+    grid.add_row("FLOPs per instance", f"{_int(summary.flops)} ({human_count(summary.flops)} FLOPs, 2 × MACs)")
+    grid.add_row("other ops per instance", _int(summary.other_ops))
+    grid.add_row("activations per instance",
+                 f"{_bytes(summary.activation_bytes)}  (every layer output, {summary.bytes_per_activation} bytes a value)")
+    grid.add_row("kept for backprop", f"{_bytes(summary.saved_activation_bytes)} per instance")
+    if summary.uncounted:
+        shown = ", ".join(summary.uncounted[:20])
+        if len(summary.uncounted) > 20:
+            shown += f", ... {len(summary.uncounted) - 20} more (all in --json)"
+        grid.add_row("[yellow]not costed[/]", f"{len(summary.uncounted)} layer(s) with no cost rule or unknown shape "
+                     f"(MACs and ops leave them out, shown as ?): {escape(shown)}")
+    else:
+        grid.add_row("not costed", "none: every layer has a cost rule")
+    if any(r.note.startswith("partial") for r in summary.rows):
+        grid.add_row("", "* partial: some layers inside have no cost rule")
+    return grid
+
+
+def _budget_table(budget, *, title: str):
+    """Every term of a training budget in MB and MiB, with its share; the total last."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.analysis import format_mb, format_mib
+
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("term", style="bold", no_wrap=True)
+    table.add_column("MB (10^6 bytes)", justify="right", no_wrap=True)
+    table.add_column("MiB (2^20 bytes)", justify="right", no_wrap=True)
+    table.add_column("share", justify="right", no_wrap=True)
+    table.add_column("note")
+    for t in budget.terms:
+        note = ("× batch; " if t.per_instance else "") + t.note
+        table.add_row(escape(t.name), format_mb(t.bytes), format_mib(t.bytes), f"{t.share:.1%}", escape(note),
+                      end_section=t is budget.terms[-1])
+    total = budget.total_bytes
+    table.add_row("total", format_mb(total), format_mib(total), "100.0%",
+                  f"{format_mb(budget.fixed_bytes)} fixed + {budget.batch_size} × "
+                  f"{format_mb(budget.per_instance_bytes, 2)} per instance", style="bold")
+    return table
+
+
+def _budget_panel(budget, summary):
+    """The budget table, and the largest layer's output at the batch (the lecture's 1.2 GB)."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from cnnreg.analysis import format_bytes
+
+    table = _budget_table(budget, title="")
+    parts = [table]
+    largest = max(summary.leaves, key=lambda r: r.activation_elements, default=None)
+    if largest is not None and largest.activation_bytes:
+        at_batch = largest.activation_bytes * budget.batch_size
+        parts += [Text(), Text(f"largest layer output: {largest.path} ({largest.type}), "
+                               f"{_bytes(largest.activation_bytes)} per instance"),
+                  Text(f"  at batch {budget.batch_size}: {_int(at_batch)} bytes = {format_bytes(at_batch)} = "
+                       f"{format_bytes(at_batch, binary=True)}")]
+    doubled = [r for r in summary.leaves if r.saved_elements > r.activation_elements]
+    extra = sum(r.saved_elements - r.activation_elements for r in doubled)
+    if summary.saved_elements and extra >= 0.01 * summary.saved_elements:  # worth a line when it shows
+        names = ", ".join(r.path for r in doubled[:3]) + (", ..." if len(doubled) > 3 else "")
+        parts.append(Text(f"activations: {names} keep their output before and after the fused activation (×2)"))
+    title = (f"training memory at batch {budget.batch_size} ({budget.precision}, {budget.optimizer}): "
+             f"{format_bytes(budget.total_bytes)} = {format_bytes(budget.total_bytes, binary=True)}")
+    return Panel(Group(*parts), title=title, title_align="left", expand=False)
+
+
+# --- cnnreg estimate ---------------------------------------------------------------------------
+
+
+def estimate_command(
+    name: str = typer.Argument(..., help="Architecture spec, e.g. resnet50."),
+    device_memory: Optional[str] = typer.Option(
+        None, "--device-memory", help="Memory to plan for: 16GB, 80GiB, 512MiB (default: the detected GPU's)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch size to check; remedies are listed when it does not fit."),
+    input_shape: Optional[str] = _input_shape_option(),
+    classes: Optional[int] = _classes_option(),
+    precision: str = _precision_option(),
+    optimizer: str = _optimizer_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """The largest batch that fits a device; when --batch does not fit, the remedies ranked by bytes saved.
+
+    Examples:
+
+      cnnreg estimate resnet50 --device-memory 16GiB --batch 256
+
+      cnnreg estimate vgg16 --device-memory 80GiB --precision mixed_bfloat16
+    """
+    from cnnreg.analysis import parse_memory
+
+    opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
+    device_bytes = None
+    if device_memory is not None:
+        try:
+            device_bytes = parse_memory(device_memory)
+        except ParameterError as exc:
+            raise ParameterError(f"--device-memory: {exc}") from None
+    target = _resolve(name, _shape(input_shape), classes)
+    device = {"name": None, "memory_bytes": device_bytes, "detected": False, "given": device_memory}
+    if device_bytes is None:
+        device = _detected_device()
+        device_bytes = device["memory_bytes"]
+    summary, = _summarize([target], precision=precision)
+    from cnnreg.analysis import max_batch_size, oom_remedies, training_budget
+
+    options = dict(precision=precision, optimizer=_budget_optimizer(opt))
+    largest = max_batch_size(summary, device_bytes, **options)
+    advice = None
+    if batch is not None or largest == 0:
+        advice = oom_remedies(summary, device_bytes, batch or 1, **options)
+        budget = advice.budget
+    else:
+        budget = training_budget(summary, batch_size=largest, **options)
+    if as_json:
+        from cnnreg.cli.render import print_json
+
+        print_json({
+            "cnnreg": __version__, "architecture": target.spec, "input_shape": list(target.input_shape),
+            "num_classes": target.num_classes, "precision": precision, "optimizer": budget.optimizer,
+            "device": device, "max_batch_size": largest, "batch_size": budget.batch_size,
+            "fits": budget.total_bytes <= device_bytes, "budget": budget.to_dict(),
+            "remedies": [r.to_dict() for r in advice.remedies] if advice else [],
+        })
+        return
+    _print_estimate(target, precision, budget.optimizer, device, largest, budget, advice)
+
+
+def _detected_device() -> dict:
+    from cnnreg import backends
+
+    found = [d for d in backends.devices() if d.get("memory_bytes")]
+    if not found:
+        raise CnnregError("no GPU detected: --device-memory is needed, e.g. --device-memory 16GiB")
+    return {"name": found[0].get("name", "GPU"), "memory_bytes": int(found[0]["memory_bytes"]), "detected": True,
+            "given": None}
+
+
+def _both(n: int) -> str:
+    from cnnreg.analysis import format_bytes
+
+    return f"{format_bytes(n)} = {format_bytes(n, binary=True)}"
+
+
+def _print_estimate(target, precision, optimizer, device, largest, budget, advice) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.builtin.architectures._common import shape_text
+    from cnnreg.cli.render import console, print_wide
+
+    memory = device["memory_bytes"]
+    console.print(f"[bold]{escape(target.spec)}[/]: input {shape_text(target.input_shape)}, {target.num_classes} classes, "
+                  f"{precision}, {optimizer}", soft_wrap=True)
+    source = (f"{device['name']}, detected; the framework and CUDA context need some of it" if device["detected"]
+              else f"--device-memory {device['given']}")
+    console.print(f"[bold]device[/]: {_int(memory)} bytes = {_both(memory)}  [dim]({escape(source)})[/]", soft_wrap=True)
+    if largest:
+        console.print(f"[bold]largest batch that fits[/]: {largest}")
+    else:
+        console.print("[bold]largest batch that fits[/]: none: batch 1 does not fit")
+    if advice is None:
+        console.print()
+        print_wide(_budget_table(budget, title=f"training memory at batch {largest}"))
+        return
+    need = budget.total_bytes
+    if advice.fits:
+        console.print(f"batch {budget.batch_size} [green]fits[/]: {_both(need)} ({need / memory:.0%} of the device)", soft_wrap=True)
+    else:
+        console.print(f"batch {budget.batch_size} [red]does not fit[/]: needs {_both(need)}, "
+                      f"{_both(need - memory)} more than the device", soft_wrap=True)
+    console.print()
+    print_wide(_budget_table(budget, title=f"training memory at batch {budget.batch_size}"))
+    if advice.fits:
+        return
+    console.print()
+    table = Table(title="remedies, most bytes saved first (lecture: smaller batch, stride, fewer layers, "
+                  "16-bit floats, several devices)", title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("remedy", style="bold", no_wrap=True)
+    table.add_column("needs", justify="right", no_wrap=True)
+    table.add_column("saves", justify="right", no_wrap=True)
+    table.add_column("fits", justify="center")
+    table.add_column("how")
+    for i, r in enumerate(advice.remedies, start=1):
+        table.add_row(str(i), escape(r.title), _both(r.total_bytes), _both(r.saved_bytes),
+                      "[green]yes[/]" if r.fits else "[red]no[/]", escape(r.detail))
+    print_wide(table)
+    if any(r.key.startswith("devices_") for r in advice.remedies):
+        console.print("[dim]several devices: figures are per device (data parallel)[/]")
+
+
+# --- cnnreg compare ----------------------------------------------------------------------------
+
+
+def compare_command(
+    names: List[str] = typer.Argument(..., help="Two or more architecture specs, e.g. resnet34 resnet50 vgg16."),
+    input_shape: Optional[str] = _input_shape_option(),
+    classes: Optional[int] = _classes_option(),
+    batch: int = typer.Option(32, "--batch", help="Batch size of the training-memory column."),
+    precision: str = _precision_option(),
+    optimizer: str = _optimizer_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Architectures side by side: parameters, MACs, activation memory and training memory at a batch.
+
+    Examples:
+
+      cnnreg compare resnet34 resnet50 vgg16
+
+      cnnreg compare resnet50 mobilenet_v2 --batch 64 --precision mixed_float16 --json
+    """
+    opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
+    if len(names) < 2:
+        raise ParameterError(f"compare needs two or more architectures (got '{names[0]}'); "
+                             f"`cnnreg summary {names[0]}` shows one")
+    shape = _shape(input_shape)
+    targets = [_resolve(n, shape, classes) for n in names]
+    summaries = _summarize(targets, precision=precision)
+    from cnnreg.analysis import compare
+
+    rows = compare({t.spec: s for t, s in zip(targets, summaries)}, batch_size=batch, precision=precision,
+                   optimizer=_budget_optimizer(opt))
+    if as_json:
+        from cnnreg.cli.render import print_json
+
+        models = [{**r.to_dict(), "input_shape": list(t.input_shape), "num_classes": t.num_classes}
+                  for r, t in zip(rows, targets)]
+        print_json({"cnnreg": __version__, "batch_size": batch, "precision": precision,
+                    "optimizer": rows[0].optimizer, "models": models})
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.analysis import format_mb, format_mib
+    from cnnreg.builtin.architectures._common import shape_text
+    from cnnreg.cli.render import human_count, print_wide
+
+    table = Table(title=f"per instance, and training memory at batch {batch} ({precision}, {rows[0].optimizer})",
+                  title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("", style="bold", no_wrap=True)
+    for r in rows:
+        table.add_column(escape(r.name), justify="right", no_wrap=True)
+    lines = [
+        ("input", [f"{shape_text(t.input_shape)}, {t.num_classes} classes" for t in targets]),
+        ("parameters", [_int(r.params) for r in rows]),
+        ("trainable", [_int(r.trainable_params) for r in rows]),
+        ("MACs", [f"{_int(r.macs)} ({human_count(r.macs)})" for r in rows]),
+        ("FLOPs (2 × MACs)", [human_count(r.flops) for r in rows]),
+        ("activations (MB)", [format_mb(r.activation_bytes) for r in rows]),
+        ("activations (MiB)", [format_mib(r.activation_bytes) for r in rows]),
+        ("kept for backprop (MiB)", [format_mib(r.saved_activation_bytes) for r in rows]),
+        (f"training, batch {batch} (MB)", [format_mb(r.budget_bytes) for r in rows]),
+        (f"training, batch {batch} (MiB)", [format_mib(r.budget_bytes) for r in rows]),
+        ("layers not costed", [str(r.uncounted) for r in rows]),
+    ]
+    for label, cells in lines:
+        table.add_row(label, *cells)
+    print_wide(table)
