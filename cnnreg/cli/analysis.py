@@ -12,6 +12,8 @@ from typing import Any, List, Optional
 
 import typer
 
+from cnnreg.cli.common import backend_option, use_backend
+
 from cnnreg import __version__
 from cnnreg.errors import CnnregError, ParameterError, choices_text
 
@@ -193,6 +195,7 @@ def summary_command(
     precision: str = _precision_option(),
     optimizer: str = _optimizer_option(),
     as_json: bool = _json_option(),
+    backend: Optional[str] = backend_option(),
 ) -> None:
     """Layer table with parameters, MACs and activation bytes; with --batch, the training-memory budget.
 
@@ -204,6 +207,7 @@ def summary_command(
 
       cnnreg summary resnet50 --batch 64 --precision mixed_bfloat16 --json
     """
+    use_backend(backend)
     opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
     target = _resolve(name, _shape(input_shape), classes)
     summary, = _summarize([target], precision=precision, expand=expand)
@@ -389,6 +393,7 @@ def estimate_command(
     precision: str = _precision_option(),
     optimizer: str = _optimizer_option(),
     as_json: bool = _json_option(),
+    backend: Optional[str] = backend_option(),
 ) -> None:
     """The largest batch that fits a device; when --batch does not fit, the remedies ranked by bytes saved.
 
@@ -398,6 +403,7 @@ def estimate_command(
 
       cnnreg estimate vgg16 --device-memory 80GiB --precision mixed_bfloat16
     """
+    use_backend(backend)
     from cnnreg.analysis import parse_memory
 
     opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
@@ -512,6 +518,7 @@ def compare_command(
     precision: str = _precision_option(),
     optimizer: str = _optimizer_option(),
     as_json: bool = _json_option(),
+    backend: Optional[str] = backend_option(),
 ) -> None:
     """Architectures side by side: parameters, MACs, activation memory and training memory at a batch.
 
@@ -521,6 +528,7 @@ def compare_command(
 
       cnnreg compare resnet50 mobilenet_v2 --batch 64 --precision mixed_float16 --json
     """
+    use_backend(backend)
     opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
     if len(names) < 2:
         raise ParameterError(f"compare needs two or more architectures (got '{names[0]}'); "
