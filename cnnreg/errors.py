@@ -6,6 +6,7 @@ Anything else that escapes is a bug of ours and may show a traceback.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
 __all__ = [
@@ -47,11 +48,22 @@ class PluginError(CnnregError):
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice most like ``word`` (difflib), or None when nothing is close."""
-    choices = list(choices)
+    """The choice most like ``word`` (difflib ratio ≥ 0.6), or None when nothing is close.
+
+    Ties go to the longer common prefix, so 'resnet35' suggests 'resnet34', not 'resnet50'.
+    """
     lowered = {c.lower(): c for c in choices}
-    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[match[0]] if match else None
+    target = word.lower()
+    best, best_key = None, None
+    for candidate, original in lowered.items():
+        ratio = difflib.SequenceMatcher(None, target, candidate).ratio()
+        if ratio < 0.6:
+            continue
+        prefix = len(os.path.commonprefix([target, candidate]))
+        key = (round(ratio, 6), prefix, -abs(len(candidate) - len(target)), candidate)
+        if best_key is None or key > best_key:
+            best, best_key = original, key
+    return best
 
 
 def choices_text(word: str, choices: Iterable[str], *, limit: int = 30, hint: str = "") -> str:

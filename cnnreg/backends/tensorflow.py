@@ -39,3 +39,30 @@ def versions() -> dict[str, str]:
     import tensorflow as tf
 
     return {"tensorflow": tf.__version__}
+
+
+def quiet_import() -> None:
+    """Import tensorflow with its C++ start-up lines (absl, oneDNN notices) sent to /dev/null.
+
+    Those lines are written by native code straight to file descriptor 2 before any Python
+    logging setting applies; Python-level errors still propagate normally.
+    """
+    import os
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        import tensorflow  # noqa: F401
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

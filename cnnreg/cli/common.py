@@ -15,7 +15,13 @@ def backend_option():
 
 
 def use_backend(name: Optional[str]) -> str:
-    """Select the backend (one-line error when unknown or not installed)."""
+    """Select the backend (one-line error when unknown or not installed); on TensorFlow, load it
+    now without its native start-up chatter on stderr."""
     from cnnreg.backends import select
 
-    return select(name)
+    chosen = select(name)
+    if chosen == "tensorflow":
+        from cnnreg.backends.tensorflow import quiet_import
+
+        quiet_import()
+    return chosen
