@@ -54,6 +54,7 @@ def test_show_prints_parameters_and_docstring():
     "args, line",
     [
         (("show", "he_norml"), "error: unknown component 'he_norml'; did you mean 'he_normal'?"),
+        (("run", "resnet35"), "error: unknown architecture 'resnet35'; did you mean 'resnet34'?"),
         (("list", "architectres"), "error: unknown component kind 'architectres'; did you mean 'architecture'?"),
         (("list", "--provider", "cnnreg-fixp"), "error: no installed package 'cnnreg-fixp' provides components"),
         (("show", "he_normal:"), "error: bad spec 'he_normal:'"),
