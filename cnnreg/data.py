@@ -1,15 +1,24 @@
 """The dataset contract: what a dataset component returns, and how it is fitted to a model.
 
-A dataset factory returns a :class:`Dataset`: train / validation / test :class:`Split` s of raw
-pixel values (``0..255``, shape ``(N, H, W, C)``) with integer labels, the class names and the
-natural image shape.  cnnreg does the rest (resizing to the model's input, channel conversion,
-the architecture's ``preprocess``, augmentation of the training split, shuffling, batching), so
-a dataset plugin only provides examples and labels.
+A dataset factory returns a :class:`Dataset`: train / validation / test :class:`Split` s, the
+class names and the natural image shape.  A split holds its examples in one of three forms:
+
+* NumPy arrays: ``Split(x, y)`` with ``x`` of shape (N, H, W, C), pixel values 0..255;
+* image files: ``Split(files=[...], y=labels)`` (decoded by the input pipeline; files that do
+  not decode are skipped and counted);
+* a ``tf.data.Dataset`` of ``(image, label)`` with ``image`` uint8 (H, W, C), sizes may vary:
+  ``Split(examples=ds, size=N)``.
+
+cnnreg does the rest (decoding, resizing to the model's input with the dataset's ``resize``
+mode, channel conversion, the architecture's ``preprocess``, augmentation of the training split,
+caching, seeded shuffling, batching, prefetching), so a dataset plugin only provides examples and
+labels.  Files and ``tf.data`` splits go through :mod:`cnnreg.datasets.pipeline` (TensorFlow's
+``tf.data``, which feeds any Keras backend); arrays go to Keras directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,28 +26,76 @@ import numpy as np
 
 from cnnreg.errors import ParameterError
 
-__all__ = ["Split", "Dataset", "split_indices", "fit_images"]
+__all__ = [
+    "Split", "Dataset", "RESIZE_MODES", "split_indices", "fit_images", "class_counts", "class_weights",
+    "imbalance", "describe",
+]
+
+#: How images are brought to the model's input size: ``stretch`` (ignore the aspect ratio),
+#: ``crop`` (centre crop to the target's aspect ratio, then resize) or ``pad`` (pad with black to
+#: the target's aspect ratio, then resize).
+RESIZE_MODES = ("stretch", "crop", "pad")
+
+#: Largest / smallest class ratio above which ``cnnreg data info`` flags a split as imbalanced.
+IMBALANCE_RATIO = 1.5
 
 
 @dataclass
 class Split:
-    """Images ``x`` (N, H, W, C) with pixel values in 0..255 and integer labels ``y`` (N,)."""
+    """One split: NumPy arrays ``x`` / ``y``, image ``files`` with labels ``y``, or ``tf.data``
+    ``examples`` of ``(image, label)`` with ``size`` examples (see the module docstring)."""
 
-    x: np.ndarray
-    y: np.ndarray
+    x: Any = None
+    y: Any = None
+    files: list[str] | None = None
+    examples: Any = None
+    size: int | None = None
+    #: For ``examples`` splits: returns the labels without decoding images (a label count).
+    read_labels: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.x.ndim == 3:  # (N, H, W) grayscale
-            self.x = self.x[..., None]
-        self.y = np.asarray(self.y).astype("int64").reshape(-1)
-        if self.x.ndim != 4 or len(self.x) != len(self.y):
-            raise ValueError(f"a split needs x (N, H, W, C) and y (N,), got {self.x.shape} and {self.y.shape}")
+        forms = sum(v is not None for v in (self.x, self.files, self.examples))
+        if forms != 1:
+            raise ValueError("a split needs exactly one of x (arrays), files or examples (tf.data)")
+        if self.y is not None:
+            self.y = np.asarray(self.y).astype("int64").reshape(-1)
+        if self.x is not None:
+            if self.x.ndim == 3:  # (N, H, W) grayscale
+                self.x = self.x[..., None]
+            if self.y is None or self.x.ndim != 4 or len(self.x) != len(self.y):
+                shape = None if self.y is None else self.y.shape
+                raise ValueError(f"a split needs x (N, H, W, C) and y (N,), got {self.x.shape} and {shape}")
+        elif self.files is not None:
+            self.files = [str(f) for f in self.files]
+            if self.y is None or len(self.files) != len(self.y):
+                raise ValueError("a split of files needs one label per file in y")
+        elif self.size is None:
+            raise ValueError("a tf.data split needs its number of examples: Split(examples=ds, size=N)")
+
+    @property
+    def kind(self) -> str:
+        """``arrays``, ``files`` or ``examples``."""
+        return "arrays" if self.x is not None else "files" if self.files is not None else "examples"
 
     def __len__(self) -> int:
+        if self.kind == "examples" and self.y is None:
+            return int(self.size or 0)
         return len(self.y)
 
+    def labels(self) -> np.ndarray:
+        """Integer labels of every example (read once, without decoding, for ``examples`` splits)."""
+        if self.y is None:
+            if self.read_labels is None:
+                raise ValueError("this split cannot tell its labels without a pass over the data")
+            self.y = np.asarray(self.read_labels()).astype("int64").reshape(-1)
+        return self.y
+
     def take(self, indices: np.ndarray) -> "Split":
-        return Split(self.x[indices], self.y[indices])
+        if self.kind == "arrays":
+            return Split(self.x[indices], self.y[indices])
+        if self.kind == "files":
+            return Split(files=[self.files[i] for i in indices], y=self.y[indices])
+        raise ValueError("a tf.data split cannot be indexed")
 
 
 @dataclass
@@ -58,27 +115,44 @@ class Dataset:
     #: Files that could not be read, skipped (counted in the run header).
     skipped: list[str] = field(default_factory=list)
     description: str = ""
+    #: Natural image shape (H, W, C) when the splits are not arrays; None for a side that varies.
+    shape: tuple[int | None, int | None, int] | None = None
+    #: How images are fitted to the model's input: one of :data:`RESIZE_MODES`.
+    resize: str = "stretch"
+    #: Where the data lives and whether it is on this machine (``cnnreg data info``).
+    location: str = ""
+    local: bool = True
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            from cnnreg.errors import choices_text
+
+            raise ParameterError(f"unknown resize mode '{self.resize}'" + choices_text(self.resize, RESIZE_MODES))
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(d) for d in self.train.x.shape[1:])  # type: ignore[return-value]
+    def image_shape(self) -> tuple:
+        """(H, W, C) of the images; H and W are None when they vary."""
+        if self.shape is not None:
+            return tuple(self.shape)
+        if self.train.kind != "arrays":
+            raise ValueError(f"dataset '{self.name}' must give its image shape (Dataset(shape=...))")
+        return tuple(int(d) for d in self.train.x.shape[1:])
+
+    def splits(self) -> dict[str, Split]:
+        """The splits that exist, in the order train, validation, test."""
+        return {n: s for n, s in (("train", self.train), ("validation", self.validation), ("test", self.test)) if s is not None}
 
     def sizes(self) -> dict[str, int]:
-        return {
-            name: len(split)
-            for name, split in (("train", self.train), ("validation", self.validation), ("test", self.test))
-            if split is not None
-        }
+        return {name: len(split) for name, split in self.splits().items()}
 
     def split(self, name: str) -> Split:
         split = {"train": self.train, "validation": self.validation, "val": self.validation, "test": self.test}.get(name)
         if split is None:
-            valid = [n for n, s in (("train", self.train), ("validation", self.validation), ("test", self.test)) if s is not None]
-            raise ParameterError(f"dataset '{self.name}' has no '{name}' split (valid: {', '.join(valid)})")
+            raise ParameterError(f"dataset '{self.name}' has no '{name}' split (valid: {', '.join(self.splits())})")
         return split
 
 
@@ -101,41 +175,87 @@ def split_indices(
     return [rng.permutation(np.array(p, dtype=np.int64)) for p in parts]
 
 
-def fit_images(x: np.ndarray, shape: tuple[int, int, int], *, batch: int = 512) -> np.ndarray:
+def convert_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """(N, H, W, C) with C in 1..4 → ``channels`` (1 or 3).
+
+    Grayscale becomes RGB by repetition; RGB becomes grayscale by the ITU-R 601 luma weights;
+    an alpha channel is dropped (as Pillow's ``convert("RGB")`` does).
+    """
+    have = x.shape[-1]
+    if have == channels:
+        return x
+    if have == 2:  # grayscale + alpha
+        x, have = x[..., :1], 1
+        if channels == 1:
+            return x
+    if have == 1 and channels == 3:
+        return np.repeat(x, 3, axis=-1)
+    if have in (3, 4) and channels == 1:
+        return (x[..., :3].astype("float32") @ np.array([0.299, 0.587, 0.114], "float32"))[..., None]
+    if have == 4 and channels == 3:
+        return x[..., :3]
+    raise ParameterError(f"cannot convert images with {have} channels to {channels}")
+
+
+def fit_images(
+    x: np.ndarray, shape: tuple[int, int, int], *, resize: str = "stretch", batch: int = 512
+) -> np.ndarray:
     """Resize ``x`` (N, H, W, C) to ``shape`` (H, W, C) and convert channels; float32 0..255.
 
-    Grayscale becomes RGB by repetition; RGB becomes grayscale by the ITU-R 601 luma weights.
+    ``resize`` is one of :data:`RESIZE_MODES`: ``stretch`` ignores the aspect ratio; ``crop``
+    cuts the largest centred window of the target's aspect ratio first (like
+    ``tf.image.crop_and_resize`` on a central box); ``pad`` adds black borders to reach it.
     Resizing is bilinear (keras.ops, any backend) and is skipped when the size already matches.
     """
+    if resize not in RESIZE_MODES:
+        from cnnreg.errors import choices_text
+
+        raise ParameterError(f"unknown resize mode '{resize}'" + choices_text(resize, RESIZE_MODES))
     height, width, channels = shape
-    x = np.asarray(x)
-    if x.shape[-1] != channels:
-        if x.shape[-1] == 1 and channels == 3:
-            x = np.repeat(x, 3, axis=-1)
-        elif x.shape[-1] in (3, 4) and channels == 1:
-            x = (x[..., :3].astype("float32") @ np.array([0.299, 0.587, 0.114], "float32"))[..., None]
-        elif x.shape[-1] == 4 and channels == 3:
-            x = x[..., :3]
-        else:
-            raise ParameterError(f"cannot convert images with {x.shape[-1]} channels to {channels}")
-    x = x.astype("float32", copy=False)
+    x = convert_channels(np.asarray(x), channels).astype("float32", copy=False)
     if x.shape[1:3] == (height, width):
         return x
     import keras
 
+    options = {"crop_to_aspect_ratio": resize == "crop", "pad_to_aspect_ratio": resize == "pad"}
     out = np.empty((len(x), height, width, x.shape[-1]), dtype="float32")
     for start in range(0, len(x), batch):
-        chunk = keras.ops.image.resize(x[start : start + batch], (height, width), interpolation="bilinear")
+        chunk = keras.ops.image.resize(x[start : start + batch], (height, width), interpolation="bilinear", **options)
         out[start : start + batch] = keras.ops.convert_to_numpy(chunk)
     return np.clip(out, 0.0, 255.0)
 
 
+def class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
+    """Examples per class (``num_classes`` entries)."""
+    return np.bincount(np.asarray(labels, dtype="int64"), minlength=num_classes)[:num_classes].tolist()
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Keras ``class_weight`` for ``balanced`` weighting: ``n / (classes × n_class)``.
+
+    Every class then contributes the same total weight to the loss (scikit-learn's
+    ``compute_class_weight("balanced")``); classes absent from ``labels`` get weight 1.
+    """
+    counts = np.asarray(class_counts(labels, num_classes), dtype="float64")
+    total, present = counts.sum(), int((counts > 0).sum())
+    return {i: float(total / (present * c)) if c else 1.0 for i, c in enumerate(counts)}
+
+
+def imbalance(counts: Sequence[int]) -> float | None:
+    """Largest / smallest class count (None when a class is empty or there is no data)."""
+    counts = [int(c) for c in counts]
+    if not counts or min(counts) == 0:
+        return None
+    return max(counts) / min(counts)
+
+
 def describe(dataset: Dataset) -> dict[str, Any]:
-    """A JSON-ready description for run manifests and ``cnnreg data info``."""
+    """A JSON-ready description for run manifests."""
     return {
         "name": dataset.name,
         "classes": list(dataset.class_names),
         "image_shape": list(dataset.image_shape),
         "sizes": dataset.sizes(),
         "skipped": len(dataset.skipped),
+        "resize": dataset.resize,
     }

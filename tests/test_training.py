@@ -259,3 +259,44 @@ def test_transfer_learning_two_phases_with_a_local_weights_file(tmp_path):
     assert float(rows[1]["lr"]) == pytest.approx(0.001)  # phase 2 default: lr / 10
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["input_shape"] == [32, 32, 3] and "grayscale repeated" in manifest["input_shape_reason"]
+
+
+def test_ctrl_c_finishes_writing_and_prints_the_resume_command(tmp_path, subprocess_env):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnreg", "run", "mlp_bn", "--epochs", "200", *FAST, "--run-dir", str(run_dir)],
+        env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    state = run_dir / "checkpoint" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["epochs_done"] >= 1):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert f"cnnreg resume {run_dir}" in out + err
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "interrupted" and 1 <= manifest["epochs_done"] < 200
+    assert [int(r["epoch"]) for r in history(run_dir)] == list(range(1, manifest["epochs_done"] + 1))
+
+
+def test_lenet5_reaches_95_percent_on_digits(tmp_path):
+    """The issue's quality bar: lenet5, 10 epochs on digits, ≥ 95% test accuracy on a CPU."""
+    result, run_dir = run(tmp_path, "lenet5", "--epochs", "10", "--quiet")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["test"]["accuracy"] >= 0.95, manifest["test"]
+    assert manifest["seconds"] < 60
+
+
+def test_mixed_precision_run(tmp_path):
+    result, run_dir = run(tmp_path, "lenet5", "--epochs", "1", "--precision", "mixed_float16", "--dataset", "digits:size=32", "--quiet")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["config"]["precision"] == "mixed_float16" and manifest["status"] == "completed"

@@ -1,8 +1,12 @@
-"""Built-in plugin: datasets that need no network.
+"""Built-in plugin: the datasets.
 
 ``digits`` (the default of ``cnnreg run``) is scikit-learn's copy of the UCI optical
 handwritten digits: 1,797 real 8×8 grayscale images of the digits 0–9, shipped inside the
 scikit-learn package.  ``synthetic`` is random images for benchmarks and smoke tests.
+``folder:PATH`` reads your own images (:mod:`cnnreg.datasets.folder`); ``mnist``,
+``tf_flowers``, ... and ``tfds:NAME`` come from TensorFlow Datasets (:mod:`cnnreg.datasets.tfds`,
+an optional dependency).  Every factory outside this module is a lazy ``"module:attr"`` string:
+registering them imports neither TensorFlow nor ``tensorflow_datasets``.
 """
 
 from __future__ import annotations
@@ -118,3 +122,20 @@ def register_datasets(registry):
         "synthetic", synthetic, summary="Random images and labels for benchmarks and smoke tests",
         tags=("offline",), needs_network=False, primary="size",
     )
+    registry.add(
+        "folder", "cnnreg.datasets.folder:folder", summary="Your own images: folder:PATH with one sub-folder per class",
+        aliases=("images",), tags=("offline", "files"), needs_network=False, primary="path",
+        check="cnnreg.datasets.folder:check",
+    )
+    registry.add(
+        "tfds", "cnnreg.datasets.tfds:tfds_dataset", summary="Any TensorFlow Datasets image classifier: tfds:NAME",
+        tags=("tfds",), needs_network=True, primary="name", check="cnnreg.datasets.catalog:check",
+    )
+    from cnnreg.datasets.catalog import CATALOG
+
+    for entry in CATALOG:
+        registry.add(
+            entry.name, f"cnnreg.datasets.tfds:{entry.name}", summary=f"{entry.summary} (TFDS)",
+            tags=("tfds", *entry.tags), needs_network=True, classes=entry.classes, examples=entry.examples,
+            image_shape=entry.image_shape, splits=entry.splits, primary="split", check="cnnreg.datasets.catalog:check",
+        )

@@ -46,12 +46,13 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
     ) -> None:
         """Config-free plugin framework and model registry for convolutional networks."""
 
-    from cnnreg.cli import analysis, components, plugin, training
+    from cnnreg.cli import analysis, components, data, plugin, training
 
     components.register(app)
     training.register(app)
     analysis.register(app)
     plugin.register(app)
+    data.register(app)
     if with_plugins:
         from cnnreg.plugins import get_host
 

@@ -157,6 +157,9 @@ def _summarize(targets: list[Target], *, precision: str, expand: bool = False) -
     """
     import warnings
 
+    from cnnreg.cli.common import load_framework
+
+    load_framework()
     import keras
 
     from cnnreg.analysis import UncountedLayerWarning, summarize

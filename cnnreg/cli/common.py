@@ -15,13 +15,19 @@ def backend_option():
 
 
 def use_backend(name: Optional[str]) -> str:
-    """Select the backend (one-line error when unknown or not installed); on TensorFlow, load it
-    now without its native start-up chatter on stderr."""
+    """Select the backend (one-line error when unknown or not installed). Imports nothing."""
     from cnnreg.backends import select
 
-    chosen = select(name)
-    if chosen == "tensorflow":
+    return select(name)
+
+
+def load_framework() -> None:
+    """Import keras for a command that needs it; on TensorFlow without TensorFlow's native
+    start-up chatter on stderr. Call after every option has been checked."""
+    import os
+
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         from cnnreg.backends.tensorflow import quiet_import
 
         quiet_import()
-    return chosen
+    import keras  # noqa: F401

@@ -50,6 +50,7 @@ def run_command(
     fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Learning rate of phase 2 (default: lr / 10)."),
     early_stop: Optional[int] = typer.Option(None, "--early-stop", help="Stop after N epochs without validation-loss improvement."),
     bn_momentum: str = typer.Option("auto", "--bn-momentum", help="BatchNorm momentum: auto (0.9 for small data) or a number."),
+    class_weight: Optional[str] = typer.Option(None, "--class-weight", help="balanced: weight each class by n / (classes × n_class) in the loss."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run (default: runs/<UTC time>-<arch>-<dataset>/)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything, print the header and summary, train nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
@@ -63,6 +64,10 @@ def run_command(
       cnnreg run resnet34 --init he_normal --clip norm=1.0
 
       cnnreg run alexnet --reg dropout=0.5 --reg flip --optimizer sgd:momentum=0.9 --lr 0.01
+
+      cnnreg run keras-xception --dataset tf_flowers --weights imagenet --freeze-base --reg flip
+
+      cnnreg run resnet18 --dataset ./my_photos --class-weight balanced
     """
     from cnnreg.training.run import RunConfig, resolve
 
@@ -71,7 +76,7 @@ def run_command(
         optimizer=optimizer, lr=lr, schedule=schedule, epochs=epochs, batch_size=batch_size,
         precision=precision, seed=seed, input_shape=_shape(input_shape), weights=weights,
         freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
-        early_stop=early_stop, bn_momentum=bn_momentum,
+        early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
     )
     plan = resolve(config)  # every user mistake is caught here, before keras is imported
     _execute(plan, run_dir=run_dir, dry_run=dry_run, quiet=quiet)

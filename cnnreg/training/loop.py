@@ -47,16 +47,34 @@ class Outcome:
 def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
     """``model.fit`` arguments for the training split.
 
-    Without augmentation or batch transforms the preprocessed arrays go to ``fit`` directly
-    (Keras shuffles them, seeded by ``keras.utils.set_random_seed``: its own input pipeline is
-    the fastest); otherwise a :func:`make_batches` dataset produces them.
+    Files and tf.data splits go through :func:`cnnreg.datasets.pipeline.training_batches`.
+    NumPy arrays without augmentation or batch transforms go to ``fit`` directly (Keras
+    shuffles them, seeded by ``keras.utils.set_random_seed``: its own input pipeline is the
+    fastest); otherwise a :func:`make_batches` dataset produces them.
     """
+    extra = {"class_weight": plan.class_weights} if plan.class_weights else {}
+    if "train" in plan.streams:
+        from cnnreg.datasets import pipeline
+        from cnnreg.regularisers import combine_batch_transforms
+
+        def make_augment(lane: int):  # each lane its own layers, seeded apart
+            import keras
+
+            seed = plan.config.seed + 7919 * lane
+            return keras.Sequential([layer for _, reg in plan.regularisers for layer in reg.augmentation(seed)],
+                                    name=f"augmentation_{lane}")
+
+        augments = any(reg.augmentation(plan.config.seed) for _, reg in plan.regularisers)
+        transform = combine_batch_transforms([t for _, reg in plan.regularisers if (t := reg.batch_transform()) is not None])
+        batches = pipeline.training_batches(plan, plan.streams["train"], first_epoch=first_epoch,
+                                            make_augment=make_augment if augments else None, batch_transform=transform)
+        return {"x": batches, "steps_per_epoch": plan.steps_per_epoch, "shuffle": False, **extra}
     if any(reg.augmentation(plan.config.seed) or reg.batch_transform() for _, reg in plan.regularisers):
-        return {"x": make_batches(plan, first_epoch=first_epoch), "shuffle": False}
+        return {"x": make_batches(plan, first_epoch=first_epoch), "shuffle": False, **extra}
     x, y = plan.arrays["train"]
     eye = np.eye(plan.dataset.num_classes, dtype="float32")
     return {"x": plan.preprocess(np.array(x, dtype="float32", copy=True)), "y": eye[y], "shuffle": True,
-            "batch_size": plan.config.batch_size}
+            "batch_size": plan.config.batch_size, **extra}
 
 
 def make_batches(plan: Plan, *, first_epoch: int = 0):
@@ -119,6 +137,12 @@ def make_batches(plan: Plan, *, first_epoch: int = 0):
 
 
 def held_out(plan: Plan, name: str):
+    """A validation or test split, preprocessed with one-hot labels: ``(x, y)`` arrays, or a
+    batched tf.data dataset for files and tf.data splits; None when the split does not exist."""
+    if name in plan.streams:
+        from cnnreg.datasets.pipeline import held_out_batches
+
+        return held_out_batches(plan, plan.streams[name])
     if name not in plan.arrays:
         return None
     x, y = plan.arrays[name]
@@ -244,7 +268,6 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
     """Run the remaining epochs of phase 1 (head / whole model) and phase 2 (fine-tuning)."""
     config = plan.config
     started = time.time()
-    data = training_data(plan, first_epoch=len(state["history"]))
     validation = held_out(plan, "validation")
     phases = [("train", config.epochs, None)]
     if config.fine_tune_epochs:
@@ -261,6 +284,7 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
                 compile_model(plan, model, learning_rate=lr or plan.optimizer[1]["learning_rate"] / 10, epochs=epochs)
             if progress is not None:
                 progress.set_phase(phase, epochs)
+            data = training_data(plan, first_epoch=len(state["history"]))  # batches of the epochs to come
             model.fit(
                 **data, epochs=epochs, initial_epoch=already, validation_data=validation,
                 callbacks=_callbacks(plan, run_dir, state, progress, phase), verbose=0,
@@ -291,10 +315,10 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
 
     plot_curves(state["history"], run_dir / "curves.png")  # at the end only: ~0.2 s a plot
     test = None
-    if status == "completed" and (run_dir / "model.keras").exists() and "test" in plan.arrays:
+    if status == "completed" and (run_dir / "model.keras").exists() and ("test" in plan.arrays or "test" in plan.streams):
         from cnnreg.training.report import evaluate_model, load_run_model
 
-        test = evaluate_model(load_run_model(run_dir), *held_out(plan, "test"), batch_size=plan.config.batch_size)
+        test = evaluate_model(load_run_model(run_dir), held_out(plan, "test"), batch_size=plan.config.batch_size)
     data = rundir.load_manifest(run_dir)
     data.update(
         status=status, message=message, epochs_done=len(state["history"]), best_epoch=state.get("best_epoch"),

@@ -55,9 +55,22 @@ def load_run_model(run_dir: Path):
     return keras.models.load_model(path, compile=False)
 
 
-def evaluate_model(model, x: np.ndarray, y_onehot: np.ndarray, *, batch_size: int = 64) -> dict[str, Any]:
-    """Loss, accuracy, top-5 (≥ 5 classes) and per-class precision / recall."""
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
+def evaluate_model(model, x: Any, y_onehot: np.ndarray | None = None, *, batch_size: int = 64) -> dict[str, Any]:
+    """Loss, accuracy, top-5 (≥ 5 classes) and per-class precision / recall.
+
+    ``x`` and ``y_onehot`` are arrays, or ``x`` is an ``(x, y)`` pair or an iterable of
+    ``(images, one-hot labels)`` batches (a tf.data dataset from the input pipeline).
+    """
+    if y_onehot is None and isinstance(x, tuple):
+        x, y_onehot = x
+    if y_onehot is None:
+        parts, labels = [], []
+        for images, onehot in x.as_numpy_iterator() if hasattr(x, "as_numpy_iterator") else x:
+            parts.append(np.asarray(model.predict_on_batch(images), dtype="float64"))
+            labels.append(np.asarray(onehot))
+        probs, y_onehot = np.concatenate(parts), np.concatenate(labels)
+    else:
+        probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
     y = y_onehot.argmax(axis=1)
     predicted = probs.argmax(axis=1)
     n = probs.shape[1]
@@ -105,12 +118,11 @@ def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
     from cnnreg.training.run import RunConfig, prepare_data, resolve
 
     data = rundir.load_manifest(run_dir)
-    plan = prepare_data(resolve(RunConfig.from_dict(data["config"])), input_shape=tuple(data["input_shape"]))
     if split in ("val", "valid"):
         split = "validation"
+    plan = prepare_data(resolve(RunConfig.from_dict(data["config"])), input_shape=tuple(data["input_shape"]), splits=(split,))
     plan.dataset.split(split)  # one-line error for a missing split
-    x, y = held_out(plan, split)
-    result = evaluate_model(load_run_model(run_dir), x, y, batch_size=plan.config.batch_size)
+    result = evaluate_model(load_run_model(run_dir), held_out(plan, split), batch_size=plan.config.batch_size)
     result["split"] = split
     plot_confusion(result["confusion"], list(plan.dataset.class_names), Path(run_dir) / "confusion.png",
                    f"{data['config']['architecture']} on {data['config']['dataset']} ({split})")
@@ -127,14 +139,15 @@ def predict_images(run_dir: Path, images: list[Path], top: int = 3) -> list[dict
 
     data = rundir.load_manifest(run_dir)
     shape = tuple(data["input_shape"])
+    resize = data.get("resize", "stretch")  # runs written before the resize modes stretched
     classes = data["class_names"]
     preprocess = resolve_reference(data["preprocess"], what="the run's preprocess")
     arrays = []
     for path in images:
         try:
             with Image.open(path) as image:
-                image = image.convert("L" if shape[2] == 1 else "RGB")
-                arrays.append(fit_images(np.asarray(image, dtype="float32")[None, ..., None] if shape[2] == 1 else np.asarray(image, dtype="float32")[None], shape)[0])
+                pixels = np.asarray(image.convert("L" if shape[2] == 1 else "RGB"), dtype="float32")
+            arrays.append(fit_images(pixels.reshape(1, *pixels.shape[:2], shape[2]), shape, resize=resize)[0])
         except FileNotFoundError:
             raise CnnregError(f"image {path} does not exist") from None
         except (UnidentifiedImageError, OSError) as exc:

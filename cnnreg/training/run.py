@@ -48,6 +48,7 @@ class RunConfig:
     fine_tune_lr: float | None = None
     early_stop: int | None = None
     bn_momentum: str = "auto"
+    class_weight: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -75,6 +76,8 @@ class RunConfig:
             raise ParameterError(f"--fine-tune-epochs must be >= 0 (got {self.fine_tune_epochs})")
         if self.early_stop is not None and self.early_stop < 1:
             raise ParameterError(f"--early-stop must be >= 1 epoch of patience (got {self.early_stop})")
+        if self.class_weight not in (None, "balanced"):
+            raise ParameterError(f"--class-weight must be balanced (got {self.class_weight})")
         if self.bn_momentum != "auto":
             try:
                 value = float(self.bn_momentum)
@@ -126,7 +129,12 @@ class Plan:
     preprocess: Any = None
     preprocess_ref: str = ""
     bn_momentum: float | None = None
+    #: NumPy splits fitted to the input shape: name → (x float32 0..255, y).
     arrays: dict[str, Any] = field(default_factory=dict)
+    #: Files and tf.data splits: name → :class:`cnnreg.datasets.pipeline.Source`.
+    streams: dict[str, Any] = field(default_factory=dict)
+    #: Keras ``class_weight`` (``--class-weight balanced``), else None.
+    class_weights: dict[int, float] | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -140,9 +148,9 @@ def resolve(config: RunConfig) -> Plan:
     arch_spec = parse(config.architecture)
     arch = registry.get("architecture", arch_spec.name)
     arch_params = arch.resolve(arch_spec.params)
-    ds_spec = parse(config.dataset)
-    ds = registry.get("dataset", ds_spec.name)
-    ds_params = ds.resolve(ds_spec.params)
+    from cnnreg.datasets import resolve_dataset
+
+    ds, ds_params = resolve_dataset(config.dataset, registry)
     init = None
     if config.init:
         init_component, init_params = registry.resolve("initialiser", config.init)
@@ -219,9 +227,16 @@ def prepare(plan: Plan) -> Plan:
     return plan
 
 
-def prepare_data(plan: Plan, *, input_shape: tuple[int, int, int] | None = None) -> Plan:
-    """Load the dataset, choose the input shape (and say why), fit every split to it."""
-    from cnnreg.data import fit_images
+def prepare_data(
+    plan: Plan, *, input_shape: tuple[int, int, int] | None = None, splits: tuple[str, ...] | None = None
+) -> Plan:
+    """Load the dataset, choose the input shape (and say why), fit every split to it.
+
+    NumPy splits are resized here (:func:`cnnreg.data.fit_images`); files and tf.data splits
+    become :mod:`cnnreg.datasets.pipeline` sources (decoded, resized and, when they fit, cached
+    in memory).  ``splits`` limits the work to those splits (``cnnreg evaluate``).
+    """
+    from cnnreg.data import class_weights, fit_images
     from cnnreg.registry import resolve_reference
 
     config = plan.config
@@ -239,6 +254,10 @@ def prepare_data(plan: Plan, *, input_shape: tuple[int, int, int] | None = None)
     else:
         shape = dataset.default_input_shape or dataset.image_shape
         reason = dataset.input_shape_reason or "the dataset's image size"
+        if shape[0] is None or shape[1] is None:  # images of many sizes: the architecture's own
+            height, width = (arch.metadata.get("default_input_shape") or (224, 224, 3))[:2]
+            shape = (height, width, shape[2])
+            reason += f"; {arch.name}'s default {height}x{width}"
         minimum = int(arch.metadata.get("min_input_size") or 1)
         if min(shape[:2]) < minimum:
             shape = (max(shape[0], minimum), max(shape[1], minimum), shape[2])
@@ -249,10 +268,21 @@ def prepare_data(plan: Plan, *, input_shape: tuple[int, int, int] | None = None)
         plan.input_shape, plan.input_reason = tuple(int(d) for d in shape), reason
     plan.preprocess_ref = arch.metadata.get("preprocess") or "cnnreg.builtin.architectures.preprocess:scale_0_1"
     plan.preprocess = resolve_reference(plan.preprocess_ref, what=f"preprocess of {arch.name}")
-    for name in ("train", "validation", "test"):
-        split = getattr(dataset, name)
-        if split is not None:
-            plan.arrays[name] = (fit_images(split.x, plan.input_shape), split.y)
+    wanted = {n: s for n, s in dataset.splits().items() if splits is None or n in splits}
+    for name, split in wanted.items():
+        if split.kind == "arrays":
+            plan.arrays[name] = (fit_images(split.x, plan.input_shape, resize=dataset.resize), split.y)
+    if any(split.kind != "arrays" for split in wanted.values()):
+        from cnnreg.datasets.pipeline import prepare_sources
+
+        plan.streams = prepare_sources(dataset, plan.input_shape, tuple(wanted))
+    if dataset.skipped:
+        shown = ", ".join(dataset.skipped[:5]) + (f", ... {len(dataset.skipped) - 5} more" if len(dataset.skipped) > 5 else "")
+        plan.warnings.append(f"skipped {len(dataset.skipped)} unreadable image file(s): {shown}")
+    if config.class_weight == "balanced" and "train" in wanted:
+        plan.class_weights = class_weights(dataset.train.labels(), dataset.num_classes)
+        low, high = min(plan.class_weights.values()), max(plan.class_weights.values())
+        plan.notes.append(f"class weights (balanced): {low:.3g} to {high:.3g}")
     return plan
 
 
@@ -429,6 +459,10 @@ def manifest(plan: Plan, *, status: str, argv: list[str] | None = None, extra: d
         "input_shape": list(plan.input_shape) if plan.input_shape else None,
         "input_shape_reason": plan.input_reason,
         "preprocess": plan.preprocess_ref,
+        "resize": plan.dataset.resize if plan.dataset else "stretch",
+        "class_weights": {str(k): v for k, v in plan.class_weights.items()} if plan.class_weights else None,
+        "skipped": len(plan.dataset.skipped) if plan.dataset else 0,
+        "skipped_files": list(plan.dataset.skipped[:100]) if plan.dataset else [],
         "bn_momentum": plan.bn_momentum,
         "class_names": list(plan.dataset.class_names) if plan.dataset else None,
         "data": plan.dataset.sizes() if plan.dataset else None,
