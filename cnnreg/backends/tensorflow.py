@@ -66,3 +66,27 @@ def quiet_import() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def mirrored_strategy(*, auto: bool):
+    """``(MirroredStrategy, device names)`` over the local GPUs (or, with none, the logical CPU
+    devices when there are several, as in tests); ``(None, [])`` when ``auto`` finds one device."""
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(devices) < 2:
+        if auto:
+            return None, []
+        from cnnreg.errors import CnnregError
+
+        raise CnnregError("--distribute mirrored needs at least 2 devices (found 1)")
+    return tf.distribute.MirroredStrategy(devices=devices), devices
+
+
+def split_cpu(count: int) -> None:
+    """Expose ``count`` logical CPU devices (call before TensorFlow initialises its devices)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)

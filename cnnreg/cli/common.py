@@ -27,7 +27,9 @@ def load_framework() -> None:
     import os
 
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        from cnnreg.backends.tensorflow import quiet_import
+        from cnnreg.backends.tensorflow import quiet_import, split_cpu
 
         quiet_import()
+        if os.environ.get("CNNREG_LOGICAL_CPUS", "").isdigit():  # test aid: several CPU devices
+            split_cpu(int(os.environ["CNNREG_LOGICAL_CPUS"]))
     import keras  # noqa: F401

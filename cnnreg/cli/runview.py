@@ -58,6 +58,8 @@ def header(plan) -> Panel:
     env = environment()
     devices = ", ".join(f"{d['name']}" + (f" ({d['memory_bytes'] / 2**30:.1f} GiB)" if d.get("memory_bytes") else "") for d in env["devices"]) or "CPU"
     grid.add_row("device", f"{devices}; backend {env['backend']}; precision {config.precision}")
+    if plan.distribution is not None and plan.distribution.mode != "none":
+        grid.add_row("distribution", plan.distribution.describe(config.batch_size))
     for note in plan.notes:
         grid.add_row("note", note)
     return Panel(grid, title=f"cnnreg run {config.architecture}", title_align="left", expand=False)

@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from cnnreg.cli.common import backend_option, load_framework, use_backend
+
 from cnnreg.errors import CnnregError
 
 DEFAULT_ROOT = Path("runs")
@@ -54,6 +56,12 @@ def run_command(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run (default: runs/<UTC time>-<arch>-<dataset>/)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything, print the header and summary, train nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
+    backend: Optional[str] = backend_option(),
+    distribute: str = typer.Option("auto", "--distribute", help="auto, none, mirrored (TensorFlow GPUs) or data-parallel (JAX devices)."),
+    coordinator: Optional[str] = typer.Option(None, "--coordinator", help="Multi-host JAX: the coordinator HOST:PORT (or JAX_COORDINATOR_ADDRESS)."),
+    num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Multi-host JAX: number of processes (or JAX_NUM_PROCESSES)."),
+    process_id: Optional[int] = typer.Option(None, "--process-id", help="Multi-host JAX: this process's index (or JAX_PROCESS_ID)."),
+    coordinator_timeout: int = typer.Option(60, "--coordinator-timeout", help="Seconds to wait for the JAX coordinator."),
 ) -> None:
     """Train ARCHITECTURE on a dataset and write a run directory.
 
@@ -78,7 +86,14 @@ def run_command(
         freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
         early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
     )
+    from cnnreg.training.distribute import check_args
+
+    config.backend = use_backend(backend)
+    config.distribute = check_args(distribute, config.backend, coordinator=coordinator,
+                                   num_processes=num_processes, process_id=process_id)
     plan = resolve(config)  # every user mistake is caught here, before keras is imported
+    plan.launch = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id,
+                   "timeout": coordinator_timeout}
     _execute(plan, run_dir=run_dir, dry_run=dry_run, quiet=quiet)
 
 
@@ -87,6 +102,7 @@ def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> No
     from cnnreg.training import loop, rundir
     from cnnreg.training.run import prepare
 
+    load_framework()
     with console.status("loading data and building the model...") if console.is_terminal else _null():
         prepare(plan)
     from cnnreg.cli.runview import header
@@ -150,6 +166,8 @@ def resume_command(run_dir: Path = typer.Argument(..., help="A run directory wri
     from cnnreg.training.run import RunConfig
 
     config = RunConfig.from_dict(data["config"])
+    use_backend(config.backend)  # a run continues on the backend it started on
+    load_framework()
     outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet))
     _closing(outcome)
 
@@ -180,7 +198,9 @@ def rerun_command(
     from cnnreg.training.loop import rerun_config
     from cnnreg.training.run import resolve
 
-    plan = resolve(rerun_config(run_dir, list(set_)))
+    config = rerun_config(run_dir, list(set_))
+    config.backend = use_backend(config.backend)  # the original run's backend unless --set backend=...
+    plan = resolve(config)
     _execute(plan, run_dir=new_dir, dry_run=False, quiet=quiet)
 
 
@@ -245,6 +265,7 @@ def evaluate_command(
     """
     from cnnreg.training.report import evaluate_run
 
+    _use_run_backend(run_dir)
     result = evaluate_run(Path(run_dir), split)
     if as_json:
         from cnnreg import __version__
@@ -285,6 +306,7 @@ def predict_command(
         raise CnnregError(f"--top must be >= 1 (got {top})")
     from cnnreg.training.report import predict_images
 
+    _use_run_backend(run_dir)
     results = predict_images(Path(run_dir), list(images), top)
     if as_json:
         from cnnreg import __version__
@@ -297,3 +319,10 @@ def predict_command(
     for item in results:
         ranked = "  ".join(f"{t['class']} ({t['class_id']}) {t['probability']:.3f}" for t in item["top"])
         console.print(f"{item['image']}: {ranked}", highlight=False)
+
+
+def _use_run_backend(run_dir: Path) -> None:
+    from cnnreg.training import rundir
+
+    use_backend(rundir.load_manifest(Path(run_dir)).get("config", {}).get("backend"))
+    load_framework()

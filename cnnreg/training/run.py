@@ -49,6 +49,8 @@ class RunConfig:
     early_stop: int | None = None
     bn_momentum: str = "auto"
     class_weight: str | None = None
+    backend: str | None = None
+    distribute: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -135,6 +137,10 @@ class Plan:
     streams: dict[str, Any] = field(default_factory=dict)
     #: Keras ``class_weight`` (``--class-weight balanced``), else None.
     class_weights: dict[int, float] | None = None
+    #: How the run is spread over devices (cnnreg.training.distribute.Distribution).
+    distribution: Any = None
+    #: Multi-process launch arguments (per process, so not part of the config).
+    launch: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -220,8 +226,20 @@ def prepare(plan: Plan) -> Plan:
 
     backends.make_deterministic()
     keras.config.set_dtype_policy(config.precision)
+    from cnnreg.training import distribute
+
+    plan.distribution = distribute.setup(config.distribute, **plan.launch)
+    distribute.check_batch(config.batch_size, plan.distribution)
     prepare_data(plan)
-    plan.model = build_model(plan)
+    replicas = plan.distribution.replicas
+    if replicas > 1:
+        if plan.streams:
+            raise CnnregError("--distribute with file or TFDS datasets is not supported yet; use --distribute none")
+        for name, (x, y) in list(plan.arrays.items()):
+            keep = distribute.trim(len(y), replicas)  # every batch, the last one too, splits evenly
+            plan.arrays[name] = (x[:keep], y[:keep])
+    with plan.distribution.scope():
+        plan.model = build_model(plan)
     plan.bn_momentum = _bn_momentum(plan)
     apply_training_settings(plan, plan.model)
     return plan
@@ -415,6 +433,14 @@ def _sum_regularizers(regularizers):
 
 
 def compile_model(plan: Plan, model, *, learning_rate: float | None = None, epochs: int | None = None) -> None:
+    import contextlib
+
+    scope = plan.distribution.scope() if plan.distribution is not None else contextlib.nullcontext()
+    with scope:
+        _compile(plan, model, learning_rate=learning_rate, epochs=epochs)
+
+
+def _compile(plan: Plan, model, *, learning_rate: float | None, epochs: int | None) -> None:
     import keras
 
     name, kwargs = plan.optimizer
@@ -465,8 +491,18 @@ def manifest(plan: Plan, *, status: str, argv: list[str] | None = None, extra: d
         "skipped_files": list(plan.dataset.skipped[:100]) if plan.dataset else [],
         "bn_momentum": plan.bn_momentum,
         "class_names": list(plan.dataset.class_names) if plan.dataset else None,
-        "data": plan.dataset.sizes() if plan.dataset else None,
+        "data": _used_sizes(plan),
+        "distribution": plan.distribution.to_dict() if plan.distribution is not None else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     data.update(extra or {})
     return data
+
+
+def _used_sizes(plan: Plan) -> dict[str, int] | None:
+    """Examples per split as trained on (after trimming for several devices)."""
+    if plan.dataset is None:
+        return None
+    sizes = plan.dataset.sizes()
+    sizes.update({name: len(y) for name, (_, y) in plan.arrays.items()})
+    return sizes

@@ -1,0 +1,127 @@
+"""Training on several devices with the engines that exist: ``tf.distribute.MirroredStrategy``
+on TensorFlow, ``keras.distribution.DataParallel`` on JAX (across machines through
+``jax.distributed.initialize``).  Never a home-made one.
+
+The global batch is split across the devices, so it must be a multiple of their number; every
+split is trimmed to a multiple of it too (at most devices − 1 examples), because the last partial
+batch of an epoch must also divide evenly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnreg.errors import CnnregError, choices_text
+
+MODES = ("auto", "none", "mirrored", "data-parallel")
+
+
+@dataclass
+class Distribution:
+    """How a run is spread over devices."""
+
+    mode: str = "none"  # none | mirrored | data-parallel
+    devices: list[str] = field(default_factory=list)
+    processes: int = 1
+    strategy: Any = None  # tf.distribute.MirroredStrategy for "mirrored"
+
+    @property
+    def replicas(self) -> int:
+        return max(1, len(self.devices)) if self.mode != "none" else 1
+
+    def scope(self):
+        """Build and compile inside this (MirroredStrategy needs it; the others need nothing)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def describe(self, batch_size: int) -> str:
+        if self.mode == "none":
+            return "one device"
+        per = batch_size // self.replicas
+        hosts = f" on {self.processes} processes" if self.processes > 1 else ""
+        return f"{self.mode} over {self.replicas} devices{hosts} ({', '.join(self.devices)}): batch {batch_size} = {self.replicas} × {per}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "devices": list(self.devices), "processes": self.processes}
+
+
+def check_args(mode: str, backend: str, *, coordinator: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> str:
+    """Validate the options before keras is imported; returns the normalised mode."""
+    mode = (mode or "auto").strip().lower().replace("_", "-")
+    if mode not in MODES:
+        raise CnnregError(f"unknown --distribute '{mode}'" + choices_text(mode, MODES))
+    if mode == "mirrored" and backend != "tensorflow":
+        raise CnnregError(f"--distribute mirrored needs the tensorflow backend (on {backend} use data-parallel)")
+    if mode == "data-parallel" and backend != "jax":
+        raise CnnregError(f"--distribute data-parallel needs the jax backend (on {backend} use mirrored or none)")
+    num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
+    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if num_processes is not None and num_processes > 1:
+        if backend != "jax":
+            raise CnnregError("--num-processes needs the jax backend (multi-host training uses jax.distributed)")
+        if not coordinator:
+            raise CnnregError("--num-processes 2 or more needs --coordinator HOST:PORT (or JAX_COORDINATOR_ADDRESS)")
+        if ":" not in coordinator or not coordinator.rsplit(":", 1)[1].isdigit():
+            raise CnnregError(f"--coordinator must be HOST:PORT (got '{coordinator}')")
+        pid = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
+        if pid is None or not 0 <= pid < num_processes:
+            raise CnnregError(f"--process-id must be in 0..{num_processes - 1} (got {pid})")
+    elif num_processes is not None and num_processes < 1:
+        raise CnnregError(f"--num-processes must be >= 1 (got {num_processes})")
+    return mode
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value and value.isdigit() else None
+
+
+def setup(mode: str, *, coordinator: str | None = None, num_processes: int | None = None,
+          process_id: int | None = None, timeout: int = 60) -> Distribution:
+    """Start the distribution (imports keras). Call before the model is built."""
+    import keras
+
+    backend = keras.backend.backend()
+    mode = check_args(mode, backend, coordinator=coordinator, num_processes=num_processes, process_id=process_id)
+    processes = 1
+    num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
+    if backend == "jax" and num_processes and num_processes > 1:
+        from cnnreg.backends.jax import initialize_distributed
+
+        initialize_distributed(
+            coordinator or os.environ["JAX_COORDINATOR_ADDRESS"], num_processes,
+            process_id if process_id is not None else _env_int("JAX_PROCESS_ID"), timeout=timeout,
+        )
+        processes = num_processes
+    if mode == "none":
+        return Distribution()
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        if mode == "auto" and len(devices) < 2:
+            return Distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return Distribution("data-parallel", list(devices), processes)
+    if backend == "tensorflow":
+        from cnnreg.backends.tensorflow import mirrored_strategy
+
+        strategy, devices = mirrored_strategy(auto=mode == "auto")
+        if strategy is None:
+            return Distribution()
+        return Distribution("mirrored", devices, 1, strategy)
+    return Distribution()  # torch: one device (Keras' torch backend has no distribution API here)
+
+
+def trim(n: int, replicas: int) -> int:
+    """The number of examples kept so that every batch divides evenly over ``replicas``."""
+    return n - n % replicas
+
+
+def check_batch(batch_size: int, distribution: Distribution) -> None:
+    if batch_size % distribution.replicas:
+        raise CnnregError(
+            f"--batch-size {batch_size} must be a multiple of the {distribution.replicas} devices "
+            f"of --distribute {distribution.mode} (e.g. {distribution.replicas * max(1, batch_size // distribution.replicas)})"
+        )

@@ -1,0 +1,84 @@
+"""Backends and distribution: --backend, --distribute, multi-process argument handling.
+
+Each run is a subprocess: a process picks its Keras backend once, before keras is imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnnreg.testing import run_cli
+
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+FAST = ["mlp_bn", "--dataset", "digits:size=8", "--epochs", "1", "--batch-size", "64", "--quiet"]
+
+
+def cnnreg(*args, env, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cnnreg", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@needs_jax
+def test_run_on_jax(tmp_path, subprocess_env):
+    proc = cnnreg("run", *FAST, "--backend", "jax", "--run-dir", str(tmp_path / "jax"), env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "jax" / "run.json").read_text())
+    assert manifest["environment"]["backend"] == "jax" and manifest["status"] == "completed"
+    assert manifest["config"]["backend"] == "jax"
+
+
+@needs_jax
+def test_data_parallel_on_two_jax_cpu_devices(tmp_path, subprocess_env):
+    env = dict(subprocess_env, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    proc = cnnreg("run", *FAST, "--backend", "jax", "--distribute", "data-parallel", "--run-dir", str(tmp_path / "dp"), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "dp" / "run.json").read_text())
+    assert manifest["distribution"]["mode"] == "data-parallel" and len(manifest["distribution"]["devices"]) == 2
+    # 1,347 / 271 / 179 examples trimmed to multiples of 2 so that every batch splits evenly
+    assert manifest["data"] == {"train": 1346, "validation": 270, "test": 178}
+
+
+def test_mirrored_on_two_tensorflow_cpu_devices(tmp_path, subprocess_env):
+    env = dict(subprocess_env, CNNREG_LOGICAL_CPUS="2")
+    proc = cnnreg("run", *FAST, "--distribute", "mirrored", "--run-dir", str(tmp_path / "mirrored"), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "mirrored" / "run.json").read_text())
+    assert manifest["distribution"]["mode"] == "mirrored" and len(manifest["distribution"]["devices"]) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backend", "jaxx"], "unknown backend 'jaxx'; did you mean 'jax'?"),
+        (["--backend", "torch"], "backend 'torch' is not installed: pip install torch"),
+        (["--distribute", "mirrored", "--backend", "jax"], "--distribute mirrored needs the tensorflow backend"),
+        (["--distribute", "sideways"], "unknown --distribute 'sideways'"),
+        (["--backend", "jax", "--num-processes", "2"], "--num-processes 2 or more needs --coordinator HOST:PORT"),
+        (["--backend", "jax", "--num-processes", "2", "--coordinator", "localhost"], "--coordinator must be HOST:PORT"),
+        (["--backend", "jax", "--num-processes", "2", "--coordinator", "localhost:1234", "--process-id", "2"], "--process-id must be in 0..1"),
+    ],
+)
+def test_bad_backend_and_distribution_options(args, message):
+    if "torch" in args and importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here")
+    if "jax" in args and importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    result = run_cli("run", "mlp_bn", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+@needs_jax
+def test_unreachable_coordinator_fails_in_bounded_time(subprocess_env):
+    import time
+
+    start = time.time()
+    proc = cnnreg("run", *FAST, "--backend", "jax", "--num-processes", "2", "--coordinator", "127.0.0.1:1",
+                  "--process-id", "1", "--coordinator-timeout", "5", env=subprocess_env, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "cannot join the JAX coordinator at 127.0.0.1:1 within 5 s" in proc.stderr
+    assert time.time() - start < 60
