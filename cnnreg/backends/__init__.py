@@ -22,7 +22,7 @@ BACKENDS = {
 }
 
 
-def select(name: str | None = None) -> str:
+def select(name: str | None = None, *, activate: bool = True) -> str:
     """Choose the Keras backend before keras is imported: ``name``, else ``KERAS_BACKEND``, else
     tensorflow.  One-line errors for an unknown or uninstalled backend, or for a process that
     has already loaded keras with another one."""
@@ -34,6 +34,8 @@ def select(name: str | None = None) -> str:
     module, install = BACKENDS[chosen]
     if importlib.util.find_spec(module) is None:
         raise CnnregError(f"backend '{chosen}' is not installed: {install}")
+    if not activate:  # only check the name (the caller validates other options first)
+        return chosen
     if "keras" in sys.modules:
         loaded = sys.modules["keras"].backend.backend()
         if loaded != chosen:

@@ -88,9 +88,12 @@ def run_command(
     )
     from cnnreg.training.distribute import check_args
 
-    config.backend = use_backend(backend)
+    from cnnreg.backends import select
+
+    config.backend = select(backend, activate=False)
     config.distribute = check_args(distribute, config.backend, coordinator=coordinator,
                                    num_processes=num_processes, process_id=process_id)
+    use_backend(config.backend)
     plan = resolve(config)  # every user mistake is caught here, before keras is imported
     plan.launch = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id,
                    "timeout": coordinator_timeout}

@@ -52,7 +52,27 @@ def load_run_model(run_dir: Path):
     if not path.exists():
         raise CnnregError(f"run {run_dir} has no model.keras yet (no epoch completed)")
     schedule_class()
+    _import_keras_objects(run_dir)
     return keras.models.load_model(path, compile=False)
+
+
+def _import_keras_objects(run_dir: Path) -> None:
+    """Import the module an architecture names in its ``keras_objects`` metadata (where a plugin
+    registers its custom layers), so that Keras can deserialise the saved model."""
+    import importlib
+
+    resolved = rundir.load_manifest(run_dir).get("resolved", {}).get("architecture") or {}
+    if not resolved.get("name"):
+        return
+    from cnnreg.plugins import get_host
+
+    try:
+        component = get_host().registry.get("architecture", f"{resolved['provider']}/{resolved['name']}")
+    except CnnregError:
+        return  # the plugin is gone: load_model will say which class it cannot find
+    module = component.metadata.get("keras_objects")
+    if module:
+        importlib.import_module(module)
 
 
 def evaluate_model(model, x: Any, y_onehot: np.ndarray | None = None, *, batch_size: int = 64) -> dict[str, Any]:
