@@ -300,3 +300,18 @@ def test_mixed_precision_run(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["config"]["precision"] == "mixed_float16" and manifest["status"] == "completed"
+
+
+def test_gpu_header_checks_memory_and_suggests_mixed_precision(monkeypatch):
+    """With a (faked) 1 GiB Hopper GPU the header compares the budget with it, warns when the
+    batch cannot fit, and suggests bfloat16 for a float32 run."""
+    from cnnreg import backends
+
+    fake = [{"name": "NVIDIA H100", "kind": "gpu", "memory_bytes": 2**30, "compute_capability": (9, 0)}]
+    monkeypatch.setattr(backends, "devices", lambda: fake)
+    result = run_cli("run", "resnet18", "--dry-run", "--batch-size", "512", "--dataset", "digits:size=64")
+    assert result.exit_code == 0, result.output
+    header = " ".join(result.stdout.replace("│", " ").split())  # the panel wraps long rows
+    assert "of 1,024.0 MiB on NVIDIA H100" in header
+    assert "--precision mixed_bfloat16" in header
+    assert "the largest batch that fits is about" in result.stderr

@@ -19,7 +19,9 @@ def devices() -> list[dict[str, Any]]:
         if device.platform == "cpu":
             continue
         stats = device.memory_stats() or {}
-        found.append({"name": device.device_kind, "kind": device.platform, "memory_bytes": stats.get("bytes_limit")})
+        capability = getattr(device, "compute_capability", None)  # "9.0" on NVIDIA GPUs
+        found.append({"name": device.device_kind, "kind": device.platform, "memory_bytes": stats.get("bytes_limit"),
+                      "compute_capability": tuple(int(p) for p in str(capability).split(".")) if capability else None})
     return found
 
 

@@ -22,7 +22,8 @@ def devices() -> list[dict[str, Any]]:
             memory = tf.config.experimental.get_memory_info(f"GPU:{index}").get("limit")
         except (ValueError, RuntimeError):
             pass
-        found.append({"name": details.get("device_name", device.name), "kind": "gpu", "memory_bytes": memory})
+        found.append({"name": details.get("device_name", device.name), "kind": "gpu", "memory_bytes": memory,
+                      "compute_capability": details.get("compute_capability")})
     return found
 
 

@@ -17,7 +17,8 @@ def devices() -> list[dict[str, Any]]:
     if not torch.cuda.is_available():
         return []
     return [
-        {"name": torch.cuda.get_device_name(i), "kind": "gpu", "memory_bytes": torch.cuda.get_device_properties(i).total_memory}
+        {"name": torch.cuda.get_device_name(i), "kind": "gpu", "memory_bytes": torch.cuda.get_device_properties(i).total_memory,
+         "compute_capability": tuple(torch.cuda.get_device_capability(i))}
         for i in range(torch.cuda.device_count())
     ]
 

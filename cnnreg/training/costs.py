@@ -46,4 +46,25 @@ def run_costs(plan) -> list[tuple[str, str]]:
                 f"the largest batch that fits is about {fits} (see `cnnreg estimate`)"
             )
     rows.append(("memory", memory))
+    suggestion = mixed_precision_suggestion(devices, plan.config.precision)
+    if suggestion:
+        plan.notes.append(suggestion)
     return rows
+
+
+def mixed_precision_suggestion(devices: list[dict[str, Any]], precision: str) -> str | None:
+    """Suggest 16-bit training on a GPU with tensor cores when the run uses float32:
+    bfloat16 from compute capability 8.0 (Ampere), float16 from 7.0 (Volta)."""
+    if precision != "float32":
+        return None
+    for device in devices:
+        capability = device.get("compute_capability")
+        if not capability:
+            continue
+        if tuple(capability) >= (8, 0):
+            return (f"{device['name']} computes in bfloat16 on its tensor cores: --precision mixed_bfloat16 "
+                    "roughly halves activation memory and usually speeds training up")
+        if tuple(capability) >= (7, 0):
+            return (f"{device['name']} computes in float16 on its tensor cores: --precision mixed_float16 "
+                    "roughly halves activation memory and usually speeds training up")
+    return None
