@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -106,7 +107,7 @@ def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> No
     from cnnreg.training.run import prepare
 
     load_framework()
-    with console.status("loading data and building the model...") if console.is_terminal else _null():
+    with console.status("loading data and building the model...") if console.is_terminal else contextlib.nullcontext():
         prepare(plan)
     from cnnreg.cli.runview import header
 
@@ -131,14 +132,6 @@ def _progress(plan, quiet: bool):
 
     mode = "quiet" if quiet else ("rich" if console.is_terminal else "plain")
     return make_progress(mode, console, plan.steps_per_epoch)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _closing(outcome) -> None:
