@@ -72,6 +72,48 @@ def test_bad_backend_and_distribution_options(args, message):
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@needs_jax
+def test_two_process_jax_run_on_localhost(tmp_path, subprocess_env):
+    """jax's CPU build has collectives (gloo): two processes train one data-parallel model."""
+    port = _free_port()
+    env = dict(subprocess_env, JAX_PLATFORMS="cpu", TMPDIR=str(tmp_path))
+    args = [sys.executable, "-m", "cnnreg", "run", *FAST, "--epochs", "2", "--backend", "jax",
+            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--run-dir", str(tmp_path / "run")]
+    procs = [subprocess.Popen([*args, "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=tmp_path) for i in (0, 1)]
+    try:
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-2000:]
+    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert manifest["status"] == "completed" and manifest["epochs_done"] == 2
+    assert manifest["distribution"]["processes"] == 2 and len(manifest["distribution"]["devices"]) == 2
+    assert manifest["data"] == {"train": 1346, "validation": 270, "test": 178}
+    assert manifest["test"]["examples"] == 178 and manifest["test"]["accuracy"] > 0.5
+    assert "process 1 of 2: completed after 2 epochs" in outputs[1][0]
+    # only process 0 wrote anything: no run directory of process 1, and its scratch copy is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_num_processes_needs_data_parallel():
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    result = run_cli("run", "mlp_bn", "--backend", "jax", "--distribute", "none", "--num-processes", "2",
+                     "--coordinator", "localhost:1234", "--process-id", "0")
+    assert result.exit_code == 2 and "use --distribute auto or data-parallel, not none" in result.stderr
+
+
 @needs_jax
 def test_unreachable_coordinator_fails_in_bounded_time(subprocess_env):
     import time

@@ -112,6 +112,15 @@ def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> No
     from cnnreg.cli.runview import header
 
     panel = header(plan)  # computes the cost model, which may add warnings
+    distribution = plan.distribution
+    if not distribution.is_chief and not dry_run:  # process 0 reports and writes the run
+        console.print(f"process {distribution.process_index} of {distribution.processes}: training with process 0, "
+                      "which writes the run directory")
+        outcome = loop.start(plan, None, argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, True))
+        console.print(f"process {distribution.process_index} of {distribution.processes}: {outcome.status} "
+                      f"after {len(outcome.history)} epochs ({outcome.seconds:.1f} s)")
+        _closing(outcome, quiet=True)
+        return
     for line in plan.warnings:
         warn(line)
     if not quiet or dry_run:
@@ -119,9 +128,9 @@ def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> No
     if dry_run:
         plan.model.summary(print_fn=lambda text, line_break=True: console.print(text, markup=False, highlight=False))
         return
-    target = run_dir or rundir.new_run_dir(DEFAULT_ROOT, plan.config.architecture, plan.config.dataset)
     if run_dir is not None and (Path(run_dir) / rundir.MANIFEST).exists():
         raise CnnregError(f"{run_dir} already holds a run; choose another --run-dir or `cnnreg resume {run_dir}`")
+    target = run_dir or rundir.new_run_dir(DEFAULT_ROOT, plan.config.architecture, plan.config.dataset)
     outcome = loop.start(plan, Path(target), argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, quiet))
     _closing(outcome)
 
@@ -134,12 +143,13 @@ def _progress(plan, quiet: bool):
     return make_progress(mode, console, plan.steps_per_epoch)
 
 
-def _closing(outcome) -> None:
+def _closing(outcome, *, quiet: bool = False) -> None:
     from cnnreg.cli.runview import closing
 
     from cnnreg.cli.render import console
 
-    console.print(closing(outcome))
+    if not quiet:
+        console.print(closing(outcome))
     if outcome.status == "failed":
         raise CnnregError(outcome.message)
     if outcome.status == "interrupted":

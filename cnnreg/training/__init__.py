@@ -18,14 +18,20 @@ __all__ = ["RunConfig", "train", "resume"]
 def train(config: RunConfig, run_dir: str | Path | None = None, *, progress: Any = None):
     """Resolve, build and train ``config``; write the run directory; return the outcome.
 
-    ``run_dir`` defaults to ``runs/<UTC time>-<arch>-<dataset>/``.  ``progress`` is an optional
+    ``run_dir`` defaults to ``runs/<UTC time>-<arch>-<dataset>/``; in a multi-process run only
+    process 0 writes it.  ``progress`` is an optional
     Keras callback (the CLI passes its progress display).
     """
     from cnnreg.training import loop, rundir
     from cnnreg.training.run import prepare, resolve
 
     plan = prepare(resolve(config))
-    target = Path(run_dir) if run_dir is not None else rundir.new_run_dir(Path("runs"), config.architecture, config.dataset)
+    if run_dir is not None:
+        target = Path(run_dir)
+    elif plan.distribution.is_chief:
+        target = rundir.new_run_dir(Path("runs"), config.architecture, config.dataset)
+    else:
+        target = None  # multi-process: only process 0 writes a run directory
     return loop.start(plan, target, argv=["cnnreg.training.train"], progress=progress)
 
 

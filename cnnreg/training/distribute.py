@@ -27,10 +27,21 @@ class Distribution:
     devices: list[str] = field(default_factory=list)
     processes: int = 1
     strategy: Any = None  # tf.distribute.MirroredStrategy for "mirrored"
+    process_index: int = 0  # this process (multi-process JAX); 0 writes the run directory
 
     @property
     def replicas(self) -> int:
         return max(1, len(self.devices)) if self.mode != "none" else 1
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the run directory (process 0, or the only one)."""
+        return self.process_index == 0
+
+    def shard(self, n: int) -> slice:
+        """This process's contiguous share of ``n`` examples (all of them with one process)."""
+        share = n // self.processes
+        return slice(self.process_index * share, (self.process_index + 1) * share)
 
     def scope(self):
         """Build and compile inside this (MirroredStrategy needs it; the others need nothing)."""
@@ -69,6 +80,8 @@ def check_args(mode: str, backend: str, *, coordinator: str | None = None, num_p
         pid = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
         if pid is None or not 0 <= pid < num_processes:
             raise CnnregError(f"--process-id must be in 0..{num_processes - 1} (got {pid})")
+        if mode == "none":
+            raise CnnregError("--num-processes 2 or more trains data-parallel; use --distribute auto or data-parallel, not none")
     elif num_processes is not None and num_processes < 1:
         raise CnnregError(f"--num-processes must be >= 1 (got {num_processes})")
     return mode
@@ -102,8 +115,13 @@ def setup(mode: str, *, coordinator: str | None = None, num_processes: int | Non
         devices = keras.distribution.list_devices()
         if mode == "auto" and len(devices) < 2:
             return Distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        return Distribution("data-parallel", list(devices), processes)
+        # Several processes: each one feeds its own share of every global batch (cnnreg shards
+        # the data itself), so Keras must not shard it again.
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=devices, auto_shard_dataset=processes == 1))
+        import jax
+
+        return Distribution("data-parallel", list(devices), processes, process_index=jax.process_index())
     if backend == "tensorflow":
         from cnnreg.backends.tensorflow import mirrored_strategy
 

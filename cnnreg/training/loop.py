@@ -69,7 +69,7 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
         batches = pipeline.training_batches(plan, plan.streams["train"], first_epoch=first_epoch,
                                             make_augment=make_augment if augments else None, batch_transform=transform)
         return {"x": batches, "steps_per_epoch": plan.steps_per_epoch, "shuffle": False, **extra}
-    if any(reg.augmentation(plan.config.seed) or reg.batch_transform() for _, reg in plan.regularisers):
+    if _processes(plan) > 1 or any(reg.augmentation(plan.config.seed) or reg.batch_transform() for _, reg in plan.regularisers):
         return {"x": make_batches(plan, first_epoch=first_epoch), "shuffle": False, **extra}
     x, y = plan.arrays["train"]
     eye = np.eye(plan.dataset.num_classes, dtype="float32")
@@ -84,6 +84,9 @@ def make_batches(plan: Plan, *, first_epoch: int = 0):
     same batches.  The epoch counter lives here (advanced by Keras' ``on_epoch_end``) rather
     than in a callback, because Keras may fetch the next epoch's first batches early.  Without
     augmentation (whose Keras layers keep RNG state) batches are prepared by worker threads.
+
+    With several processes (multi-host JAX) every process draws the same global batch and keeps
+    its own contiguous part of it, so the global batch is the one a single process would train on.
     """
     import os
 
@@ -100,6 +103,7 @@ def make_batches(plan: Plan, *, first_epoch: int = 0):
     augment = keras.Sequential(augment_layers, name="augmentation") if augment_layers else None
     eye = np.eye(num_classes, dtype="float32")
     seed, batch_size = plan.config.seed, plan.config.batch_size
+    processes, rank = _processes(plan), plan.distribution.process_index if _processes(plan) > 1 else 0
     workers = 1 if augment is not None else max(1, min(4, (os.cpu_count() or 1) - 1))
 
     class Batches(keras.utils.PyDataset):
@@ -122,6 +126,9 @@ def make_batches(plan: Plan, *, first_epoch: int = 0):
         def __getitem__(self, index):
             epoch = self.epoch
             rows = np.sort(self.order(epoch)[index * batch_size : (index + 1) * batch_size])
+            if processes > 1:  # this process's part of the global batch (its length divides evenly)
+                share = len(rows) // processes
+                rows = rows[rank * share : (rank + 1) * share]
             labels = eye[y[rows]]
             if augment is None:
                 images = pre[rows]
@@ -136,9 +143,17 @@ def make_batches(plan: Plan, *, first_epoch: int = 0):
     return Batches()
 
 
-def held_out(plan: Plan, name: str):
+def _processes(plan: Plan) -> int:
+    return plan.distribution.processes if plan.distribution is not None else 1
+
+
+def held_out(plan: Plan, name: str, *, shard: bool = False):
     """A validation or test split, preprocessed with one-hot labels: ``(x, y)`` arrays, or a
-    batched tf.data dataset for files and tf.data splits; None when the split does not exist."""
+    batched tf.data dataset for files and tf.data splits; None when the split does not exist.
+
+    ``shard``: with several processes, only this process's contiguous share (they evaluate
+    their shares together, each with batches of ``batch_size / processes``).
+    """
     if name in plan.streams:
         from cnnreg.datasets.pipeline import held_out_batches
 
@@ -146,6 +161,9 @@ def held_out(plan: Plan, name: str):
     if name not in plan.arrays:
         return None
     x, y = plan.arrays[name]
+    if shard and _processes(plan) > 1:
+        part = plan.distribution.shard(len(y))
+        x, y = x[part], y[part]
     return plan.preprocess(np.array(x, dtype="float32", copy=True)), np.eye(plan.dataset.num_classes, dtype="float32")[y]
 
 
@@ -245,8 +263,28 @@ def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: i
     rundir.write_json(run_dir / rundir.MANIFEST, data)
 
 
-def start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress=None) -> Outcome:
-    """Write the manifest and summary, then train (both phases for transfer learning)."""
+def start(plan: Plan, run_dir: Path | None, *, argv: list[str] | None = None, progress=None) -> Outcome:
+    """Write the manifest and summary, then train (both phases for transfer learning).
+
+    In a multi-process run only process 0 writes ``run_dir``.  The others train in step with it
+    and, because saving a distributed Keras model is a collective operation, save in step too,
+    into a scratch directory that is removed at the end (``run_dir`` may be None there).
+    """
+    if plan.distribution is not None and not plan.distribution.is_chief:
+        import shutil
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix=f"cnnreg-process{plan.distribution.process_index}-"))
+        try:
+            return _start(plan, scratch, argv=argv, progress=progress)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if run_dir is None:
+        raise ValueError("start() needs a run directory")
+    return _start(plan, Path(run_dir), argv=argv, progress=progress)
+
+
+def _start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress=None) -> Outcome:
     run_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
     rundir.write_json(run_dir / rundir.MANIFEST, manifest(plan, status="running", argv=argv, extra={"environment": env}))
@@ -268,7 +306,8 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
     """Run the remaining epochs of phase 1 (head / whole model) and phase 2 (fine-tuning)."""
     config = plan.config
     started = time.time()
-    validation = held_out(plan, "validation")
+    validation = held_out(plan, "validation", shard=True)
+    per_process = {"validation_batch_size": config.batch_size // _processes(plan)} if _processes(plan) > 1 else {}
     phases = [("train", config.epochs, None)]
     if config.fine_tune_epochs:
         phases = [("head", config.epochs, None), ("fine-tune", config.fine_tune_epochs, config.fine_tune_lr)]
@@ -286,7 +325,7 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
                 progress.set_phase(phase, epochs)
             data = training_data(plan, first_epoch=len(state["history"]))  # batches of the epochs to come
             model.fit(
-                **data, epochs=epochs, initial_epoch=already, validation_data=validation,
+                **data, **per_process, epochs=epochs, initial_epoch=already, validation_data=validation,
                 callbacks=_callbacks(plan, run_dir, state, progress, phase), verbose=0,
             )
             done = len(state["history"])
@@ -315,9 +354,14 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
 
     plot_curves(state["history"], run_dir / "curves.png")  # at the end only: ~0.2 s a plot
     test = None
-    if status == "completed" and (run_dir / "model.keras").exists() and ("test" in plan.arrays or "test" in plan.streams):
+    chief = plan.distribution is None or plan.distribution.is_chief
+    if chief and status == "completed" and (run_dir / "model.keras").exists() and ("test" in plan.arrays or "test" in plan.streams):
         from cnnreg.training.report import evaluate_model, load_run_model
 
+        if _processes(plan) > 1:  # the chief alone, on its own devices: no collectives with the others
+            import keras
+
+            keras.distribution.set_distribution(None)
         test = evaluate_model(load_run_model(run_dir), held_out(plan, "test"), batch_size=plan.config.batch_size)
     data = rundir.load_manifest(run_dir)
     data.update(
