@@ -31,6 +31,17 @@ def test_run_on_jax(tmp_path, subprocess_env):
     assert manifest["config"]["backend"] == "jax"
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_run_and_evaluate_on_torch(tmp_path, subprocess_env):
+    proc = cnnreg("run", *FAST, "--backend", "torch", "--run-dir", str(tmp_path / "torch"), env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "torch" / "run.json").read_text())
+    assert manifest["environment"]["backend"] == "torch" and manifest["status"] == "completed"
+    assert manifest["environment"]["versions"]["torch"].startswith("2."), manifest["environment"]
+    proc = cnnreg("evaluate", str(tmp_path / "torch"), env=subprocess_env)  # on the run's own backend
+    assert proc.returncode == 0 and "accuracy" in proc.stdout, proc.stderr[-2000:]
+
+
 @needs_jax
 def test_data_parallel_on_two_jax_cpu_devices(tmp_path, subprocess_env):
     env = dict(subprocess_env, XLA_FLAGS="--xla_force_host_platform_device_count=2")
