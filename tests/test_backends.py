@@ -135,3 +135,28 @@ def test_unreachable_coordinator_fails_in_bounded_time(subprocess_env):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "cannot join the JAX coordinator at 127.0.0.1:1 within 5 s" in proc.stderr
     assert time.time() - start < 60
+
+
+def test_distribute_names_each_backends_engine():
+    from cnnreg.errors import CnnregError
+    from cnnreg.training.distribute import check_args
+
+    with pytest.raises(CnnregError, match=r"mirrored needs the tensorflow backend \(on jax use data-parallel\)"):
+        check_args("mirrored", "jax")
+    with pytest.raises(CnnregError, match=r"data-parallel needs the jax backend \(on tensorflow use mirrored\)"):
+        check_args("data-parallel", "tensorflow")
+    with pytest.raises(CnnregError, match=r"Keras' torch backend trains on one device: use none"):
+        check_args("data-parallel", "torch")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_torch_warns_when_gpus_go_unused(monkeypatch):
+    import torch
+
+    from cnnreg.training.distribute import _torch_note
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert _torch_note().startswith("4 GPUs, but Keras' torch backend trains on one; --backend jax")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert _torch_note() == ""

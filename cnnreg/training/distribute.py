@@ -17,6 +17,8 @@ from typing import Any
 from cnnreg.errors import CnnregError, choices_text
 
 MODES = ("auto", "none", "mirrored", "data-parallel")
+#: The distribution engine of each backend (Keras' torch backend has none).
+NATIVE = {"tensorflow": "mirrored", "jax": "data-parallel"}
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Distribution:
     processes: int = 1
     strategy: Any = None  # tf.distribute.MirroredStrategy for "mirrored"
     process_index: int = 0  # this process (multi-process JAX); 0 writes the run directory
+    note: str = ""  # a warning for the run header (devices that go unused)
 
     @property
     def replicas(self) -> int:
@@ -64,10 +67,10 @@ def check_args(mode: str, backend: str, *, coordinator: str | None = None, num_p
     mode = (mode or "auto").strip().lower().replace("_", "-")
     if mode not in MODES:
         raise CnnregError(f"unknown --distribute '{mode}'" + choices_text(mode, MODES))
-    if mode == "mirrored" and backend != "tensorflow":
-        raise CnnregError(f"--distribute mirrored needs the tensorflow backend (on {backend} use data-parallel)")
-    if mode == "data-parallel" and backend != "jax":
-        raise CnnregError(f"--distribute data-parallel needs the jax backend (on {backend} use mirrored or none)")
+    if mode in ("mirrored", "data-parallel") and mode != NATIVE.get(backend):
+        engine = {"mirrored": "tensorflow", "data-parallel": "jax"}[mode]
+        instead = f"on {backend} use {NATIVE[backend]}" if backend in NATIVE else f"Keras' {backend} backend trains on one device: use none"
+        raise CnnregError(f"--distribute {mode} needs the {engine} backend ({instead})")
     num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
     coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
     if num_processes is not None and num_processes > 1:
@@ -129,7 +132,18 @@ def setup(mode: str, *, coordinator: str | None = None, num_processes: int | Non
         if strategy is None:
             return Distribution()
         return Distribution("mirrored", devices, 1, strategy)
-    return Distribution()  # torch: one device (Keras' torch backend has no distribution API here)
+    # torch: Keras' torch backend has no distribution API, so a run uses one device.
+    return Distribution(note=_torch_note())
+
+
+def _torch_note() -> str:
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count < 2:
+        return ""
+    return (f"{count} GPUs, but Keras' torch backend trains on one; --backend jax (data-parallel) or "
+            "tensorflow (mirrored) uses them all")
 
 
 def trim(n: int, replicas: int) -> int:

@@ -230,6 +230,8 @@ def prepare(plan: Plan) -> Plan:
 
     plan.distribution = distribute.setup(config.distribute, **plan.launch)
     distribute.check_batch(config.batch_size, plan.distribution)
+    if plan.distribution.note:
+        plan.warnings.append(plan.distribution.note)
     prepare_data(plan)
     replicas = plan.distribution.replicas
     if replicas > 1:
