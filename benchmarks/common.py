@@ -70,8 +70,12 @@ def run_cnnreg(args, workdir: Path) -> dict:
             "estimated_bytes": budget.total_bytes}
 
 
-def run_plain(args) -> dict:
-    """The same model, data, batch size and epochs in a plain hand-written Keras script."""
+def run_plain(args, checkpoint_dir: Path | None = None) -> dict:
+    """The same model, data, batch size and epochs in a plain hand-written Keras script.
+
+    ``checkpoint_dir``: also save a resumable model (``keras.callbacks.ModelCheckpoint``, model
+    and optimizer state) every epoch, as cnnreg does, so that epoch times compare like for like.
+    """
     import keras
     import numpy as np
 
@@ -90,8 +94,11 @@ def run_plain(args) -> dict:
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     timer = EpochTimer()
+    callbacks = [timer.callback]
+    if checkpoint_dir is not None:
+        callbacks.insert(0, keras.callbacks.ModelCheckpoint(str(Path(checkpoint_dir) / "plain-epoch.keras")))
     model.fit(x, y, batch_size=args.batch, epochs=args.epochs, validation_data=(xv, yv), verbose=0,
-              callbacks=[timer.callback])
+              callbacks=callbacks)
     seconds = timer.steady()
     return {"epoch_seconds": seconds, "images_per_s": args.images / seconds,
             "step_seconds": timer.step_seconds(), "step_images_per_s": args.batch / timer.step_seconds()}

@@ -7,7 +7,8 @@ optree and typer wheels; see docs/performance.md). On the JAX backend with synth
 2. ResNet-50 at 224×224×3, 1000 classes, batch 256, mixed_bfloat16, SGD with momentum, trained
    through cnnreg's run machinery (the same code `cnnreg run` calls) and through a plain Keras
    script, in this process, one after the other; images/s of the steady-state epochs and their
-   ratio;
+   ratio, and of the training steps alone. cnnreg saves a resumable checkpoint every epoch, so
+   the plain script does too (ModelCheckpoint) unless --plain-no-checkpoint;
 3. achieved FLOP/s = cost-model MACs × 2 (FLOPs) × 3 (forward + backward) × images/s, as a
    fraction of the measured matmul rate;
 4. benchmarks/memory_check.py (estimate vs measured peak), unless --skip-memory.
@@ -62,7 +63,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("gpu-bench"))
     parser.add_argument("--arch", default="resnet50")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=12, help="steps per epoch")
+    parser.add_argument("--steps", type=int, default=24, help="steps per epoch")
+    parser.add_argument("--plain-no-checkpoint", action="store_true",
+                        help="the plain Keras script saves no checkpoint per epoch (cnnreg always does)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--classes", type=int, default=1000)
@@ -95,7 +98,8 @@ def main() -> None:
     results["matmul_tflops_bf16"] = rate
     log(f"bf16 matmul {args.matmul}^3: {rate:.1f} TFLOP/s")
     save()
-    plain = run_plain(args)
+    plain = run_plain(args, None if args.plain_no_checkpoint else args.out)
+    plain["checkpoint_per_epoch"] = not args.plain_no_checkpoint
     results["plain_keras"] = plain
     log(f"plain keras: {plain['images_per_s']:.1f} images/s ({plain['epoch_seconds']:.3f} s/epoch)")
     save()
