@@ -61,6 +61,19 @@ def test_mirrored_on_two_tensorflow_cpu_devices(tmp_path, subprocess_env):
     assert manifest["distribution"]["mode"] == "mirrored" and len(manifest["distribution"]["devices"]) == 2
 
 
+def test_mirrored_with_an_image_folder(tmp_path, subprocess_env):
+    from test_datasets import make_folder
+
+    root = make_folder(tmp_path / "shapes", {"a": 13, "b": 12, "c": 12}, broken=True)
+    env = dict(subprocess_env, CNNREG_LOGICAL_CPUS="2")
+    proc = cnnreg("run", "lenet5", "--dataset", f"folder:{root}", "--input-shape", "16x16x3", "--epochs", "1",
+                  "--batch-size", "8", "--reg", "flip", "--quiet", "--run-dir", str(tmp_path / "run"), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert manifest["distribution"]["mode"] == "mirrored" and manifest["status"] == "completed"
+    assert manifest["data"] == {"train": 28, "validation": 6, "test": 2} and manifest["test"]["examples"] == 2
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -92,29 +105,63 @@ def _free_port() -> int:
 
 
 @needs_jax
-def test_two_process_jax_run_on_localhost(tmp_path, subprocess_env):
-    """jax's CPU build has collectives (gloo): two processes train one data-parallel model."""
+def test_two_processes_train_exactly_like_one_process_on_two_devices(tmp_path, subprocess_env):
+    """Each process feeds its part of every global batch, so two processes with one device each
+    reproduce one process with two devices (an image folder: the cached tf.data path)."""
+    import csv
+
+    from test_datasets import make_folder
+
+    root = make_folder(tmp_path / "shapes", {"a": 13, "b": 12, "c": 12}, broken=True)
+    args = ["lenet5", "--backend", "jax", "--dataset", f"folder:{root}", "--input-shape", "16x16x3", "--epochs", "2",
+            "--batch-size", "8", "--quiet"]
+    env = dict(subprocess_env, JAX_PLATFORMS="cpu", TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    one = cnnreg("run", *args, "--run-dir", str(tmp_path / "one"), env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    assert one.returncode == 0, one.stderr[-2000:]
     port = _free_port()
-    env = dict(subprocess_env, JAX_PLATFORMS="cpu", TMPDIR=str(tmp_path))
-    args = [sys.executable, "-m", "cnnreg", "run", *FAST, "--epochs", "2", "--backend", "jax",
-            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--run-dir", str(tmp_path / "run")]
-    procs = [subprocess.Popen([*args, "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env, cwd=tmp_path) for i in (0, 1)]
+    procs = [subprocess.Popen([sys.executable, "-m", "cnnreg", "run", *args, "--run-dir", str(tmp_path / "two"),
+                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+             for i in (0, 1)]
     try:
         outputs = [proc.communicate(timeout=300) for proc in procs]
     finally:
         for proc in procs:
             proc.kill()
-    for proc, (out, err) in zip(procs, outputs):
-        assert proc.returncode == 0, err[-2000:]
-    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert manifest["status"] == "completed" and manifest["epochs_done"] == 2
-    assert manifest["distribution"]["processes"] == 2 and len(manifest["distribution"]["devices"]) == 2
-    assert manifest["data"] == {"train": 1346, "validation": 270, "test": 178}
-    assert manifest["test"]["examples"] == 178 and manifest["test"]["accuracy"] > 0.5
+    assert all(proc.returncode == 0 for proc in procs), outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    manifests = [json.loads((tmp_path / name / "run.json").read_text()) for name in ("one", "two")]
+    assert manifests[1]["status"] == "completed" and manifests[1]["distribution"]["processes"] == 2
+    assert manifests[1]["test"]["examples"] == 2
     assert "process 1 of 2: completed after 2 epochs" in outputs[1][0]
-    # only process 0 wrote anything: no run directory of process 1, and its scratch copy is gone
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    # only process 0 wrote a run directory; process 1's scratch copy is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "shapes", "tmp", "two"]
+    assert not list((tmp_path / "tmp").glob("cnnreg-process*"))
+    # 37 files, 3 broken: 34 images in 28 / 6 / 3 splits, trimmed to multiples of 2
+    assert manifests[0]["data"] == manifests[1]["data"] == {"train": 28, "validation": 6, "test": 2}
+    histories = [list(csv.DictReader((tmp_path / name / "history.csv").open())) for name in ("one", "two")]
+    for a, b in zip(*histories, strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-5), (key, a, b)
+
+
+@needs_jax
+def test_streamed_folder_with_broken_files_on_two_jax_devices(tmp_path, subprocess_env):
+    """Not cached: batches short of broken files are cut to a multiple of the devices."""
+    from test_datasets import make_folder
+
+    root = make_folder(tmp_path / "shapes", {"a": 13, "b": 12, "c": 12}, broken=True)
+    script = ("import sys; import cnnreg.datasets.pipeline as p; p.CACHE_FRACTION = 0.0; "
+              "from cnnreg.cli import main; sys.argv[0] = 'cnnreg'; main()")
+    env = dict(subprocess_env, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "run", "lenet5", "--backend", "jax", "--dataset", f"folder:{root}",
+         "--input-shape", "16x16x3", "--epochs", "2", "--batch-size", "8", "--quiet", "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert manifest["status"] == "completed" and manifest["distribution"]["mode"] == "data-parallel"
+    assert manifest["epochs_done"] == 2 and manifest["test"]["examples"] % 2 == 0
 
 
 def test_num_processes_needs_data_parallel():
@@ -160,3 +207,34 @@ def test_torch_warns_when_gpus_go_unused(monkeypatch):
     assert _torch_note().startswith("4 GPUs, but Keras' torch backend trains on one; --backend jax")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert _torch_note() == ""
+
+
+def test_each_process_feeds_its_part_of_every_global_batch():
+    """Array splits with two processes: the parts of a batch put together are the one-process
+    batch, and the validation shares cover the split once."""
+    import numpy as np
+
+    from cnnreg.training.distribute import Distribution
+    from cnnreg.training.loop import held_out, make_batches
+    from test_datasets import plan_for
+
+    plan = plan_for("digits:size=8", batch_size=10)
+    x, y = plan.arrays["train"]
+    plan.arrays["train"] = (x[:44], y[:44])  # 4 full batches and one of 4
+    whole = make_batches(plan)
+    parts, shares = [], []
+    for rank in (0, 1):
+        plan.distribution = Distribution("data-parallel", ["cpu:0", "cpu:1"], processes=2, process_index=rank)
+        parts.append(make_batches(plan))
+        shares.append(held_out(plan, "validation", shard=True))
+    assert len(whole) == len(parts[0]) == len(parts[1]) == 5
+    for index in range(5):
+        images, labels = whole[index]
+        (a, la), (b, lb) = parts[0][index], parts[1][index]
+        assert len(a) == len(b) == len(images) // 2
+        order = np.lexsort(images.reshape(len(images), -1).T)
+        joined = np.concatenate([a, b])
+        assert np.array_equal(joined[np.lexsort(joined.reshape(len(joined), -1).T)], images[order])
+        assert np.array_equal(np.concatenate([la, lb]).sum(axis=0), labels.sum(axis=0))
+    xv, _ = held_out(plan, "validation")  # unsharded: the whole split
+    assert np.array_equal(np.concatenate([shares[0][0], shares[1][0]]), xv[: len(shares[0][0]) * 2])

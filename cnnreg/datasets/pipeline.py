@@ -182,6 +182,10 @@ class Source:
             raise CnnregError(f"no example of the {self.name} split could be decoded")
         self.images, self.labels = tf.convert_to_tensor(images), labels
 
+    def trim(self, n: int) -> None:
+        """Keep the first ``n`` cached examples (several devices: every batch must split evenly)."""
+        self.images, self.labels, self.kept = self.images[:n], self.labels[:n], self.kept[:n]
+
     def _relative(self, path: str) -> str:
         return os.path.relpath(path, self.root) if self.root and path.startswith(self.root) else path
 
@@ -225,10 +229,12 @@ def prepare_sources(dataset: Any, shape: tuple[int, int, int], names: tuple[str,
 # --- batches ---------------------------------------------------------------------------------
 
 
-def _batch_rows(size: int, *, batch_size: int, seed: int, first_epoch: int, lane: int = 0, lanes: int = 1):
+def _batch_rows(size: int, *, batch_size: int, seed: int, first_epoch: int, lane: int = 0, lanes: int = 1,
+                rank: int = 0, processes: int = 1):
     """``(epoch, index, rows)`` of every ``lanes``-th batch from ``first_epoch`` on, starting
     with the ``lane``-th: epoch ``e`` is the permutation ``default_rng([seed, e])`` of the
-    examples (the NumPy path's order), cut into batches."""
+    examples (the NumPy path's order), cut into batches.  With several ``processes``, process
+    ``rank`` gets its contiguous part of each (sorted) global batch."""
     tf = _tf()
     steps = math.ceil(size / batch_size)
 
@@ -238,7 +244,11 @@ def _batch_rows(size: int, *, batch_size: int, seed: int, first_epoch: int, lane
             order = np.random.default_rng([seed, epoch]).permutation(size).astype(np.int64)
             for index in range(steps):
                 if count % lanes == lane:
-                    yield epoch, index, order[index * batch_size : (index + 1) * batch_size]
+                    batch = order[index * batch_size : (index + 1) * batch_size]
+                    if processes > 1:
+                        share = len(batch) // processes
+                        batch = np.sort(batch)[rank * share : (rank + 1) * share]
+                    yield epoch, index, batch
                 count += 1
             epoch += 1
 
@@ -246,15 +256,17 @@ def _batch_rows(size: int, *, batch_size: int, seed: int, first_epoch: int, lane
     return tf.data.Dataset.from_generator(rows, output_signature=spec)
 
 
-def _epoch_batches(source: Source, *, batch_size: int, seed: int, first_epoch: int, lane: int = 0, lanes: int = 1):
+def _epoch_batches(source: Source, *, batch_size: int, seed: int, first_epoch: int, lane: int = 0, lanes: int = 1,
+                   rank: int = 0, processes: int = 1):
     """``(uint8 images, labels, epoch, index)`` batches, one epoch after another (every
-    ``lanes``-th batch, from the ``lane``-th, for cached and file splits)."""
+    ``lanes``-th batch, from the ``lane``-th, for cached and file splits; with several
+    processes, this process's part of each, cached splits only)."""
     tf = _tf()
     autotune = tf.data.AUTOTUNE
     options = {"batch_size": batch_size, "seed": seed, "first_epoch": first_epoch, "lane": lane, "lanes": lanes}
     if source.images is not None:
         images, labels = source.images, tf.constant(source.labels)
-        ds = _batch_rows(len(source), **options)
+        ds = _batch_rows(len(source), **options, rank=rank, processes=processes)
         return ds.map(lambda e, i, rows: (tf.gather(images, rows), tf.gather(labels, rows), e, i))
     if source.split.kind == "files":
         paths, labels = tf.constant(source.split.files), tf.constant(source.split.y)
@@ -279,8 +291,12 @@ def _in_graph() -> bool:
     return keras.backend.backend() == "tensorflow"
 
 
-def _finish(ds, plan, *, augment=None, batch_transform=None, buffer=None):
-    """uint8 batches (+ epoch, index) → augmented, preprocessed, one-hot, prefetched batches."""
+def _finish(ds, plan, *, augment=None, batch_transform=None, buffer=None, streamed=False):
+    """uint8 batches (+ epoch, index) → augmented, preprocessed, one-hot, prefetched batches.
+
+    ``streamed``: the split is not cached, so a batch may be short of files that failed to
+    decode; with several devices such a batch is cut to a multiple of their number.
+    """
     tf = _tf()
     height, width, channels = plan.input_shape
     num_classes, preprocess, seed = plan.dataset.num_classes, plan.preprocess, plan.config.seed
@@ -315,7 +331,12 @@ def _finish(ds, plan, *, augment=None, batch_transform=None, buffer=None):
         return images, onehot
 
     parallel = None if batch_transform is not None and not in_graph else tf.data.AUTOTUNE
-    return ds.map(finish, num_parallel_calls=parallel).prefetch(buffer or tf.data.AUTOTUNE)
+    ds = ds.map(finish, num_parallel_calls=parallel)
+    replicas = plan.distribution.replicas if getattr(plan, "distribution", None) is not None else 1
+    if replicas > 1 and streamed:  # cached splits are trimmed once, up front (run.prepare)
+        ds = ds.map(lambda x, y: (x[: tf.shape(x)[0] // replicas * replicas], y[: tf.shape(y)[0] // replicas * replicas]))
+        ds = ds.filter(lambda x, y: tf.shape(x)[0] > 0)
+    return ds.prefetch(buffer or tf.data.AUTOTUNE)
 
 
 def training_batches(plan: Any, source: Source, *, first_epoch: int = 0, make_augment=None, batch_transform=None):
@@ -327,12 +348,16 @@ def training_batches(plan: Any, source: Source, *, first_epoch: int = 0, make_au
     from lane ``g % AUGMENT_LANES``), which keeps reruns reproducible.
     """
     options = {"batch_size": plan.config.batch_size, "seed": plan.config.seed, "first_epoch": first_epoch}
+    distribution = getattr(plan, "distribution", None)
+    if distribution is not None and distribution.processes > 1:
+        options.update(rank=distribution.process_index, processes=distribution.processes)
+    streamed = source.images is None
     if make_augment is None:
-        return _finish(_epoch_batches(source, **options), plan, batch_transform=batch_transform)
+        return _finish(_epoch_batches(source, **options), plan, batch_transform=batch_transform, streamed=streamed)
     lanes = AUGMENT_LANES if source.images is not None or source.split.kind == "files" else 1
     parts = [
         _finish(_epoch_batches(source, **options, lane=lane, lanes=lanes), plan, augment=make_augment(lane),
-                batch_transform=batch_transform, buffer=2)
+                batch_transform=batch_transform, buffer=2, streamed=streamed)
         for lane in range(lanes)
     ]
     if lanes == 1:
@@ -342,11 +367,20 @@ def training_batches(plan: Any, source: Source, *, first_epoch: int = 0, make_au
     return tf.data.Dataset.choose_from_datasets(parts, turns).prefetch(tf.data.AUTOTUNE)
 
 
-def held_out_batches(plan: Any, source: Source):
-    """A validation or test split in its own order, one pass (no augmentation)."""
+def held_out_batches(plan: Any, source: Source, *, shard: bool = False):
+    """A validation or test split in its own order, one pass (no augmentation).
+
+    ``shard``: with several processes, this process's contiguous share (cached splits), in
+    batches of ``batch_size / processes``.
+    """
     tf = _tf()
     batch_size = plan.config.batch_size
-    if source.images is not None:
+    distribution = getattr(plan, "distribution", None)
+    if shard and distribution is not None and distribution.processes > 1 and source.images is not None:
+        part = distribution.shard(len(source))
+        ds = tf.data.Dataset.from_tensor_slices((source.images[part.start : part.stop], source.labels[part]))
+        batch_size //= distribution.processes
+    elif source.images is not None:
         ds = tf.data.Dataset.from_tensor_slices((source.images, source.labels))
     elif source.split.kind == "files":
         ds = tf.data.Dataset.from_tensor_slices((source.split.files, source.split.y))
@@ -355,4 +389,4 @@ def held_out_batches(plan: Any, source: Source):
         ds = source.split.examples.map(lambda image, y: (source.fit(image), tf.cast(y, tf.int64)), num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.ignore_errors()
     ds = ds.batch(batch_size).map(lambda x, y: (x, y, tf.constant(0, tf.int64), tf.constant(0, tf.int64)))
-    return _finish(ds, plan)
+    return _finish(ds, plan, streamed=source.images is None)

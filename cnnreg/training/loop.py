@@ -157,7 +157,7 @@ def held_out(plan: Plan, name: str, *, shard: bool = False):
     if name in plan.streams:
         from cnnreg.datasets.pipeline import held_out_batches
 
-        return held_out_batches(plan, plan.streams[name])
+        return held_out_batches(plan, plan.streams[name], shard=shard)
     if name not in plan.arrays:
         return None
     x, y = plan.arrays[name]
@@ -307,7 +307,8 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
     config = plan.config
     started = time.time()
     validation = held_out(plan, "validation", shard=True)
-    per_process = {"validation_batch_size": config.batch_size // _processes(plan)} if _processes(plan) > 1 else {}
+    arrays = isinstance(validation, tuple)  # a tf.data validation split is batched already
+    per_process = {"validation_batch_size": config.batch_size // _processes(plan)} if _processes(plan) > 1 and arrays else {}
     phases = [("train", config.epochs, None)]
     if config.fine_tune_epochs:
         phases = [("head", config.epochs, None), ("fine-tune", config.fine_tune_epochs, config.fine_tune_lr)]

@@ -144,7 +144,13 @@ class Plan:
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.dataset.train) / self.config.batch_size))
+        if "train" in self.arrays:  # as trained on (trimmed for several devices)
+            size = len(self.arrays["train"][1])
+        elif "train" in self.streams:
+            size = len(self.streams["train"])
+        else:
+            size = len(self.dataset.train)
+        return max(1, math.ceil(size / self.config.batch_size))
 
 
 def resolve(config: RunConfig) -> Plan:
@@ -235,11 +241,17 @@ def prepare(plan: Plan) -> Plan:
     prepare_data(plan)
     replicas = plan.distribution.replicas
     if replicas > 1:
-        if plan.streams:
-            raise CnnregError("--distribute with file or TFDS datasets is not supported yet; use --distribute none")
         for name, (x, y) in list(plan.arrays.items()):
             keep = distribute.trim(len(y), replicas)  # every batch, the last one too, splits evenly
             plan.arrays[name] = (x[:keep], y[:keep])
+        for name, source in plan.streams.items():
+            if source.images is not None:  # cached in memory: trimmed like arrays
+                source.trim(distribute.trim(len(source), replicas))
+            elif plan.distribution.processes > 1:
+                raise CnnregError(
+                    f"the {name} split of {plan.config.dataset} does not fit in memory; several processes "
+                    "need it cached (each feeds its part of every batch): use one process per machine's devices"
+                )
     with plan.distribution.scope():
         plan.model = build_model(plan)
     plan.bn_momentum = _bn_momentum(plan)
@@ -507,4 +519,5 @@ def _used_sizes(plan: Plan) -> dict[str, int] | None:
         return None
     sizes = plan.dataset.sizes()
     sizes.update({name: len(y) for name, (_, y) in plan.arrays.items()})
+    sizes.update({name: len(source) for name, source in plan.streams.items()})
     return sizes
