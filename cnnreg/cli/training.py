@@ -77,6 +77,8 @@ def run_command(
       cnnreg run keras-xception --dataset tf_flowers --weights imagenet --freeze-base --reg flip
 
       cnnreg run resnet18 --dataset ./my_photos --class-weight balanced
+
+      cnnreg run resnet50 --backend jax --coordinator host0:1234 --num-processes 2 --process-id 0
     """
     from cnnreg.training.run import RunConfig, resolve
 
