@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,8 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
     started = time.time()
     validation = held_out(plan, "validation", shard=True)
     arrays = isinstance(validation, tuple)  # a tf.data validation split is batched already
+    # a split streamed from files has an unknown length (files that fail to decode drop out)
+    streamed = "validation" in plan.streams and plan.streams["validation"].images is None
     per_process = {"validation_batch_size": config.batch_size // _processes(plan)} if _processes(plan) > 1 and arrays else {}
     phases = [("train", config.epochs, None)]
     if config.fine_tune_epochs:
@@ -325,10 +328,13 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
             if progress is not None:
                 progress.set_phase(phase, epochs)
             data = training_data(plan, first_epoch=len(state["history"]))  # batches of the epochs to come
-            model.fit(
-                **data, **per_process, epochs=epochs, initial_epoch=already, validation_data=validation,
-                callbacks=_callbacks(plan, run_dir, state, progress, phase), verbose=0,
-            )
+            with warnings.catch_warnings():
+                if streamed:  # Keras warns whenever a split of unknown length ends, i.e. every epoch
+                    warnings.filterwarnings("ignore", message="Your input ran out of data")
+                model.fit(
+                    **data, **per_process, epochs=epochs, initial_epoch=already, validation_data=validation,
+                    callbacks=_callbacks(plan, run_dir, state, progress, phase), verbose=0,
+                )
             done = len(state["history"])
             if state.get("nan"):
                 epoch, batch = state["nan"]
