@@ -165,6 +165,54 @@ def test_streamed_folder_with_broken_files_on_two_jax_devices(tmp_path, subproce
     assert "ran out of data" not in proc.stderr  # Keras' warning at the end of every streamed split
 
 
+def _launch_two(command: list[str], env: dict, cwd) -> list[subprocess.Popen]:
+    port = _free_port()
+    return [subprocess.Popen([sys.executable, "-m", "cnnreg", *command, "--coordinator", f"127.0.0.1:{port}",
+                              "--num-processes", "2", "--process-id", str(i)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+            for i in (0, 1)]
+
+
+@needs_jax
+def test_two_process_run_killed_then_resumed_by_two_processes(tmp_path, subprocess_env):
+    import os
+    import signal
+    import time
+
+    env = dict(subprocess_env, JAX_PLATFORMS="cpu")
+    run_dir = tmp_path / "run"
+    procs = _launch_two(["run", "mlp_bn", "--dataset", "digits:size=8", "--epochs", "20", "--batch-size", "64",
+                         "--backend", "jax", "--quiet", "--run-dir", str(run_dir)], env, tmp_path)
+    state = run_dir / "checkpoint" / "state.json"
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline:
+            if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+                break
+            assert all(proc.poll() is None for proc in procs), procs[0].stderr.read()[-2000:]
+            time.sleep(0.05)
+    finally:
+        for proc in procs:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= done < 20 and json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    procs = _launch_two(["resume", str(run_dir), "--quiet"], env, tmp_path)
+    try:
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert all(proc.returncode == 0 for proc in procs), outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    rows = list(__import__("csv").DictReader((run_dir / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "completed" and manifest["epochs_done"] == 20
+    assert manifest["distribution"]["processes"] == 2
+    assert "process 1 of 2: completed after 20 epochs" in outputs[1][0]
+    assert not list(run_dir.rglob("*.tmp*"))
+
+
 def test_num_processes_needs_data_parallel():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")

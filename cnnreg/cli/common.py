@@ -14,6 +14,27 @@ def backend_option():
     )
 
 
+def coordinator_option():
+    return typer.Option(None, "--coordinator", help="Multi-host JAX: the coordinator HOST:PORT (or JAX_COORDINATOR_ADDRESS).")
+
+
+def num_processes_option():
+    return typer.Option(None, "--num-processes", help="Multi-host JAX: number of processes (or JAX_NUM_PROCESSES).")
+
+
+def process_id_option():
+    return typer.Option(None, "--process-id", help="Multi-host JAX: this process's index (or JAX_PROCESS_ID).")
+
+
+def coordinator_timeout_option():
+    return typer.Option(60, "--coordinator-timeout", help="Seconds to wait for the JAX coordinator.")
+
+
+def launch(coordinator: Optional[str], num_processes: Optional[int], process_id: Optional[int], timeout: int) -> dict:
+    """The per-process launch arguments of a multi-process run (not part of its config)."""
+    return {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id, "timeout": timeout}
+
+
 def use_backend(name: Optional[str]) -> str:
     """Select the backend (one-line error when unknown or not installed). Imports nothing."""
     from cnnreg.backends import select

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from cnnreg.cli.common import backend_option, load_framework, use_backend
+from cnnreg.cli.common import (
+    backend_option, coordinator_option, coordinator_timeout_option, launch, load_framework, num_processes_option,
+    process_id_option, use_backend,
+)
 
 from cnnreg.errors import CnnregError
 
@@ -59,10 +63,10 @@ def run_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
     backend: Optional[str] = backend_option(),
     distribute: str = typer.Option("auto", "--distribute", help="auto, none, mirrored (TensorFlow GPUs) or data-parallel (JAX devices)."),
-    coordinator: Optional[str] = typer.Option(None, "--coordinator", help="Multi-host JAX: the coordinator HOST:PORT (or JAX_COORDINATOR_ADDRESS)."),
-    num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Multi-host JAX: number of processes (or JAX_NUM_PROCESSES)."),
-    process_id: Optional[int] = typer.Option(None, "--process-id", help="Multi-host JAX: this process's index (or JAX_PROCESS_ID)."),
-    coordinator_timeout: int = typer.Option(60, "--coordinator-timeout", help="Seconds to wait for the JAX coordinator."),
+    coordinator: Optional[str] = coordinator_option(),
+    num_processes: Optional[int] = num_processes_option(),
+    process_id: Optional[int] = process_id_option(),
+    coordinator_timeout: int = coordinator_timeout_option(),
 ) -> None:
     """Train ARCHITECTURE on a dataset and write a run directory.
 
@@ -98,8 +102,7 @@ def run_command(
                                    num_processes=num_processes, process_id=process_id)
     use_backend(config.backend)
     plan = resolve(config)  # every user mistake is caught here, before keras is imported
-    plan.launch = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id,
-                   "timeout": coordinator_timeout}
+    plan.launch = launch(coordinator, num_processes, process_id, coordinator_timeout)
     _execute(plan, run_dir=run_dir, dry_run=dry_run, quiet=quiet)
 
 
@@ -158,25 +161,44 @@ def _closing(outcome, *, quiet: bool = False) -> None:
         sys.exit(130)
 
 
-def resume_command(run_dir: Path = typer.Argument(..., help="A run directory written by `cnnreg run`."),
-                   quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary.")) -> None:
+def resume_command(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `cnnreg run`."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
+    coordinator: Optional[str] = coordinator_option(),
+    num_processes: Optional[int] = num_processes_option(),
+    process_id: Optional[int] = process_id_option(),
+    coordinator_timeout: int = coordinator_timeout_option(),
+) -> None:
     """Continue an interrupted or crashed run from its last completed epoch.
 
-    Example:
+    Examples:
 
       cnnreg resume runs/20261126-170000-resnet34-digits
+
+      cnnreg resume /shared/runs/resnet50 --coordinator host0:1234 --num-processes 2 --process-id 1
     """
     from cnnreg.training import loop, rundir
 
     data = rundir.load_manifest(run_dir)
     if data.get("status") == "completed":
         raise CnnregError(f"run {run_dir} is already completed; `cnnreg rerun {run_dir}` starts a new one")
+    from cnnreg.training.distribute import check_args
     from cnnreg.training.run import RunConfig
 
     config = RunConfig.from_dict(data["config"])
     use_backend(config.backend)  # a run continues on the backend it started on
+    check_args(config.distribute, config.backend, coordinator=coordinator, num_processes=num_processes, process_id=process_id)
+    rank = process_id if process_id is not None else int(os.environ.get("JAX_PROCESS_ID", "0") or 0)
     load_framework()
-    outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet))
+    outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet or rank != 0),
+                          launch=launch(coordinator, num_processes, process_id, coordinator_timeout))
+    if outcome.extra.get("process"):  # not process 0: one line, as in `cnnreg run`
+        from cnnreg.cli.render import console
+
+        index, processes = outcome.extra["process"]
+        console.print(f"process {index} of {processes}: {outcome.status} after {len(outcome.history)} epochs ({outcome.seconds:.1f} s)")
+        _closing(outcome, quiet=True)
+        return
     _closing(outcome)
 
 

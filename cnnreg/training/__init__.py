@@ -35,8 +35,9 @@ def train(config: RunConfig, run_dir: str | Path | None = None, *, progress: Any
     return loop.start(plan, target, argv=["cnnreg.training.train"], progress=progress)
 
 
-def resume(run_dir: str | Path, *, progress: Any = None):
-    """Continue an interrupted run from its last completed epoch."""
+def resume(run_dir: str | Path, *, progress: Any = None, launch: dict[str, Any] | None = None):
+    """Continue an interrupted run from its last completed epoch (``launch``: the multi-process
+    arguments ``coordinator``, ``num_processes``, ``process_id``, ``timeout``)."""
     from cnnreg.training import loop
 
-    return loop.resume(Path(run_dir), progress=progress)
+    return loop.resume(Path(run_dir), progress=progress, launch=launch)

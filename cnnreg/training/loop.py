@@ -384,22 +384,46 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
     return Outcome(run_dir, status, state["history"], state.get("best_epoch"), data["best"], test, seconds, message)
 
 
-def resume(run_dir: Path, *, progress=None) -> Outcome:
-    """Continue an interrupted or crashed run from its last completed epoch."""
-    import keras
+def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None) -> Outcome:
+    """Continue an interrupted or crashed run from its last completed epoch.
 
+    ``launch``: the multi-process arguments (``--coordinator`` ...) when several processes
+    resume it together; every process reads ``run_dir`` (shared storage), process 0 writes it.
+    """
     run_dir = Path(run_dir)
     data = rundir.load_manifest(run_dir)
     if data.get("status") == "completed":
         raise CnnregError(f"run {run_dir} is already completed; use `cnnreg rerun {run_dir}` for a new run")
-    for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob(f"{CHECKPOINT_DIR}/.*.tmp*")]:
-        stale.unlink(missing_ok=True)  # half-written files of the killed process
     state_path = run_dir / CHECKPOINT_DIR / STATE
     config = RunConfig.from_dict(data["config"])
-    plan = prepare(resolve(config))
+    plan = resolve(config)
+    plan.launch = dict(launch or {})
+    prepare(plan)
+    distribution = plan.distribution
+    if not distribution.is_chief:  # train in step with process 0 into a scratch copy
+        import shutil
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix=f"cnnreg-process{distribution.process_index}-"))
+        try:
+            rundir.write_json(scratch / rundir.MANIFEST, data)
+            outcome = _resume(plan, run_dir, scratch, state_path, progress)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        outcome.extra["process"] = (distribution.process_index, distribution.processes)
+        return outcome
+    for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob(f"{CHECKPOINT_DIR}/.*.tmp*")]:
+        stale.unlink(missing_ok=True)  # half-written files of the killed process
+    return _resume(plan, run_dir, run_dir, state_path, progress)
+
+
+def _resume(plan: Plan, run_dir: Path, target: Path, state_path: Path, progress) -> Outcome:
+    """Load the checkpoint of ``run_dir`` and train on, writing to ``target``."""
+    import keras
+
     if not state_path.exists():  # killed before the first epoch ended: start again
         compile_model(plan, plan.model)
-        return _fit(plan, run_dir, plan.model, {"history": []}, progress=progress)
+        return _fit(plan, target, plan.model, {"history": []}, progress=progress)
     import json
 
     saved = json.loads(state_path.read_text())
@@ -411,8 +435,8 @@ def resume(run_dir: Path, *, progress=None) -> Outcome:
     plan.model = model
     state = {"history": saved["history"], "best_value": saved.get("best_value"), "best_epoch": saved.get("best_epoch"),
              "monitor": saved.get("monitor"), "resumed_phase": saved.get("phase")}
-    rundir.write_history(run_dir / "history.csv", state["history"])  # drop any row past the checkpoint
-    return _fit(plan, run_dir, model, state, progress=progress)
+    rundir.write_history(target / "history.csv", state["history"])  # drop any row past the checkpoint
+    return _fit(plan, target, model, state, progress=progress)
 
 
 def rerun_config(run_dir: Path, overrides: list[str]) -> RunConfig:
