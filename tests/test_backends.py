@@ -5,6 +5,7 @@ Each run is a subprocess: a process picks its Keras backend once, before keras i
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import subprocess
@@ -104,12 +105,29 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _launch_two(command: list[str], env: dict, cwd) -> list[subprocess.Popen]:
+    port = _free_port()
+    return [subprocess.Popen([sys.executable, "-m", "cnnreg", *command, "--coordinator", f"127.0.0.1:{port}",
+                              "--num-processes", "2", "--process-id", str(i)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+            for i in (0, 1)]
+
+
+def _wait_two(procs: list[subprocess.Popen]) -> list[tuple[str, str]]:
+    """Both processes' (stdout, stderr), once both exited 0."""
+    try:
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert all(proc.returncode == 0 for proc in procs), outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    return outputs
+
+
 @needs_jax
 def test_two_processes_train_exactly_like_one_process_on_two_devices(tmp_path, subprocess_env):
     """Each process feeds its part of every global batch, so two processes with one device each
     reproduce one process with two devices (an image folder: the cached tf.data path)."""
-    import csv
-
     from test_datasets import make_folder
 
     root = make_folder(tmp_path / "shapes", {"a": 13, "b": 12, "c": 12}, broken=True)
@@ -119,17 +137,7 @@ def test_two_processes_train_exactly_like_one_process_on_two_devices(tmp_path, s
     (tmp_path / "tmp").mkdir()
     one = cnnreg("run", *args, "--run-dir", str(tmp_path / "one"), env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=2"))
     assert one.returncode == 0, one.stderr[-2000:]
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "cnnreg", "run", *args, "--run-dir", str(tmp_path / "two"),
-                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-             for i in (0, 1)]
-    try:
-        outputs = [proc.communicate(timeout=300) for proc in procs]
-    finally:
-        for proc in procs:
-            proc.kill()
-    assert all(proc.returncode == 0 for proc in procs), outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    outputs = _wait_two(_launch_two(["run", *args, "--run-dir", str(tmp_path / "two")], env, tmp_path))
     manifests = [json.loads((tmp_path / name / "run.json").read_text()) for name in ("one", "two")]
     assert manifests[1]["status"] == "completed" and manifests[1]["distribution"]["processes"] == 2
     assert manifests[1]["test"]["examples"] == 2
@@ -165,14 +173,6 @@ def test_streamed_folder_with_broken_files_on_two_jax_devices(tmp_path, subproce
     assert "ran out of data" not in proc.stderr  # Keras' warning at the end of every streamed split
 
 
-def _launch_two(command: list[str], env: dict, cwd) -> list[subprocess.Popen]:
-    port = _free_port()
-    return [subprocess.Popen([sys.executable, "-m", "cnnreg", *command, "--coordinator", f"127.0.0.1:{port}",
-                              "--num-processes", "2", "--process-id", str(i)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-            for i in (0, 1)]
-
-
 @needs_jax
 def test_two_process_run_killed_then_resumed_by_two_processes(tmp_path, subprocess_env):
     import os
@@ -197,14 +197,8 @@ def test_two_process_run_killed_then_resumed_by_two_processes(tmp_path, subproce
             proc.communicate()
     done = json.loads(state.read_text())["epochs_done"]
     assert 2 <= done < 20 and json.loads((run_dir / "run.json").read_text())["status"] == "running"
-    procs = _launch_two(["resume", str(run_dir), "--quiet"], env, tmp_path)
-    try:
-        outputs = [proc.communicate(timeout=300) for proc in procs]
-    finally:
-        for proc in procs:
-            proc.kill()
-    assert all(proc.returncode == 0 for proc in procs), outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    rows = list(__import__("csv").DictReader((run_dir / "history.csv").open()))
+    outputs = _wait_two(_launch_two(["resume", str(run_dir), "--quiet"], env, tmp_path))
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["status"] == "completed" and manifest["epochs_done"] == 20
