@@ -281,3 +281,29 @@ def test_each_process_feeds_its_part_of_every_global_batch():
         assert np.array_equal(np.concatenate([la, lb]).sum(axis=0), labels.sum(axis=0))
     xv, _ = held_out(plan, "validation")  # unsharded: the whole split
     assert np.array_equal(np.concatenate([shares[0][0], shares[1][0]]), xv[: len(shares[0][0]) * 2])
+
+
+AUGMENT_ON_BACKEND = """
+import numpy as np, keras, cnnreg
+from cnnreg.plugins import get_host
+x = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+names = []
+for component in get_host().registry.components("regulariser"):
+    layers = cnnreg.build("regulariser", component.name).augmentation(seed=1)
+    if layers:
+        out = keras.ops.convert_to_numpy(keras.Sequential(layers)(x, training=True))
+        assert out.shape == x.shape, (component.name, out.shape)
+        names.append(component.name)
+print(keras.backend.backend(), len(names), " ".join(names))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_every_augmentation_runs_on_the_other_backends(backend, subprocess_env):
+    """The suites run on TensorFlow; a layer that only TensorFlow can trace (crop once) fails here."""
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    proc = subprocess.run([sys.executable, "-c", AUGMENT_ON_BACKEND], capture_output=True, text=True,
+                          env=dict(subprocess_env, KERAS_BACKEND=backend), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith(f"{backend} 7 ") and " crop " in proc.stdout, proc.stdout

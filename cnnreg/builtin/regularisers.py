@@ -273,6 +273,11 @@ def _RandomResizedCropLayer(fraction: float, seed: int):
         def call(self, images, training=True):
             return self.resize(self.crop(images, training=training))
 
+        def compute_output_shape(self, input_shape):
+            # the size it started with; stated, because inferring it traces RandomCrop's random
+            # offsets, which JAX cannot slice with
+            return tuple(input_shape)
+
     return RandomCropBack(name="random_crop")
 
 
