@@ -9,6 +9,7 @@ leaves the previous consistent state, from which ``resume`` continues.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -177,16 +178,19 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
         _epoch = 0
 
         def on_epoch_begin(self, epoch, logs=None):
+            _raise_if_interrupted(state)
             self._epoch = epoch
             self._started = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
+            _raise_if_interrupted(state)
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 self.model.stop_training = True
                 state["nan"] = (self._epoch, batch)
 
         def on_epoch_end(self, epoch, logs=None):
+            _raise_if_interrupted(state)  # before anything of this epoch is written
             if state.get("nan"):
                 return
             logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -197,7 +201,12 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
             row = {"epoch": len(state["history"]) + 1, "phase": phase, "lr": _current_lr(self.model), **logs,
                    "seconds": round(time.perf_counter() - self._started, 3)}
             state["history"].append(row)
-            save_epoch(plan, run_dir, self.model, state, epoch)
+            state["saving"] = True  # a Ctrl-C now waits until the epoch's files are all written
+            try:
+                save_epoch(plan, run_dir, self.model, state, epoch)
+            finally:
+                state.pop("saving", None)
+            _raise_if_interrupted(state)
 
     callbacks = [Recorder()]
     for _, reg in plan.regularisers:
@@ -213,6 +222,38 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
     if progress is not None:
         callbacks.append(progress)
     return callbacks
+
+
+def _raise_if_interrupted(state: dict[str, Any]) -> None:
+    """Re-raise a Ctrl-C that Keras swallowed: its ``pythonify_logs`` wraps the conversion of
+    each batch's logs, where the JAX backend waits for the step, in a bare ``except: pass``."""
+    if state.get("sigint"):
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _catch_ctrl_c(state: dict[str, Any]):
+    """While training, Ctrl-C also leaves a flag that the callbacks check (see above); while an
+    epoch's checkpoint, history and manifest are written, it only leaves the flag, so that
+    they stay consistent with each other."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # not ours to change: another thread, or a process that ignores or handles Ctrl-C itself
+        return
+
+    def interrupted(signum, frame):
+        state["sigint"] = True
+        if not state.get("saving"):
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        state.pop("sigint", None)
 
 
 def _tensorboard(run_dir: Path):
@@ -328,7 +369,7 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
             if progress is not None:
                 progress.set_phase(phase, epochs)
             data = training_data(plan, first_epoch=len(state["history"]))  # batches of the epochs to come
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _catch_ctrl_c(state):
                 if streamed:  # Keras warns whenever a split of unknown length ends, i.e. every epoch
                     warnings.filterwarnings("ignore", message="Your input ran out of data")
                 model.fit(
