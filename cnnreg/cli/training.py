@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -121,10 +120,7 @@ def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> No
     if not distribution.is_chief and not dry_run:  # process 0 reports and writes the run
         console.print(f"process {distribution.process_index} of {distribution.processes}: training with process 0, "
                       "which writes the run directory")
-        outcome = loop.start(plan, None, argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, True))
-        console.print(f"process {distribution.process_index} of {distribution.processes}: {outcome.status} "
-                      f"after {len(outcome.history)} epochs ({outcome.seconds:.1f} s)")
-        _closing(outcome, quiet=True)
+        _closing(loop.start(plan, None, argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, True)))
         return
     for line in plan.warnings:
         warn(line)
@@ -148,12 +144,16 @@ def _progress(plan, quiet: bool):
     return make_progress(mode, console, plan.steps_per_epoch)
 
 
-def _closing(outcome, *, quiet: bool = False) -> None:
+def _closing(outcome) -> None:
+    """The run summary, or one line from a process other than 0 (which writes no run)."""
     from cnnreg.cli.runview import closing
 
     from cnnreg.cli.render import console
 
-    if not quiet:
+    if outcome.extra.get("process"):
+        index, processes = outcome.extra["process"]
+        console.print(f"process {index} of {processes}: {outcome.status} after {len(outcome.history)} epochs ({outcome.seconds:.1f} s)")
+    else:
         console.print(closing(outcome))
     if outcome.status == "failed":
         raise CnnregError(outcome.message)
@@ -182,23 +182,16 @@ def resume_command(
     data = rundir.load_manifest(run_dir)
     if data.get("status") == "completed":
         raise CnnregError(f"run {run_dir} is already completed; `cnnreg rerun {run_dir}` starts a new one")
-    from cnnreg.training.distribute import check_args
+    from cnnreg.training.distribute import env_int, check_args
     from cnnreg.training.run import RunConfig
 
     config = RunConfig.from_dict(data["config"])
     use_backend(config.backend)  # a run continues on the backend it started on
     check_args(config.distribute, config.backend, coordinator=coordinator, num_processes=num_processes, process_id=process_id)
-    rank = process_id if process_id is not None else int(os.environ.get("JAX_PROCESS_ID", "0") or 0)
+    rank = process_id if process_id is not None else (env_int("JAX_PROCESS_ID") or 0)
     load_framework()
     outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet or rank != 0),
                           launch=launch(coordinator, num_processes, process_id, coordinator_timeout))
-    if outcome.extra.get("process"):  # not process 0: one line, as in `cnnreg run`
-        from cnnreg.cli.render import console
-
-        index, processes = outcome.extra["process"]
-        console.print(f"process {index} of {processes}: {outcome.status} after {len(outcome.history)} epochs ({outcome.seconds:.1f} s)")
-        _closing(outcome, quiet=True)
-        return
     _closing(outcome)
 
 

@@ -71,7 +71,7 @@ def check_args(mode: str, backend: str, *, coordinator: str | None = None, num_p
         engine = {"mirrored": "tensorflow", "data-parallel": "jax"}[mode]
         instead = f"on {backend} use {NATIVE[backend]}" if backend in NATIVE else f"Keras' {backend} backend trains on one device: use none"
         raise CnnregError(f"--distribute {mode} needs the {engine} backend ({instead})")
-    num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
+    num_processes = num_processes if num_processes is not None else env_int("JAX_NUM_PROCESSES")
     coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
     if num_processes is not None and num_processes > 1:
         if backend != "jax":
@@ -80,7 +80,7 @@ def check_args(mode: str, backend: str, *, coordinator: str | None = None, num_p
             raise CnnregError("--num-processes 2 or more needs --coordinator HOST:PORT (or JAX_COORDINATOR_ADDRESS)")
         if ":" not in coordinator or not coordinator.rsplit(":", 1)[1].isdigit():
             raise CnnregError(f"--coordinator must be HOST:PORT (got '{coordinator}')")
-        pid = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
+        pid = process_id if process_id is not None else env_int("JAX_PROCESS_ID")
         if pid is None or not 0 <= pid < num_processes:
             raise CnnregError(f"--process-id must be in 0..{num_processes - 1} (got {pid})")
         if mode == "none":
@@ -90,7 +90,7 @@ def check_args(mode: str, backend: str, *, coordinator: str | None = None, num_p
     return mode
 
 
-def _env_int(name: str) -> int | None:
+def env_int(name: str) -> int | None:
     value = os.environ.get(name)
     return int(value) if value and value.isdigit() else None
 
@@ -103,13 +103,13 @@ def setup(mode: str, *, coordinator: str | None = None, num_processes: int | Non
     backend = keras.backend.backend()
     mode = check_args(mode, backend, coordinator=coordinator, num_processes=num_processes, process_id=process_id)
     processes = 1
-    num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
+    num_processes = num_processes if num_processes is not None else env_int("JAX_NUM_PROCESSES")
     if backend == "jax" and num_processes and num_processes > 1:
         from cnnreg.backends.jax import initialize_distributed
 
         initialize_distributed(
             coordinator or os.environ["JAX_COORDINATOR_ADDRESS"], num_processes,
-            process_id if process_id is not None else _env_int("JAX_PROCESS_ID"), timeout=timeout,
+            process_id if process_id is not None else env_int("JAX_PROCESS_ID"), timeout=timeout,
         )
         processes = num_processes
     if mode == "none":

@@ -313,17 +313,30 @@ def start(plan: Plan, run_dir: Path | None, *, argv: list[str] | None = None, pr
     into a scratch directory that is removed at the end (``run_dir`` may be None there).
     """
     if plan.distribution is not None and not plan.distribution.is_chief:
-        import shutil
-        import tempfile
-
-        scratch = Path(tempfile.mkdtemp(prefix=f"cnnreg-process{plan.distribution.process_index}-"))
-        try:
-            return _start(plan, scratch, argv=argv, progress=progress)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        with _worker_dir(plan) as scratch:
+            return _tagged(plan, _start(plan, scratch, argv=argv, progress=progress))
     if run_dir is None:
         raise ValueError("start() needs a run directory")
     return _start(plan, Path(run_dir), argv=argv, progress=progress)
+
+
+@contextlib.contextmanager
+def _worker_dir(plan: Plan):
+    """A scratch run directory for a process other than 0, removed at the end."""
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"cnnreg-process{plan.distribution.process_index}-"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tagged(plan: Plan, outcome: Outcome) -> Outcome:
+    """Mark the outcome of a process other than 0: ``extra["process"] = (index, processes)``."""
+    outcome.extra["process"] = (plan.distribution.process_index, plan.distribution.processes)
+    return outcome
 
 
 def _start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress=None) -> Outcome:
@@ -442,17 +455,9 @@ def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None
     prepare(plan)
     distribution = plan.distribution
     if not distribution.is_chief:  # train in step with process 0 into a scratch copy
-        import shutil
-        import tempfile
-
-        scratch = Path(tempfile.mkdtemp(prefix=f"cnnreg-process{distribution.process_index}-"))
-        try:
+        with _worker_dir(plan) as scratch:
             rundir.write_json(scratch / rundir.MANIFEST, data)
-            outcome = _resume(plan, run_dir, scratch, state_path, progress)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        outcome.extra["process"] = (distribution.process_index, distribution.processes)
-        return outcome
+            return _tagged(plan, _resume(plan, run_dir, scratch, state_path, progress))
     for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob(f"{CHECKPOINT_DIR}/.*.tmp*")]:
         stale.unlink(missing_ok=True)  # half-written files of the killed process
     return _resume(plan, run_dir, run_dir, state_path, progress)
