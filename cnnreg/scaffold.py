@@ -1,66 +1,143 @@
-"""``cnnreg plugin new``: write an installable plugin package with one working component.
+"""``cnnreg plugin new``: write an installable plugin package with working components.
 
-The package is ``cnnreg-NAME`` with module ``cnnreg_NAME``: a pyproject declaring the ``cnnreg``
-entry point, a plugin module implementing the hook for the chosen kind, the component's factory
-(importing keras only when called), a test using :mod:`cnnreg.testing`, and a README with the
-install and publish steps.
+One package, any number of kinds: ``cnnreg plugin new acme --kind architecture=acmenet --kind
+initialiser=acme_init`` writes the distribution ``cnnreg-acme`` (or ``--dist NAME``) with the
+module ``cnnreg_acme``: a pyproject declaring the ``cnnreg`` entry point, one plugin module
+implementing the hook of each kind, one module of factories per kind (importing keras only when
+called), tests using :mod:`cnnreg.testing` (including the lazy-import rule), and a README with the
+install and publish steps naming the files the build really writes.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from string import Template
 
 from cnnreg import __version__
 from cnnreg.errors import CnnregError, choices_text
 
-KINDS = ("architecture", "initialiser", "regulariser", "dataset")
-
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: PEP 508 project names (case-insensitive).
+_DIST = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$", re.IGNORECASE)
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, *, what: str = "plugin name") -> str:
+    """A lower-case Python identifier (``-`` becomes ``_``), or one line saying what is wrong."""
     name = name.strip().lower().replace("-", "_")
     if not _NAME.match(name):
         raise CnnregError(
-            f"plugin name '{name}' must start with a letter and use lower-case letters, digits and '_' "
-            "(it becomes the module cnnreg_NAME and the component NAME)"
+            f"{what} '{name}' must start with a letter and use lower-case letters, digits and '_'"
         )
     return name
 
 
-def new_plugin(name: str, kind: str, directory: Path) -> Path:
-    """Write the package into ``directory/cnnreg-NAME`` and return that path."""
+def check_distribution(name: str) -> str:
+    """A valid PyPI project name (PEP 508), or one line."""
+    name = name.strip()
+    if not _DIST.match(name):
+        raise CnnregError(
+            f"distribution name '{name}' is not a valid package name: use letters, digits, '-', '_' and '.', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def normalized(distribution: str) -> str:
+    """The file-name form of a distribution name (PEP 625 / wheel): ``cnnreg-My.Net`` → ``cnnreg_my_net``."""
+    return re.sub(r"[-_.]+", "_", distribution).lower()
+
+
+def dependency_bound(version: str = __version__) -> tuple[str, str]:
+    """(requirement, the comment that says what it allows) for a plugin written against ``version``."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    requirement = f"cnnreg>={major}.{minor},<{major + 1}"
+    comment = (
+        f"# The cnnreg this was written against: {major}.{minor} or later, before {major + 1}.0 "
+        "(a new major version may change the plugin API)."
+    )
+    return requirement, comment
+
+
+def parse_kinds(items: Sequence[str], name: str) -> dict[str, str]:
+    """``["architecture", "initialiser=my_init"]`` → kind → component name (default ``name``)."""
+    from cnnreg.registry import normalize_kind
+
+    chosen: dict[str, str] = {}
+    for item in items or ["architecture"]:
+        kind_text, _, component = item.partition("=")
+        try:
+            kind = normalize_kind(kind_text)
+        except CnnregError:
+            raise CnnregError(f"unknown component kind '{kind_text.strip()}'" + choices_text(kind_text.strip(), KINDS)) from None
+        if kind not in KINDS:
+            raise CnnregError(f"cnnreg plugin new cannot scaffold a {kind} yet" + choices_text(kind, KINDS))
+        if kind in chosen:
+            raise CnnregError(f"--kind {kind} is given twice; one component per kind")
+        chosen[kind] = check_name(component or name, what=f"{kind} name")
+    return chosen
+
+
+def new_plugin(
+    name: str,
+    kinds: Mapping[str, str] | Sequence[str] | str = ("architecture",),
+    directory: Path = Path("."),
+    *,
+    distribution: str | None = None,
+) -> Path:
+    """Write the package into ``directory/DISTRIBUTION`` and return that path.
+
+    ``name`` names the package (distribution ``cnnreg-NAME`` unless ``distribution`` is given,
+    and the entry point); ``kinds`` maps each kind to its component's name, or lists kinds whose
+    component is called ``name``.
+    """
     name = check_name(name)
-    if kind not in KINDS:
-        raise CnnregError(f"unknown kind '{kind}'" + choices_text(kind, KINDS))
-    root = Path(directory) / f"cnnreg-{name.replace('_', '-')}"
-    if root.exists() and any(root.iterdir()):
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    components = dict(kinds) if isinstance(kinds, Mapping) else parse_kinds(list(kinds), name)
+    for kind in components:
+        if kind not in KINDS:
+            raise CnnregError(f"unknown kind '{kind}'" + choices_text(kind, KINDS))
+    dist = check_distribution(distribution or f"cnnreg-{name.replace('_', '-')}")
+    module = normalized(dist)
+    if not module.isidentifier():
+        raise CnnregError(f"distribution name '{dist}' gives the module name '{module}', which Python cannot import")
+    root = Path(directory) / dist
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise CnnregError(f"{root} already exists and is not empty; choose another --dir or name")
-    module = f"cnnreg_{name}"
+    requirement, bound_comment = dependency_bound()
     values = {
         "name": name,
-        "dist": f"cnnreg-{name.replace('_', '-')}",
+        "dist": dist,
         "module": module,
-        "kind": kind,
-        "hook": f"register_{kind}s",
-        "cnnreg_version": __version__,
-        "cnnreg_major": __version__.split(".")[0],
-        "cnnreg_minor": __version__.split(".")[1],
+        "version": "0.1.0",
+        "sdist": f"{module}-0.1.0.tar.gz",
+        "wheel": f"{module}-0.1.0-py3-none-any.whl",
+        "requirement": requirement,
+        "bound_comment": bound_comment,
+        "kinds_text": ", ".join(f"the {kind} `{component}`" for kind, component in components.items()),
+        "components_dict": "{" + ", ".join(f'"{k}": "{v}"' for k, v in components.items()) + "}",
+        "show_lines": "\n".join(f"cnnreg show {kind}/{component}" for kind, component in components.items()),
+        "factory_lines": "\n".join(
+            f"* `$module/{KIND_MODULES[kind]}.py`: the {kind} `{component}`." for kind, component in components.items()
+        ).replace("$module", module),
     }
     files = {
-        "pyproject.toml": PYPROJECT,
-        "README.md": README,
-        f"{module}/__init__.py": INIT,
-        f"{module}/plugin.py": PLUGIN[kind],
-        f"{module}/components.py": COMPONENTS[kind],
-        "tests/test_plugin.py": TEST[kind],
+        "pyproject.toml": Template(PYPROJECT).substitute(values),
+        "README.md": Template(README).substitute(values),
+        f"{module}/__init__.py": Template(INIT).substitute(values),
+        f"{module}/plugin.py": Template(_PLUGIN_HEAD).substitute(values)
+        + "".join(Template(PLUGIN[k]).substitute(values, name=c, kmod=KIND_MODULES[k]) for k, c in components.items()),
+        "tests/test_plugin.py": Template(_TEST_HEAD).substitute(values)
+        + "".join(Template(TEST[k]).substitute(values, name=c) for k, c in components.items()),
     }
-    for relative, template in files.items():
+    for kind, component in components.items():
+        files[f"{module}/{KIND_MODULES[kind]}.py"] = Template(COMPONENTS[kind]).substitute(values, name=component)
+    for relative, text in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(Template(template).substitute(values))
+        path.write_text(text)
     return root
 
 
@@ -71,12 +148,12 @@ build-backend = "setuptools.build_meta"
 
 [project]
 name = "$dist"
-version = "0.1.0"
-description = "A cnnreg plugin: the $kind '$name'"
+version = "$version"
+description = "A cnnreg plugin: $kinds_text"
 readme = "README.md"
 requires-python = ">=3.10"
-# Depend on the cnnreg API you were written against (same major version).
-dependencies = ["cnnreg>=$cnnreg_major.$cnnreg_minor,<$cnnreg_major.99"]
+$bound_comment
+dependencies = ["$requirement"]
 
 [project.optional-dependencies]
 test = ["pytest>=8"]
@@ -92,58 +169,61 @@ packages = ["$module"]
 README = """\
 # $dist
 
-A [cnnreg](https://pypi.org/project/cnnreg/) plugin that adds the $kind `$name`.
+A [cnnreg](https://pypi.org/project/cnnreg/) plugin that adds $kinds_text.
 
 ## Install and use
 
 ```bash
 pip install -e .            # from this folder; `pip install $dist` once published
 cnnreg list --provider $dist
-cnnreg show $name
+$show_lines
 ```
 
 ## Develop
 
-* `$module/components.py` holds the factory: its signature and type hints are the
-  parameters users set on the command line (`$name:KEY=VALUE,...`). Import keras and other
-  heavy libraries inside the function, never at module level.
-* `$module/plugin.py` registers it through the `$hook` hook.
-* `pytest` runs `tests/test_plugin.py`, which loads the plugin with `cnnreg.testing` without
-  installing it.
+$factory_lines
+* `$module/plugin.py` registers them, one hook per kind.
+
+Each factory's signature and type hints are the parameters users set on the command line
+(`NAME:KEY=VALUE,...`). Import keras and other heavy libraries inside the function, never at
+module level. `pytest` runs `tests/test_plugin.py`, which loads the plugin with `cnnreg.testing`
+without installing it, and checks that loading it imports no keras, tensorflow, jax or torch.
 
 ## Publish to PyPI
 
 ```bash
 pip install build twine
-python -m build             # writes dist/$dist-0.1.0.tar.gz and the wheel
+python -m build             # writes dist/$sdist and dist/$wheel
 twine upload dist/*
 ```
 
-Name your package `cnnreg-SOMETHING` so people find it, bump `version` for every release, and
-keep the `cnnreg` dependency range at the major version you tested.
+Bump `version` in pyproject.toml for every release, and keep the `cnnreg` dependency range at
+the versions you tested.
 """
 
 INIT = '''\
-"""$dist: a cnnreg plugin adding the $kind '$name'."""
+"""$dist: a cnnreg plugin adding $kinds_text."""
 
-__version__ = "0.1.0"
+__version__ = "$version"
 '''
 
 _PLUGIN_HEAD = '''\
 """The cnnreg plugin module named by the entry point. Keep it light: no keras import here."""
 
 import cnnreg
+'''
 
+_HOOK = '''
 
 @cnnreg.hookimpl
 def $hook(registry):
 '''
 
 PLUGIN = {
-    "architecture": _PLUGIN_HEAD + '''\
+    "architecture": _HOOK.replace("$hook", "register_architectures") + '''\
     registry.add(
         "$name",
-        "$module.components:$name",  # lazy: imported when the architecture is built or shown
+        "$module.$kmod:$name",  # lazy: imported when the architecture is built or shown
         summary="A small convolutional network (conv-BN-ReLU blocks, global pooling)",
         default_input_shape=(32, 32, 3),
         min_input_size=8,
@@ -153,26 +233,26 @@ PLUGIN = {
         preprocess="cnnreg.builtin.architectures.preprocess:scale_0_1",
     )
 ''',
-    "initialiser": _PLUGIN_HEAD + '''\
+    "initialiser": _HOOK.replace("$hook", "register_initialisers") + '''\
     registry.add(
         "$name",
-        "$module.components:$name",
+        "$module.$kmod:$name",
         summary="Scaled He normal: variance gain * 2 / fan_in",
         suits=("relu", "leaky_relu", "elu", "gelu"),
     )
 ''',
-    "regulariser": _PLUGIN_HEAD + '''\
+    "regulariser": _HOOK.replace("$hook", "register_regularisers") + '''\
     registry.add(
         "$name",
-        "$module.components:$name",
+        "$module.$kmod:$name",
         summary="Smooth L1/L2 penalty on every Conv and Dense kernel",
         primary="factor",
     )
 ''',
-    "dataset": _PLUGIN_HEAD + '''\
+    "dataset": _HOOK.replace("$hook", "register_datasets") + '''\
     registry.add(
         "$name",
-        "$module.components:$name",
+        "$module.$kmod:$name",
         summary="Generated stripes: horizontal vs vertical (no download)",
         needs_network=False,
     )
@@ -300,25 +380,31 @@ from cnnreg import testing
 
 import $module.plugin as plugin
 
+COMPONENTS = $components_dict
 
-def test_the_component_is_registered_with_this_package_as_provider():
+
+def test_the_components_are_registered_with_this_package_as_provider():
     with testing.isolated(), testing.plugin(plugin, distribution="$dist") as registry:
-        component = registry.get("$kind", "$name")
-        assert component.provider == "$dist"
-        result = testing.run_cli("show", "$kind/$name")
-        assert result.exit_code == 0, result.stderr
+        for kind, name in COMPONENTS.items():
+            assert registry.get(kind, name).provider == "$dist"
+            result = testing.run_cli("show", f"{kind}/{name}")
+            assert result.exit_code == 0, result.stderr
 
 
+def test_loading_the_plugin_imports_no_heavy_library():
+    testing.assert_light_imports("$module.plugin")  # `cnnreg list` stays fast with it installed
 '''
 
 TEST = {
-    "architecture": _TEST_HEAD + '''\
+    "architecture": '''
+
 def test_it_builds_with_the_requested_classes():
     with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
         model = cnnreg.build("architecture", "$name:width=8,blocks=2", input_shape=(16, 16, 3), num_classes=4)
     assert model.output_shape == (None, 4)
 ''',
-    "initialiser": _TEST_HEAD + '''\
+    "initialiser": '''
+
 def test_variance_is_gain_times_he():
     import keras
 
@@ -327,7 +413,8 @@ def test_variance_is_gain_times_he():
     values = keras.ops.convert_to_numpy(init((500, 500)))
     assert abs(values.var() - 0.5 * 2 / 500) < 0.1 * 0.5 * 2 / 500
 ''',
-    "regulariser": _TEST_HEAD + '''\
+    "regulariser": '''
+
 def test_penalty_is_positive_and_scales_with_factor():
     import numpy as np
 
@@ -337,7 +424,8 @@ def test_penalty_is_positive_and_scales_with_factor():
     w = np.linspace(-1, 1, 50).astype("float32")
     assert 0 < float(small(w)) < float(large(w))
 ''',
-    "dataset": _TEST_HEAD + '''\
+    "dataset": '''
+
 def test_splits_and_classes():
     with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
         data = cnnreg.build("dataset", "$name:size=100")
@@ -345,3 +433,7 @@ def test_splits_and_classes():
     assert sum(data.sizes().values()) == 100 and data.train.x.shape[1:] == (16, 16, 1)
 ''',
 }
+
+#: The kinds the scaffold can write, and the module of the package that holds each kind's factory.
+KINDS = tuple(COMPONENTS)
+KIND_MODULES = {kind: f"{kind}s" for kind in KINDS}

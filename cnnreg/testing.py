@@ -14,7 +14,9 @@
 :func:`isolated` hides whatever plugins happen to be installed, so a test sees the built-ins
 plus what it adds; :func:`plugin` registers a plugin object for the duration of a ``with`` block;
 :func:`entry_point` simulates an installed entry point (name, module, distribution) that is
-imported the way a real one would be.
+imported the way a real one would be; :func:`assert_light_imports` checks the lazy-import rule
+(importing a plugin module, and every module its lazy factory strings name, imports none of
+keras, tensorflow, jax or torch).
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from typing import Any
 from cnnreg import plugins as _plugins
 from cnnreg.registry import Registry
 
-__all__ = ["isolated", "plugin", "entry_point", "run_cli", "CliResult"]
+__all__ = ["isolated", "plugin", "entry_point", "run_cli", "CliResult", "HEAVY_MODULES", "heavy_imports",
+           "assert_light_imports"]
+
+#: What `cnnreg --help`, `list`, `show` and `plugins` must never import (docs/plugins.md).
+HEAVY_MODULES = ("keras", "tensorflow", "jax", "torch")
 
 
 @contextlib.contextmanager
@@ -136,3 +142,46 @@ def run_cli(*args: str, argv: Sequence[str] | None = None) -> CliResult:
         _plugins.set_reporter(None)
         _plugins.reset_host()
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+_IMPORT_PROBE = """
+import importlib, json, sys
+from cnnreg import testing
+plugin = importlib.import_module(sys.argv[1])
+with testing.isolated(), testing.plugin(plugin, distribution="cnnreg-probe") as registry:
+    for component in registry.components():
+        if component.provider == "cnnreg-probe":
+            component.summary, component.metadata  # what `cnnreg list` reads
+            if isinstance(component.factory, str):  # what `cnnreg show` imports
+                importlib.import_module(component.factory.partition(":")[0])
+print(json.dumps(sorted({name.partition(".")[0] for name in sys.modules})))
+"""
+
+
+def heavy_imports(module: str, *, heavy: Sequence[str] = HEAVY_MODULES) -> list[str]:
+    """The packages of ``heavy`` that a fresh interpreter imports when it loads the plugin module
+    ``module`` through the plugin host and imports every module its lazy factories name."""
+    import json
+    import os
+    import subprocess
+
+    path = os.pathsep.join(p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)
+    env = dict(os.environ, PYTHONPATH=path, CNNREG_LOAD_PLUGINS="")
+    proc = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, module], capture_output=True, text=True, env=env,
+                          timeout=300)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise AssertionError(f"loading plugin module {module} failed: {last}")
+    loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return sorted(loaded & set(heavy))
+
+
+def assert_light_imports(module: str, *, heavy: Sequence[str] = HEAVY_MODULES) -> None:
+    """Assert the lazy-import rule for the plugin module ``module`` (e.g. ``"cnnreg_mynet.plugin"``):
+    loading it, listing its components and importing the modules its lazy factory strings name
+    imports none of ``heavy`` (keras, tensorflow, jax, torch), so ``cnnreg list`` stays fast."""
+    found = heavy_imports(module, heavy=heavy)
+    assert not found, (
+        f"loading plugin {module} imports {', '.join(found)}: import heavy libraries inside your factory "
+        "functions, not at module level"
+    )

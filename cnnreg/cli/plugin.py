@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -15,21 +16,27 @@ def register(app: typer.Typer) -> None:
 
 @plugin_app.command("new")
 def new_command(
-    name: str = typer.Argument(..., help="Plugin name: the package becomes cnnreg-NAME, the component NAME."),
-    kind: str = typer.Option("architecture", "--kind", "-k", help="architecture, initialiser, regulariser or dataset."),
+    name: str = typer.Argument(..., help="Package name: the distribution becomes cnnreg-NAME (see --dist), the entry point NAME."),
+    kind: List[str] = typer.Option(
+        [], "--kind", "-k",
+        help="KIND or KIND=COMPONENT, repeatable: architecture, initialiser, regulariser, dataset "
+        "(default: architecture; the component is called NAME unless given).",
+    ),
+    dist: Optional[str] = typer.Option(None, "--dist", help="Distribution (PyPI) name, e.g. acme-cnn (default: cnnreg-NAME)."),
     directory: Path = typer.Option(Path("."), "--dir", help="Folder to write the package into."),
 ) -> None:
-    """Write an installable plugin package cnnreg-NAME with one working component and a test.
+    """Write an installable plugin package with working components and their tests.
 
-    Example:
+    Examples:
 
-      cnnreg plugin new mynet --kind architecture && pip install -e ./cnnreg-mynet && cnnreg show mynet
+      cnnreg plugin new mynet && pip install -e ./cnnreg-mynet && cnnreg show mynet
+
+      cnnreg plugin new acme --kind architecture=acmenet --kind initialiser=acme_init --dist acme-cnn
     """
     from cnnreg.cli.render import console
-    from cnnreg.registry import normalize_kind
-    from cnnreg.scaffold import new_plugin
+    from cnnreg.scaffold import new_plugin, parse_kinds
 
-    root = new_plugin(name, normalize_kind(kind), directory)
+    root = new_plugin(name, parse_kinds(list(kind), name.strip().lower().replace("-", "_")), directory, distribution=dist)
     console.print(f"wrote {root}/", highlight=False)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         console.print(f"  {path.relative_to(root)}", highlight=False)
