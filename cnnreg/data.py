@@ -4,8 +4,9 @@ A dataset factory returns a :class:`Dataset`: train / validation / test :class:`
 class names and the natural image shape.  A split holds its examples in one of three forms:
 
 * NumPy arrays: ``Split(x, y)`` with ``x`` of shape (N, H, W, C), pixel values 0..255;
-* image files: ``Split(files=[...], y=labels)`` (decoded by the input pipeline; files that do
-  not decode are skipped and counted);
+* image files: ``Split(files=[...], y=labels)`` (decoded by :func:`cnnreg.images.read_image`,
+  the decoder ``cnnreg predict`` uses too; files that do not decode or are over the pixel limit
+  are skipped and counted);
 * a ``tf.data.Dataset`` of ``(image, label)`` with ``image`` uint8 (H, W, C), sizes may vary:
   ``Split(examples=ds, size=N)``.
 

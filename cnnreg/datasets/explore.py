@@ -108,16 +108,16 @@ def _samples(dataset, split_name: str, n: int, seed: int, shape: tuple[int, int,
         rows = np.sort(rng.choice(len(split), size=min(n, len(split)), replace=False))
         return fit_images(split.x[rows], shape, resize=dataset.resize), split.y[rows]
     if split.kind == "files":
-        from PIL import Image
+        from cnnreg.images import ImageError, max_pixels, read_image
 
         images, labels = [], []
+        limit = max_pixels()
         for i in rng.permutation(len(split.files)):
             try:
-                with Image.open(split.files[i]) as image:
-                    pixels = np.asarray(image.convert("L" if shape[2] == 1 else "RGB"), dtype="float32")
-            except Exception:
+                pixels = read_image(split.files[i], shape[2], limit)  # the run's decoder and pixel limit
+            except ImageError:
                 continue  # the run skips it too
-            images.append(fit_images(pixels.reshape(1, *pixels.shape[:2], shape[2]), shape, resize=dataset.resize)[0])
+            images.append(fit_images(pixels[None], shape, resize=dataset.resize)[0])
             labels.append(split.y[i])
             if len(images) == n:
                 break
@@ -138,6 +138,8 @@ def sample_grid(
         raise ParameterError(f"--n must be in 1..400 (got {n})")
     if size is not None and not 8 <= size <= 1024:
         raise ParameterError(f"--size must be in 8..1024 (got {size})")
+    if not 0 <= seed <= 2**32 - 1:
+        raise ParameterError(f"--seed must be in 0..4294967295 (got {seed})")
     output = Path(output)
     if not output.parent.is_dir():
         raise CnnregError(f"folder {output.parent} does not exist (for -o {output})")

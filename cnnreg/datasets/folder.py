@@ -5,11 +5,13 @@
                                                                    validation or test split is
                                                                    carved from train)
 
-Images are jpg, png, bmp or gif (first frame), found recursively in each class folder.  Listing
-reads only each file's header and tail (Pillow, no TensorFlow): empty files, files that are not
-images and truncated files are skipped and counted; files that still fail to decode later are
-skipped by the input pipeline.  Grayscale, palette and RGBA images are converted to the channels
-the model expects.
+Images are jpg, png, bmp or gif (first frame), found recursively in each class folder; symbolic
+links are followed, but each folder is walked and each real file listed once (a link loop ends,
+a file reached twice is skipped as the same file).  Listing reads only each file's header and
+tail (Pillow, no TensorFlow): empty files, files that are not images, truncated files and images
+over the pixel limit (:mod:`cnnreg.images`) are skipped and counted; files that still fail to
+decode later are skipped by the input pipeline.  Grayscale, palette and RGBA images are
+converted to the channels the model expects.
 """
 
 from __future__ import annotations
@@ -84,23 +86,40 @@ def _subdirs(path: Path) -> list[Path]:
         raise CnnregError(f"cannot list folder {path}: {exc.strerror or exc}") from None
 
 
-def _images_in(path: Path) -> list[Path]:
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    """(device, inode) of what ``path`` points to; None when it cannot be stat'ed (a broken link)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _images_in(path: Path, visited: set[tuple[int, int]]) -> list[Path]:
+    """Image files under ``path``, links followed; a folder in ``visited`` (walked already, or
+    another class folder) is not entered, so a link loop (``a/loop -> a``) ends."""
     found = []
     for folder, dirs, files in os.walk(path, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        keep = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            key = _identity(os.path.join(folder, d))
+            if key is not None and key not in visited:
+                visited.add(key)
+                keep.append(d)
+        dirs[:] = keep
         found.extend(Path(folder) / f for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
     return found
 
 
-def _inspect(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
+def _inspect(path: Path, limit: int) -> tuple[str | None, tuple[int, int] | None, str | None]:
     """(problem, (height, width), Pillow mode) from the header and the last bytes of the file."""
-    from PIL import Image, UnidentifiedImageError
+    from cnnreg.images import ImageError, open_image
 
     try:
         size = path.stat().st_size
         if size == 0:
             return "empty file", None, None
-        with Image.open(path) as image:
+        with open_image(path, limit) as image:  # the pixel limit, from the header
             fmt, mode, (width, height) = image.format, image.mode, image.size
         with open(path, "rb") as handle:
             handle.seek(max(0, size - 1024))
@@ -110,8 +129,8 @@ def _inspect(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None
                 declared = int.from_bytes(handle.read(4), "little")
                 if declared > size:
                     return "truncated", None, None
-    except UnidentifiedImageError:
-        return "not an image", None, None
+    except ImageError as exc:  # missing, not an image, damaged header, over the pixel limit
+        return exc.reason, None, None
     except OSError as exc:
         if exc.errno is not None:  # permissions, a vanished file...
             return f"unreadable: {exc.strerror}", None, None
@@ -129,10 +148,10 @@ def _inspect(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None
 def _decodes(path: Path) -> bool:
     """Whether Pillow decodes the whole image (JPEGs at 1/8 scale: the entropy-coded data is
     still read to its end, which is what a truncated file lacks)."""
-    from PIL import Image
+    from cnnreg.images import open_image
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
             image.load()
         return True
@@ -165,18 +184,40 @@ def _layout(path: str | Path) -> tuple[Path, dict[str, list[Path]], list[str]]:
 
 
 def scan(path: str | Path) -> FolderScan:
-    """List the classes and images under ``path``; check each file's header and tail."""
+    """List the classes and images under ``path``; check each file's header and tail.
+
+    Each real file is listed once: a second path to it (a link, a linked folder) is skipped as
+    ``same file as ...``, so no image is in two splits or two classes.
+    """
+    from cnnreg.images import max_pixels
+
+    limit = max_pixels()  # a bad setting is one line here, not a reason on every file
     root, sources, class_names = _layout(path)
     index = {name: i for i, name in enumerate(class_names)}
+    # the root and every split and class folder count as visited: a walk never enters another's
+    class_dirs = [d for dirs in sources.values() for d in dirs]
+    visited = {key for key in map(_identity, [root, *{d.parent for d in class_dirs}, *class_dirs]) if key is not None}
     candidates: list[tuple[str, int, Path, Path]] = []  # (split, label, class folder, file)
     for split, dirs in sources.items():
         for d in dirs:
-            images = _images_in(d)
+            images = _images_in(d, visited)
             if not images:
                 raise CnnregError(f"class folder {d} is empty (no jpg, png, bmp or gif images)")
             candidates.extend((split, index[d.name], d, image) for image in images)
+    first: dict[tuple[int, int], Path] = {}  # real file → the path it was listed under
+    duplicates: dict[int, Path] = {}
+    for i, candidate in enumerate(candidates):
+        key = _identity(candidate[3])
+        if key is not None and first.setdefault(key, candidate[3]) != candidate[3]:
+            duplicates[i] = first[key]
+
+    def inspect(i: int) -> tuple[str | None, tuple[int, int] | None, str | None]:
+        if i in duplicates:
+            return f"same file as {duplicates[i].relative_to(root)}", None, None
+        return _inspect(candidates[i][3], limit)
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda c: _inspect(c[3]), candidates))
+        results = list(pool.map(inspect, range(len(candidates))))
     result = FolderScan(root, class_names, {split: ([], []) for split in sources})
     readable: Counter = Counter()
     for (split, label, class_dir, image), (problem, size, mode) in zip(candidates, results):

@@ -2,8 +2,8 @@
 
 Per split, :class:`Source` fits the examples to the model's input::
 
-    files:     read → decode (any of jpg/png/bmp/gif; channels converted) → resize  ┐ parallel,
-    tf.data:   image → channels converted → resize                                  ┘ uint8 out
+    files:     cnnreg.images.read_image (Pillow; channels converted) → resize  ┐ parallel,
+    tf.data:   image → channels converted → resize                            ┘ uint8 out
 
 and, when every split fits in :data:`CACHE_FRACTION` of the machine's memory, keeps the result
 in memory (one parallel pass at the start of the run: files that fail to decode are skipped and
@@ -61,12 +61,18 @@ def memory_bytes() -> int:
 
 
 def decode_file(path: Any, channels: int):
-    """An image file → float32 (H, W, ``channels``); the first frame of a GIF."""
+    """An image file → float32 (H, W, ``channels``) by :func:`cnnreg.images.read_image`, the
+    decoder ``cnnreg predict`` uses too (a file that fails raises, for ``ignore_errors``)."""
+    from cnnreg.images import max_pixels, read_image
+
     tf = _tf()
-    data = tf.io.read_file(path)
-    if channels == 3:  # the decoders convert gray and palette to RGB and drop alpha themselves
-        return tf.ensure_shape(tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32), [None, None, 3])
-    return to_channels(tf.io.decode_image(data, channels=0, expand_animations=False), channels)
+    limit = max_pixels()  # read once, here: a bad setting is one line, not a failure per file
+
+    def read(p):  # the path arrives as bytes (in tf.data) or a 0-d array of bytes (eagerly)
+        return read_image(os.fsdecode(np.asarray(p).item()), channels, limit)
+
+    image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
+    return tf.cast(tf.ensure_shape(image, [None, None, channels]), tf.float32)
 
 
 def to_channels(image: Any, channels: int):
@@ -168,11 +174,7 @@ class Source:
             images[index[keep]], labels[index[keep]], ok[index[keep]] = batch[keep], y[keep], True
         if self.split.kind == "files":
             for i in np.flatnonzero(~ok):
-                recovered = self._pillow(self.split.files[i])  # formats TensorFlow does not decode (1-bit BMP...)
-                if recovered is None:
-                    self.skipped.append(f"{self._relative(self.split.files[i])} (does not decode)")
-                else:
-                    images[i], labels[i], ok[i] = recovered, self.split.y[i], True
+                self.skipped.append(f"{self._relative(self.split.files[i])} ({self._reason(self.split.files[i])})")
         elif not ok.all():
             self.skipped.extend(f"{self.name} example {i} (does not decode)" for i in np.flatnonzero(~ok)[:100])
         self.kept = np.flatnonzero(ok)
@@ -189,20 +191,15 @@ class Source:
     def _relative(self, path: str) -> str:
         return os.path.relpath(path, self.root) if self.root and path.startswith(self.root) else path
 
-    def _pillow(self, path: str) -> np.ndarray | None:
-        from cnnreg.data import fit_images
+    def _reason(self, path: str) -> str:
+        """Why a file failed in the pipeline: the decoder's own reason (too large, truncated...)."""
+        from cnnreg.images import ImageError, read_image
 
         try:
-            from PIL import Image
-
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("L" if self.shape[2] == 1 else "RGB"), dtype="float32")
-        except Exception:
-            return None
-        if array.ndim == 2:
-            array = array[..., None]
-        fitted = fit_images(array[None], self.shape, resize=self.resize)[0]
-        return np.clip(np.round(fitted), 0, 255).astype(np.uint8)
+            read_image(path, self.shape[2])
+        except ImageError as exc:
+            return exc.reason
+        return "does not decode"
 
 
 def prepare_sources(dataset: Any, shape: tuple[int, int, int], names: tuple[str, ...] | None = None) -> dict[str, Source]:
