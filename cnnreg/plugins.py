@@ -3,7 +3,9 @@
 A plugin that fails to import, fails pluggy's validation or whose hook raises is recorded with
 its error (``cnnreg plugins`` shows it) and reported in one warning line; everything else keeps
 working.  ``CNNREG_DISABLE_PLUGINS=a,b`` blocks plugins (by entry-point or distribution name);
-``CNNREG_LOAD_PLUGINS=a,b`` loads only those (empty: built-ins only).
+``CNNREG_LOAD_PLUGINS=a,b`` loads only those (empty: built-ins only); a name in either that no
+plugin has is reported in one warning line.  Built-ins load first and keep their names: see
+:mod:`cnnreg.registry` for what a plugin's component of the same name becomes (shadowed).
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     error: str = ""
     components: int = 0
+    #: This plugin's names (component names, or aliases) that a built-in holds:
+    #: ``{"kind", "name", "alias", "use"}``, ``use`` the ``provider/name`` that reaches it.
+    shadowed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +91,7 @@ class PluginInfo:
             "hooks": list(self.hooks),
             "components": self.components,
             "error": self.error or None,
+            "shadowed": [dict(item) for item in self.shadowed],
         }
 
 
@@ -94,6 +100,15 @@ def _split_env(name: str) -> set[str] | None:
     if value is None:
         return None
     return {_norm(v) for v in value.split(",") if v.strip()}
+
+
+def _env_words(name: str) -> list[str]:
+    """The names in a comma-separated variable as written, each once."""
+    words: dict[str, str] = {}
+    for word in os.environ.get(name, "").split(","):
+        if word.strip():
+            words.setdefault(_norm(word), word.strip())
+    return list(words.values())
 
 
 def _norm(name: str) -> str:
@@ -146,6 +161,7 @@ class Host:
         disabled = _split_env("CNNREG_DISABLE_PLUGINS") or set()
         allowed = _split_env("CNNREG_LOAD_PLUGINS")
         points = list(installed_entry_points() if entry_points is None else entry_points) + list(extra)
+        self._check_names(points)
         for ep in points:
             names = {_norm(ep.name), _norm(ep.distribution)}
             if ep.obj is not None:  # registered explicitly in code (cnnreg.testing.plugin)
@@ -159,9 +175,35 @@ class Host:
         self._check_unknown_hooks()
         for kind, hook in KIND_HOOKS.items():
             self._call_kind_hook(kind, hook)
+        self._note_shadowed()
         self.registry.failed_plugins = {
             name: info.error for name, info in self.plugins.items() if info.status in ("failed", "hook-error")
         }
+
+    def _check_names(self, points: list[EntryPointInfo]) -> None:
+        """Warn once per name in CNNREG_DISABLE_PLUGINS / CNNREG_LOAD_PLUGINS that no plugin has
+        (a typo there would otherwise silently load, or block, the wrong plugins)."""
+        builtin = {"cnnreg", *(_norm(m.rsplit(".", 1)[-1]) for m in BUILTIN_PLUGINS)}
+        installed = sorted({n for ep in points for n in (ep.name, ep.distribution)}, key=str.lower)
+        known = builtin | {_norm(n) for n in installed}
+        for variable in ("CNNREG_DISABLE_PLUGINS", "CNNREG_LOAD_PLUGINS"):
+            for name in _env_words(variable):
+                if _norm(name) in known:
+                    continue
+                guess = closest(name, installed)
+                hint = f"; did you mean '{guess}'?" if guess else ""
+                listed = ", ".join(installed) if installed else "none besides the built-ins"
+                self._warn(f"{variable} names '{name}', but no plugin is called that{hint} (installed: {listed})")
+
+    def _note_shadowed(self) -> None:
+        """Record, per plugin, the components a built-in's name or alias shadows."""
+        for c in self.registry.shadowed():
+            info = self.plugins.get(c.plugin)
+            if info is None:
+                continue
+            words = [(c.name, False)] if c.shadowed_by else []
+            for word, alias in words + [(a, True) for a in c.shadowed_aliases]:
+                info.shadowed.append({"kind": c.kind, "name": word, "alias": alias, "use": c.qualified_name})
 
     def _record(self, ep: EntryPointInfo, *, builtin: bool = False, status: str = "ok", error: str = "") -> PluginInfo:
         name = ep.name if ep.name not in self.plugins else f"{ep.distribution}:{ep.name}"
@@ -198,7 +240,9 @@ class Host:
     def _call_kind_hook(self, kind: str, hook: str) -> None:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             info = self.plugins[impl.plugin_name]
-            view = self.registry.view(kind, provider=info.distribution, version=info.version, plugin=info.name)
+            view = self.registry.view(
+                kind, provider=info.distribution, version=info.version, plugin=info.name, builtin=info.builtin
+            )
             try:
                 impl.function(*[{"registry": view}[arg] for arg in impl.argnames])
             except Exception as exc:
@@ -210,12 +254,15 @@ class Host:
     def _fail(self, info: PluginInfo, status: str, error: str) -> None:
         info.status = status
         info.error = f"{info.error}; {error}" if info.error else error
-        line = f"plugin '{info.name}' ({info.distribution} {info.version}) {error}"
+        self._warn(f"plugin '{info.name}' ({info.distribution} {info.version}) {error}")
+
+    def _warn(self, line: str) -> None:
+        """Report one plugin problem: the CLI's reporter prints it, else a warning."""
         self.problems.append(line)
         if self._report is not None:
             self._report(line)
         else:
-            warnings.warn(line, CnnregPluginWarning, stacklevel=3)
+            warnings.warn(line, CnnregPluginWarning, stacklevel=4)
 
     # -- commands -----------------------------------------------------------------------------
     def register_commands(self, app: Any) -> None:

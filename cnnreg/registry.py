@@ -5,14 +5,18 @@ Hooks receive a :class:`KindRegistry` (the registry seen from one plugin and one
 string that is imported only when the component is built or inspected in detail, so listing
 components never imports keras.
 
-Names are case-insensitive.  When two providers register the same name, both stay reachable as
-``provider/name`` and the bare name is ambiguous.
+Names are case-insensitive.  cnnreg's own components (the built-in plugins) keep their names and
+aliases: a plugin's component of the same name is *shadowed*, reachable only as
+``provider/name``, and so is a plugin's alias equal to a built-in name or alias.  When two other
+providers register the same name, both stay reachable as ``provider/name`` and the bare name is
+ambiguous.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -89,8 +93,14 @@ class Parameter:
 
 
 def _hint_text(hint: Any) -> str:
+    """``int | None`` for ``Optional[Annotated[int, Range(...)]]``: the types, not the checks."""
     if hint is inspect.Parameter.empty:
         return "Any"
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return _hint_text(typing.get_args(hint)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else _hint_text(a) for a in typing.get_args(hint))
     if isinstance(hint, type):
         return hint.__name__
     return str(hint).replace("typing.", "")
@@ -120,6 +130,12 @@ class Component:
     aliases: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Registered by one of cnnreg's built-in plugins (its names and aliases take precedence).
+    builtin: bool = False
+    #: The provider of the built-in that took this component's bare name, else None.
+    shadowed_by: str | None = None
+    #: This component's aliases that a built-in's name or alias took.
+    shadowed_aliases: tuple[str, ...] = ()
     _loaded: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -230,6 +246,9 @@ class Component:
             "provider": self.provider,
             "provider_version": self.provider_version,
             "tags": list(self.tags),
+            "builtin": self.builtin,
+            "shadowed_by": self.shadowed_by,
+            "shadowed_aliases": list(self.shadowed_aliases),
         }
         if detail:
             data["factory"] = self.factory if isinstance(self.factory, str) else _callable_ref(self.factory)
@@ -273,11 +292,21 @@ def resolve_reference(ref: str, *, what: str) -> Any:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split(".") if attr else ():
             obj = getattr(obj, part)
+    except CnnregError:
+        raise
     except ImportError as exc:
-        raise PluginError(f"{what} cannot be loaded: {exc}") from exc
+        raise PluginError(f"{what} cannot be loaded: {_line(exc)}") from exc
     except AttributeError as exc:
-        raise PluginError(f"{what} cannot be loaded: '{ref}' does not exist ({exc})") from exc
+        raise PluginError(f"{what} cannot be loaded: '{ref}' does not exist ({_line(exc)})") from exc
+    except Exception as exc:  # a plugin module that raises on import must not escape as a traceback
+        raise PluginError(f"{what} cannot be loaded: {type(exc).__name__}: {_line(exc)}") from exc
     return obj
+
+
+def _line(exc: BaseException) -> str:
+    """The first line of an exception's message (error lines are one line)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 class Registry:
@@ -290,16 +319,24 @@ class Registry:
 
     def add_component(self, component: Component) -> Component:
         bucket = self._by_kind[component.kind]
-        # The same provider registering the same name again replaces its earlier entry.
+        # The same provider registering the same name again replaces its earlier entry (a plugin
+        # that calls its distribution "cnnreg" still cannot replace a built-in).
         bucket[:] = [
             c for c in bucket
-            if not (c.name.lower() == component.name.lower() and c.provider == component.provider)
+            if not (c.name.lower() == component.name.lower() and c.provider == component.provider
+                    and c.builtin == component.builtin)
         ]
         bucket.append(component)
+        _mark_shadowed(bucket)
         return component
 
-    def view(self, kind: str, *, provider: str, version: str, plugin: str) -> "KindRegistry":
-        return KindRegistry(self, normalize_kind(kind), provider, version, plugin)
+    def view(self, kind: str, *, provider: str, version: str, plugin: str, builtin: bool = False) -> "KindRegistry":
+        """What a hook of ``plugin`` (from distribution ``provider``) registers ``kind`` through."""
+        return KindRegistry(self, normalize_kind(kind), provider, version, plugin, builtin=builtin)
+
+    def shadowed(self, kind: str | None = None) -> list[Component]:
+        """Components whose bare name or an alias a built-in took (reachable as provider/name)."""
+        return [c for c in self.components(kind) if c.shadowed_by or c.shadowed_aliases]
 
     def components(self, kind: str | None = None) -> list[Component]:
         kinds = KINDS if kind is None else (normalize_kind(kind),)
@@ -321,7 +358,11 @@ class Registry:
         return sorted(names)
 
     def get(self, kind: str, name: str) -> Component:
-        """The component called ``name`` (case-insensitive; alias or ``provider/name``)."""
+        """The component called ``name`` (case-insensitive; alias or ``provider/name``).
+
+        A bare name or alias of a built-in component always means the built-in; otherwise a
+        bare name registered by several providers is ambiguous.
+        """
         kind = normalize_kind(kind)
         if isinstance(name, spec_mod.Spec):
             name = name.name
@@ -332,6 +373,8 @@ class Registry:
             if (c.name.lower() == key or key in (a.lower() for a in c.aliases))
             and (not provider or c.provider.lower() == provider.lower())
         ]
+        if any(c.builtin for c in matches):
+            matches = [c for c in matches if c.builtin]  # cnnreg's own names are never taken
         exact = [c for c in matches if c.name.lower() == key]
         if len(exact) == 1 or (exact and len({c.provider for c in exact}) == 1):
             return exact[-1]
@@ -340,16 +383,17 @@ class Registry:
         if matches:
             qualified = ", ".join(sorted(c.qualified_name for c in matches))
             raise AmbiguousComponentError(
-                f"{kind} name '{name}' is ambiguous: it is registered by several plugins; "
+                f"{kind} name '{spec_mod.shown(name)}' is ambiguous: it is registered by several plugins; "
                 f"use one of {qualified}"
             )
         if provider:
             providers = sorted({c.provider for c in self._by_kind[kind] if c.name.lower() == key})
             if providers:
                 raise UnknownComponentError(
-                    f"{kind} '{bare}' is not provided by '{provider}'" + choices_text(provider, providers)
+                    f"{kind} '{spec_mod.shown(bare)}' is not provided by '{spec_mod.shown(provider)}'"
+                    + choices_text(provider, providers)
                 )
-        message = f"unknown {kind} '{name}'" + choices_text(
+        message = f"unknown {kind} '{spec_mod.shown(name)}'" + choices_text(
             bare, self.names(kind), hint=f"see `cnnreg list {kind}s`"
         )
         if self.failed_plugins:
@@ -379,6 +423,7 @@ class KindRegistry:
     version: str
     plugin: str
     added: list[Component] = field(default_factory=list)
+    builtin: bool = False
 
     def add(
         self,
@@ -415,6 +460,7 @@ class KindRegistry:
             aliases=tuple(aliases),
             tags=tuple(tags),
             metadata=dict(metadata),
+            builtin=self.builtin,
         )
         self.added.append(component)
         return component
@@ -422,6 +468,19 @@ class KindRegistry:
     def commit(self) -> None:
         for component in self.added:
             self.registry.add_component(component)
+
+
+def _mark_shadowed(bucket: list[Component]) -> None:
+    """Mark the non-built-in components of one kind whose name or aliases a built-in holds."""
+    taken: dict[str, str] = {}
+    for c in bucket:
+        if c.builtin:
+            for word in (c.name, *c.aliases):
+                taken.setdefault(word.lower(), c.provider)
+    for c in bucket:
+        if not c.builtin:
+            c.shadowed_by = taken.get(c.name.lower())
+            c.shadowed_aliases = tuple(a for a in c.aliases if a.lower() in taken)
 
 
 def _first_line(factory: Any) -> str:

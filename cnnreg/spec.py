@@ -9,11 +9,16 @@ Values stay strings here; :func:`coerce` converts them with the factory's type h
 (int, float, bool, str, ``Literal`` choices, tuples such as ``224x224x3`` or ``224,224,3``,
 ``Optional``, ``Annotated[..., Range(...)]``).  A comma followed by something without ``=``
 continues the previous value, so ``input_shape=32,32,3`` stays one value.
+
+Every number must be finite: ``nan`` never, ``inf`` (or ``1e309``, which is inf) only where a
+parameter says so with :class:`AllowInf`, and floats within float32's range (what Keras computes
+in); integers fit in 64 bits.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import types
 import typing
@@ -23,14 +28,20 @@ from typing import Any, Literal
 
 from cnnreg.errors import ParameterError, SpecError, choices_text
 
-__all__ = ["Spec", "Range", "PRIMARY", "parse", "coerce", "format_spec"]
+__all__ = ["Spec", "Range", "AllowInf", "PRIMARY", "parse", "coerce", "format_spec"]
 
 #: Key under which ``NAME=VALUE`` and a leading bare ``NAME:VALUE`` store their value until the
 #: component's primary parameter is known.
 PRIMARY = "__primary__"
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# \Z, not $: "$" also matches before a final newline, which would let "name\n" through.
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?\Z")
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+
+#: The largest float32 (Keras' weights and losses are float32; anything larger is inf there).
+FLOAT32_MAX = 3.4028234663852886e38
+#: Integers are at most 64 bits (NumPy, TensorFlow and JAX take no more).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -50,13 +61,25 @@ class Range:
         return True
 
     def __str__(self) -> str:
-        lo = "" if self.min is None else ("[" if self.min_inclusive else "(") + f"{self.min:g}"
-        hi = "" if self.max is None else f"{self.max:g}" + ("]" if self.max_inclusive else ")")
+        lo = "" if self.min is None else ("[" if self.min_inclusive else "(") + _number(self.min)
+        hi = "" if self.max is None else _number(self.max) + ("]" if self.max_inclusive else ")")
         if self.min is None:
-            return f"<= {self.max:g}" if self.max_inclusive else f"< {self.max:g}"
+            return f"<= {_number(self.max)}" if self.max_inclusive else f"< {_number(self.max)}"
         if self.max is None:
-            return f">= {self.min:g}" if self.min_inclusive else f"> {self.min:g}"
+            return f">= {_number(self.min)}" if self.min_inclusive else f"> {_number(self.min)}"
         return f"in {lo}, {hi}"
+
+
+def _number(value: float) -> str:
+    """4294967295 as such (not 4.29497e+09), 1e20 as 1e+20, 0.5 as 0.5."""
+    if float(value).is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return f"{value:g}"
+
+
+class AllowInf:
+    """Marks a float parameter that accepts ``inf`` (say a limit where inf means "none"):
+    ``Annotated[float, Range(0, None), AllowInf]``.  Without it, ``inf`` is refused."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +94,17 @@ class Spec:
         return self.text or format_spec(self.name, self.params)
 
 
+def shown(value: Any, limit: int = 100) -> str:
+    """``value`` as text for an error line: control characters (newlines...) escaped, and cut
+    to ``limit`` characters, so that the line stays one readable line."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse(text: str) -> Spec:
     """Parse ``NAME``, ``NAME=VALUE`` or ``NAME:KEY=VALUE,...``; raise :class:`SpecError`."""
-    original = text
-    text = text.strip()
+    original = shown(text)  # for error lines; the Spec keeps the text as given
+    given, text = text, text.strip()
     if not text:
         raise SpecError("empty component spec; expected NAME, NAME=VALUE or NAME:KEY=VALUE,...")
     colon, equals = text.find(":"), text.find("=")
@@ -95,7 +125,7 @@ def parse(text: str) -> Spec:
     else:
         name, params = text, {}
         _check_name(name, original)
-    return Spec(name=name, params=params, text=original)
+    return Spec(name=name, params=params, text=given)
 
 
 def _check_name(name: str, original: str) -> None:
@@ -103,7 +133,7 @@ def _check_name(name: str, original: str) -> None:
         raise SpecError(f"bad spec '{original}': the component name is missing before ':' or '='")
     if not _NAME.match(name):
         raise SpecError(
-            f"bad spec '{original}': '{name}' is not a component name "
+            f"bad spec '{original}': '{shown(name)}' is not a component name "
             "(letters, digits, '_', '-', '.', optionally 'provider/name')"
         )
 
@@ -119,14 +149,14 @@ def _parse_items(rest: str, original: str) -> dict[str, str]:
                 params[PRIMARY] = piece
                 continue
             if last is None or not piece:
-                raise SpecError(f"bad spec '{original}': '{piece}' is not KEY=VALUE")
+                raise SpecError(f"bad spec '{original}': '{shown(piece)}' is not KEY=VALUE")
             params[last] += "," + piece  # continuation: input_shape=32,32,3
             continue
         key = key.strip()
         if not _KEY.match(key):
-            raise SpecError(f"bad spec '{original}': '{key}' is not a parameter name (in '{piece}')")
+            raise SpecError(f"bad spec '{original}': '{shown(key)}' is not a parameter name (in '{shown(piece)}')")
         if value == "" or value.startswith("="):
-            raise SpecError(f"bad spec '{original}': '{piece}' needs one '=' and a value")
+            raise SpecError(f"bad spec '{original}': '{shown(piece)}' needs one '=' and a value")
         if key in params:
             raise SpecError(f"bad spec '{original}': parameter '{key}' is given twice")
         params[key] = value
@@ -177,17 +207,42 @@ def coerce(value: Any, hint: Any, *, where: str) -> Any:
     """Convert ``value`` (a string from the command line, or a Python value) to ``hint``.
 
     ``where`` names the parameter for the error line, e.g. ``"dropout parameter 'rate'"``.
-    Raises :class:`ParameterError` with one line saying what was expected.
+    Raises :class:`ParameterError` with one line saying what was expected.  Floats must be
+    finite (and within float32's range) unless the hint is ``Annotated[..., AllowInf]``;
+    ``nan`` is refused always.
     """
     ranges: list[Range] = []
+    allow_inf = False
     if typing.get_origin(hint) is typing.Annotated:
         args = typing.get_args(hint)
         hint, ranges = args[0], [a for a in args[1:] if isinstance(a, Range)]
-    result = _convert(value, hint, where)
+        allow_inf = any(a is AllowInf or isinstance(a, AllowInf) for a in args[1:])
+    try:
+        result = _convert(value, hint, where, allow_inf)
+    except _NotFinite:
+        if ranges:  # say the range too: "must be a finite number > 0 (got inf)"
+            raise ParameterError(f"{where} must be a finite number {ranges[0]} (got {shown(value)})") from None
+        raise
+    except _TooLarge:
+        if ranges:  # the declared range says more than "64 bits"
+            raise ParameterError(f"{where} must be {ranges[0]} (got {shown(value)})") from None
+        raise
     for r in ranges:
         if isinstance(result, (int, float)) and not isinstance(result, bool) and not r.check(result):
-            raise ParameterError(f"{where} must be {r} (got {value})")
+            raise ParameterError(f"{where} must be {r} (got {shown(value)})")
     return result
+
+
+class _NotFinite(ParameterError):
+    """A float that is inf or beyond float32 (coerce adds the parameter's range)."""
+
+
+class _TooLarge(ParameterError):
+    """An integer beyond 64 bits (coerce says the parameter's range instead, if it has one)."""
+
+
+class _WrongType(ParameterError):
+    """Not a value of the hint's type at all (``X | None`` then says "X or none")."""
 
 
 def _describe(hint: Any) -> str:
@@ -209,7 +264,7 @@ def _describe(hint: Any) -> str:
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
-def _convert(value: Any, hint: Any, where: str) -> Any:
+def _convert(value: Any, hint: Any, where: str, allow_inf: bool = False) -> Any:
     if hint is Any or hint is inspect.Parameter.empty:
         return value
     origin = typing.get_origin(hint)
@@ -219,14 +274,19 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         args = typing.get_args(hint)
         if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in _NONE)):
             return None
-        for arg in args:
-            if arg is type(None):
-                continue
+        others = [arg for arg in args if arg is not type(None)]
+        if len(others) == 1:
             try:
-                return _convert(value, arg, where)
+                return _convert(value, others[0], where, allow_inf)
+            except _WrongType:
+                raise ParameterError(f"{where} must be {_describe(hint)} (got '{shown(value)}')") from None
+            # anything else is X's own line: "must be in [0, 4294967295]", "must be a finite number"
+        for arg in others:
+            try:
+                return _convert(value, arg, where, allow_inf)
             except ParameterError:
                 continue
-        raise ParameterError(f"{where} must be {_describe(hint)} (got '{value}')")
+        raise ParameterError(f"{where} must be {_describe(hint)} (got '{shown(value)}')")
     if origin is Literal:
         options = typing.get_args(hint)
         if value in options:
@@ -235,36 +295,20 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             for option in options:
                 if isinstance(option, str) and option.lower() == value.lower():
                     return option
-        text = choices_text(str(value), [str(o) for o in options])
-        raise ParameterError(f"{where}: '{value}' is not allowed{text}")
+        text = choices_text(shown(value), [str(o) for o in options])
+        raise ParameterError(f"{where}: '{shown(value)}' is not allowed{text}")
     if origin in (tuple, list) or hint in (tuple, list):
-        return _convert_sequence(value, hint, where)
+        return _convert_sequence(value, hint, where, allow_inf)
     if hint is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             return value.lower() in _TRUE
-        raise ParameterError(f"{where} must be true or false (got '{value}')")
+        raise _WrongType(f"{where} must be true or false (got '{shown(value)}')")
     if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        try:
-            number = float(value) if isinstance(value, str) and ("e" in value.lower()) else value
-            if isinstance(number, float) and not number.is_integer():
-                raise ValueError
-            return int(number) if isinstance(number, float) else int(str(number).replace("_", ""))
-        except (TypeError, ValueError):
-            raise ParameterError(f"{where} must be an integer (got '{value}')") from None
+        return _to_int(value, where)
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        try:
-            result = float(str(value))
-        except ValueError:
-            raise ParameterError(f"{where} must be a number (got '{value}')") from None
-        if result != result:  # NaN is never a useful setting
-            raise ParameterError(f"{where} must be a number (got '{value}')")
-        return result
+        return _to_float(value, where, allow_inf)
     if hint is str:
         return value if isinstance(value, str) else str(value)
     if hint is Path:
@@ -275,11 +319,53 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         try:
             return hint(value)
         except Exception:
-            raise ParameterError(f"{where} must be {_describe(hint)} (got '{value}')") from None
+            raise _WrongType(f"{where} must be {_describe(hint)} (got '{shown(value)}')") from None
     return value
 
 
-def _convert_sequence(value: Any, hint: Any, where: str) -> Any:
+def _to_int(value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            text = str(value).strip().replace("_", "")
+            if isinstance(value, float) or "e" in text.lower():
+                real = float(text)  # "1e3" is a whole number; "1e400" is inf, refused here
+                if not real.is_integer():
+                    raise ValueError
+                number = int(real)
+            elif text.lstrip("+-").isdigit() and len(text) > 30:
+                number = INT64_MAX + 1  # too long for int(): certainly out of range
+            else:
+                number = int(text)
+        except (TypeError, ValueError, OverflowError):
+            raise _WrongType(f"{where} must be an integer (got '{shown(value)}')") from None
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise _TooLarge(f"{where} must be an integer between -2**63 and 2**63 - 1 (got {shown(value)})")
+    return number
+
+
+def _to_float(value: Any, where: str, allow_inf: bool) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        result = float(value) if isinstance(value, (int, float)) else float(str(value))
+    except (TypeError, ValueError):
+        raise _WrongType(f"{where} must be a number (got '{shown(value)}')") from None
+    except OverflowError:  # an int beyond float: as good as inf
+        result = math.inf if value > 0 else -math.inf
+    if result != result:  # NaN is never a useful setting
+        raise ParameterError(f"{where} must be a number, not nan (got '{shown(value)}')")
+    if not allow_inf and not -FLOAT32_MAX <= result <= FLOAT32_MAX:
+        if math.isinf(result):
+            raise _NotFinite(f"{where} must be a finite number (got {shown(value)})")
+        raise _NotFinite(f"{where} must be a finite number within float32's ±3.4e38 (got {shown(value)})")
+    return result
+
+
+def _convert_sequence(value: Any, hint: Any, where: str, allow_inf: bool = False) -> Any:
     args = typing.get_args(hint)
     if isinstance(value, str):
         items: list[Any] = [v for v in re.split(r"[x,×X]", value.strip("()[] ")) if v != ""]
@@ -294,16 +380,17 @@ def _convert_sequence(value: Any, hint: Any, where: str) -> Any:
     else:
         if len(items) != len(args):
             raise ParameterError(
-                f"{where} must be {_describe(hint)} with {len(args)} values (got '{_format_value(value)}')"
+                f"{where} must be {_describe(hint)} with {len(args)} values (got '{shown(_format_value(value))}')"
             )
         element_hints = list(args)
     converted = []
     for item, element_hint in zip(items, element_hints):
         try:
-            converted.append(_convert(item.strip() if isinstance(item, str) else item, element_hint, where))
-        except ParameterError:
+            converted.append(_convert(item.strip() if isinstance(item, str) else item, element_hint, where, allow_inf))
+        except ParameterError as exc:
+            finite = ", each a finite number" if isinstance(exc, _NotFinite) else ""
             raise ParameterError(
-                f"{where} must be {_describe(hint)} (got '{_format_value(value)}')"
+                f"{where} must be {_describe(hint)}{finite} (got '{shown(_format_value(value))}')"
             ) from None
     origin = typing.get_origin(hint) or hint
     return list(converted) if origin is list else tuple(converted)

@@ -35,7 +35,8 @@ def test_list_json_filter_and_provider():
     data = json.loads(run_cli("list", "initialisers", "--filter", "he_*", "--json").stdout)
     assert [c["name"] for c in data["components"]] == ["he_normal", "he_uniform"]
     assert set(data["components"][0]) == {
-        "kind", "name", "qualified_name", "aliases", "summary", "provider", "provider_version", "tags"
+        "kind", "name", "qualified_name", "aliases", "summary", "provider", "provider_version", "tags",
+        "builtin", "shadowed_by", "shadowed_aliases",
     }
     data = json.loads(run_cli("list", "--provider", "cnnreg", "--json").stdout)
     assert data["components"] and all(c["provider"] == "cnnreg" for c in data["components"])

@@ -24,16 +24,24 @@ BACKENDS = {
 
 def select(name: str | None = None, *, activate: bool = True) -> str:
     """Choose the Keras backend before keras is imported: ``name``, else ``KERAS_BACKEND``, else
-    tensorflow.  One-line errors for an unknown or uninstalled backend, or for a process that
-    has already loaded keras with another one."""
+    tensorflow.  One-line errors for an unknown or uninstalled backend (saying when it came from
+    the environment), or for a process that has already loaded keras with another one."""
     from cnnreg.errors import CnnregError, choices_text
+    from cnnreg.spec import shown
 
+    from_env = not name and bool(os.environ.get("KERAS_BACKEND", "").strip())
     chosen = (name or os.environ.get("KERAS_BACKEND") or "tensorflow").strip().lower()
     if chosen not in BACKENDS:
-        raise CnnregError(f"unknown backend '{chosen}'" + choices_text(chosen, BACKENDS))
+        if from_env:
+            raise CnnregError(
+                f"the KERAS_BACKEND environment variable is '{shown(os.environ['KERAS_BACKEND'])}', not a Keras "
+                f"backend" + choices_text(chosen, BACKENDS) + "; set it to one of them, or unset it for tensorflow"
+            )
+        raise CnnregError(f"unknown backend '{shown(chosen)}'" + choices_text(chosen, BACKENDS))
     module, install = BACKENDS[chosen]
     if importlib.util.find_spec(module) is None:
-        raise CnnregError(f"backend '{chosen}' is not installed: {install}")
+        source = " (from the KERAS_BACKEND environment variable)" if from_env else ""
+        raise CnnregError(f"backend '{chosen}'{source} is not installed: {install}")
     if not activate:  # only check the name (the caller validates other options first)
         return chosen
     if "keras" in sys.modules:
@@ -46,6 +54,34 @@ def select(name: str | None = None, *, activate: bool = True) -> str:
         return chosen
     os.environ["KERAS_BACKEND"] = chosen
     return chosen
+
+
+class _KerasImportCheck:
+    """A ``sys.meta_path`` finder that runs :func:`select` just before keras is first imported,
+    so that a bad ``KERAS_BACKEND`` is one line of ours on every path that imports keras, not
+    Keras' own ``ValueError`` traceback from inside its import."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname == "keras":
+            chosen = select(activate=False)  # CnnregError for a bad or missing backend
+            if os.environ.get("KERAS_BACKEND"):
+                os.environ["KERAS_BACKEND"] = chosen  # Keras itself takes only the lowercase name
+            uninstall_import_check()
+        return None  # the normal finders import keras
+
+
+_check = _KerasImportCheck()
+
+
+def install_import_check() -> None:
+    """Check the backend before keras is imported (the CLI calls this first thing)."""
+    if "keras" not in sys.modules and _check not in sys.meta_path:
+        sys.meta_path.insert(0, _check)
+
+
+def uninstall_import_check() -> None:
+    if _check in sys.meta_path:
+        sys.meta_path.remove(_check)
 
 
 def _module():

@@ -20,7 +20,13 @@ from typing import Annotated, Literal
 from cnnreg.hookspecs import hookimpl
 from cnnreg.spec import Range
 
-Positive = Annotated[float, Range(0, None, min_inclusive=False)]
+#: Bound on means, spreads and gains: far beyond any useful setting, and small enough that a draw
+#: (at most mean + ~13 stddev) stays finite in float32 (max 3.4e38).
+LIMIT = 1e20
+Positive = Annotated[float, Range(0, LIMIT, min_inclusive=False)]
+Mean = Annotated[float, Range(-LIMIT, LIMIT)]
+#: Keras seeds: JAX takes unsigned 32-bit seeds only (the same range as ``--seed``).
+Seed = Annotated[int, Range(0, 2**32 - 1)]
 
 #: Activations each family suits (the lecture's table); ``run`` warns on a mismatch.
 GLOROT_SUITS = ("linear", "tanh", "sigmoid", "softmax")
@@ -28,42 +34,42 @@ HE_SUITS = ("relu", "leaky_relu", "relu6", "elu", "gelu", "silu", "swish", "hard
 LECUN_SUITS = ("selu",)
 
 
-def glorot_uniform(seed: int | None = None):
+def glorot_uniform(seed: Seed | None = None):
     """Glorot (Xavier) uniform: U(-r, r) with r = sqrt(3 / fan_avg), variance 1 / fan_avg."""
     import keras
 
     return keras.initializers.GlorotUniform(seed=seed)
 
 
-def glorot_normal(seed: int | None = None):
+def glorot_normal(seed: Seed | None = None):
     """Glorot (Xavier) normal: truncated normal with variance 1 / fan_avg."""
     import keras
 
     return keras.initializers.GlorotNormal(seed=seed)
 
 
-def he_uniform(seed: int | None = None):
+def he_uniform(seed: Seed | None = None):
     """He (Kaiming) uniform: U(-r, r) with r = sqrt(6 / fan_in), variance 2 / fan_in."""
     import keras
 
     return keras.initializers.HeUniform(seed=seed)
 
 
-def he_normal(seed: int | None = None):
+def he_normal(seed: Seed | None = None):
     """He (Kaiming) normal: truncated normal with variance 2 / fan_in."""
     import keras
 
     return keras.initializers.HeNormal(seed=seed)
 
 
-def lecun_uniform(seed: int | None = None):
+def lecun_uniform(seed: Seed | None = None):
     """LeCun uniform: U(-r, r) with r = sqrt(3 / fan_in), variance 1 / fan_in."""
     import keras
 
     return keras.initializers.LecunUniform(seed=seed)
 
 
-def lecun_normal(seed: int | None = None):
+def lecun_normal(seed: Seed | None = None):
     """LeCun normal: truncated normal with variance 1 / fan_in (for SELU)."""
     import keras
 
@@ -74,7 +80,7 @@ def variance_scaling(
     scale: Positive = 1.0,
     mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_in",
     distribution: Literal["truncated_normal", "untruncated_normal", "uniform"] = "truncated_normal",
-    seed: int | None = None,
+    seed: Seed | None = None,
 ):
     """Variance scaling: variance scale / fan (the general form of Glorot, He and LeCun).
 
@@ -86,28 +92,28 @@ def variance_scaling(
     return keras.initializers.VarianceScaling(scale=scale, mode=mode, distribution=distribution, seed=seed)
 
 
-def orthogonal(gain: Positive = 1.0, seed: int | None = None):
+def orthogonal(gain: Positive = 1.0, seed: Seed | None = None):
     """Orthogonal matrix (Saxe et al. 2013) times ``gain``; keeps norms through linear layers."""
     import keras
 
     return keras.initializers.Orthogonal(gain=gain, seed=seed)
 
 
-def random_normal(stddev: Positive = 0.05, mean: float = 0.0, seed: int | None = None):
+def random_normal(stddev: Positive = 0.05, mean: Mean = 0.0, seed: Seed | None = None):
     """Normal distribution N(mean, stddev²), independent of the layer's fan."""
     import keras
 
     return keras.initializers.RandomNormal(mean=mean, stddev=stddev, seed=seed)
 
 
-def truncated_normal(stddev: Positive = 0.05, mean: float = 0.0, seed: int | None = None):
+def truncated_normal(stddev: Positive = 0.05, mean: Mean = 0.0, seed: Seed | None = None):
     """Normal N(mean, stddev²) cut at two standard deviations (variance ≈ 0.774 stddev²)."""
     import keras
 
     return keras.initializers.TruncatedNormal(mean=mean, stddev=stddev, seed=seed)
 
 
-def random_uniform(limit: Positive = 0.05, seed: int | None = None):
+def random_uniform(limit: Positive = 0.05, seed: Seed | None = None):
     """Uniform U(-limit, limit), independent of the layer's fan (variance limit² / 3)."""
     import keras
 

@@ -16,7 +16,9 @@ from cnnreg.regularisers import Regulariser
 from cnnreg.spec import Range
 
 Positive = Annotated[float, Range(0, None, min_inclusive=False)]
-NonNegative = Annotated[float, Range(0, None)]
+#: Penalty factors: far beyond any useful setting (1e-5 to 1e-2 are usual), and small enough
+#: that factor × Σw² stays finite in float32 (max 3.4e38).
+PenaltyFactor = Annotated[float, Range(0, 1e20)]
 Rate = Annotated[float, Range(0, 1, max_inclusive=False)]
 Factor = Annotated[float, Range(0, 1)]
 
@@ -33,17 +35,17 @@ class Penalty(Regulariser):
         return keras.regularizers.L1L2(l1=self.l1, l2=self.l2)
 
 
-def l1(factor: NonNegative = 1e-5) -> Regulariser:
+def l1(factor: PenaltyFactor = 1e-5) -> Regulariser:
     """L1 penalty ``factor * sum(|w|)`` on every Conv and Dense kernel (sparse weights)."""
     return Penalty(l1=factor)
 
 
-def l2(factor: NonNegative = 1e-4) -> Regulariser:
+def l2(factor: PenaltyFactor = 1e-4) -> Regulariser:
     """L2 penalty ``factor * sum(w²)`` on every Conv and Dense kernel (weight decay)."""
     return Penalty(l2=factor)
 
 
-def l1_l2(l1: NonNegative = 1e-5, l2: NonNegative = 1e-4) -> Regulariser:
+def l1_l2(l1: PenaltyFactor = 1e-5, l2: PenaltyFactor = 1e-4) -> Regulariser:
     """Both L1 and L2 penalties on every Conv and Dense kernel."""
     return Penalty(l1=l1, l2=l2)
 

@@ -68,15 +68,23 @@ def _report_plugin_problem(line: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``cnnreg`` console script."""
-    import click
-
-    from cnnreg.plugins import set_reporter
-
     import os
 
+    home_note = _usable_home()  # before anything imports keras or matplotlib
     # TensorFlow's C++ start-up chatter is not for our users; their own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    import click
+
+    from cnnreg.backends import install_import_check, uninstall_import_check
+    from cnnreg.plugins import set_reporter
+
+    if home_note:
+        from cnnreg.cli.render import warn
+
+        warn(home_note)
     set_reporter(_report_plugin_problem)
+    install_import_check()  # a bad KERAS_BACKEND is our one line wherever keras gets imported
     args = sys.argv[1:] if argv is None else argv
     try:
         command = typer.main.get_command(make_app())
@@ -100,6 +108,33 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        uninstall_import_check()  # main() also runs in-process (cnnreg.testing.run_cli)
+
+
+def _usable_home() -> str:
+    """When ``HOME`` is unset or not a writable folder, point Keras' and matplotlib's caches
+    (``KERAS_HOME``, ``MPLCONFIGDIR``, unless set) at a temporary folder, removed at exit;
+    return the warning to print, or "" when nothing was needed.  Without this they create
+    ``~/.keras`` and ``~/.config/matplotlib`` under a path that does not exist."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    home = os.environ.get("HOME")
+    if home and os.path.isdir(home) and os.access(home, os.W_OK | os.X_OK):
+        return ""
+    unset = [name for name in ("KERAS_HOME", "MPLCONFIGDIR") if not os.environ.get(name)]
+    if not unset:
+        return ""
+    folder = tempfile.mkdtemp(prefix="cnnreg-home-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for name in unset:
+        os.environ[name] = folder
+    problem = "HOME is not set" if not home else f"HOME ({home}) is not a writable folder"
+    return (f"{problem}: {' and '.join(unset)} point to the temporary folder {folder} for this command "
+            "(set HOME, or them, to keep Keras' and matplotlib's caches)")
 
 
 def _fail(message: str, code: int) -> None:

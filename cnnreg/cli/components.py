@@ -67,6 +67,7 @@ def list_command(
     if not found:
         console.print("no components match")
         return
+    shadowed = False
     for k in kinds:
         rows = [c for c in found if c.kind == k]
         if not rows:
@@ -78,10 +79,18 @@ def list_command(
         table.add_column("provider", no_wrap=True)
         ambiguous = _ambiguous_names(rows)
         for c in rows:
-            name = c.qualified_name if c.name.lower() in ambiguous else c.name
-            table.add_row(name, ", ".join(c.aliases), c.summary, f"{c.provider} {c.provider_version}")
+            # the name to type: a built-in's bare name always; provider/name for the others
+            name = c.qualified_name if c.shadowed_by or (c.name.lower() in ambiguous and not c.builtin) else c.name
+            aliases = [a + "*" if a in c.shadowed_aliases else a for a in c.aliases]
+            if c.shadowed_by:
+                name += "*"
+            shadowed = shadowed or bool(c.shadowed_by or c.shadowed_aliases)
+            table.add_row(name, ", ".join(aliases), c.summary, f"{c.provider} {c.provider_version}")
         console.print(table)
         console.print()
+    if shadowed:
+        console.print("* shadowed: a built-in has this name, so the bare name means the built-in; "
+                      "reach this one as provider/name")
 
 
 def _ambiguous_names(rows) -> set[str]:
@@ -154,6 +163,10 @@ def show_command(
     head.add_row("name", component.name + (f"  (aliases: {', '.join(component.aliases)})" if component.aliases else ""))
     head.add_row("provider", f"{component.provider} {component.provider_version} (plugin '{component.plugin}')")
     head.add_row("factory", data["factory"])
+    if component.shadowed_by or component.shadowed_aliases:
+        taken = ([component.name] if component.shadowed_by else []) + list(component.shadowed_aliases)
+        verb = "names a built-in" if len(taken) == 1 else "name built-ins"
+        head.add_row("shadowed", f"{', '.join(taken)} {verb}; use {component.qualified_name} for this one")
     if component.tags:
         head.add_row("tags", ", ".join(component.tags))
     for key, value in data["metadata"].items():
@@ -226,3 +239,22 @@ def plugins_command(
         package = f"{p.distribution} {p.version}" + (" (built-in)" if p.builtin else "")
         table.add_row(p.name, package, hooks, str(p.components), status)
     console.print(table)
+    shadowed = [item for p in plugins for item in p.shadowed]
+    if shadowed:
+        from rich.markup import escape
+
+        console.print(escape(shadowed_note(shadowed)))
+
+
+def shadowed_note(shadowed: list[dict]) -> str:
+    """``1 component shadowed by a built-in: resnet34 (use test-plugin/resnet34)`` (and aliases)."""
+    names = [f"{s['name']} (use {s['use']})" for s in shadowed if not s["alias"]]
+    aliases = [f"{s['name']} (of {s['use']})" for s in shadowed if s["alias"]]
+    parts = []
+    if names:
+        parts.append(f"{len(names)} component{'s' if len(names) != 1 else ''} shadowed by a built-in: "
+                     + ", ".join(names))
+    if aliases:
+        parts.append(f"{len(aliases)} alias{'es' if len(aliases) != 1 else ''} taken by a built-in: "
+                     + ", ".join(aliases))
+    return "; ".join(parts)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from cnnreg.errors import ParameterError, UnknownComponentError, choices_text
 from cnnreg.registry import Component
-from cnnreg.spec import Range, parse
+from cnnreg.spec import FLOAT32_MAX, Range, parse, shown
 
 Positive = Annotated[float, Range(0, None, min_inclusive=False)]
 NonNegative = Annotated[float, Range(0, None)]
@@ -116,10 +116,21 @@ def resolve_optimizer(text: str, *, lr: float | None = None) -> tuple[str, dict[
     """``"sgd:momentum=0.9"`` → ``("SGD", kwargs)``; ``lr`` overrides the learning rate."""
     _, _, (cls, kwargs) = _resolve(OPTIMIZERS, "optimizer", text)
     if lr is not None:
-        if not lr > 0:
-            raise ParameterError(f"--lr must be > 0 (got {lr})")
+        check_rate(lr, "--lr")
         kwargs["learning_rate"] = lr
     return cls, {k: v for k, v in kwargs.items() if v is not None}
+
+
+def check_rate(value: Any, option: str) -> float:
+    """A learning rate: a finite number > 0 (inf trains to NaN within a few steps), within
+    float32's range (what the optimizer computes in)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"{option} must be a number > 0 (got {shown(value)})")
+    if not -FLOAT32_MAX <= value <= FLOAT32_MAX:  # nan fails this too
+        raise ParameterError(f"{option} must be a finite number > 0 (got {shown(value)})")
+    if not value > 0:
+        raise ParameterError(f"{option} must be > 0 (got {shown(value)})")
+    return float(value)
 
 
 def resolve_schedule(text: str | None) -> dict[str, Any] | None:
@@ -137,15 +148,18 @@ def parse_clip(text: str | None) -> dict[str, float]:
     mode, sep, value = text.partition("=")
     mode = mode.strip().lower()
     if mode not in modes:
-        raise ParameterError(f"--clip: unknown mode '{mode}'" + choices_text(mode, modes) + "; write MODE=VALUE, e.g. norm=1.0")
+        raise ParameterError(f"--clip: unknown mode '{shown(mode)}'" + choices_text(mode, modes) + "; write MODE=VALUE, e.g. norm=1.0")
     if not sep or not value.strip():
         raise ParameterError(f"--clip {mode} needs a value, e.g. --clip {mode}=1.0")
     try:
         number = float(value)
     except ValueError:
-        raise ParameterError(f"--clip {mode} must be a number (got '{value}')") from None
-    if not number > 0 or math.isinf(number):
-        raise ParameterError(f"--clip {mode} must be > 0 (got {value})")
+        raise ParameterError(f"--clip {mode} must be a number (got '{shown(value)}')") from None
+    # inf is no clipping (leave --clip out for that), and norm clipping by inf divides inf by inf
+    if not -FLOAT32_MAX <= number <= FLOAT32_MAX:  # nan fails this too
+        raise ParameterError(f"--clip {mode} must be a finite number > 0 (got {shown(value.strip())})")
+    if not number > 0:
+        raise ParameterError(f"--clip {mode} must be > 0 (got {shown(value.strip())})")
     return {modes[mode]: number}
 
 
