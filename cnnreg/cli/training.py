@@ -106,8 +106,32 @@ def run_command(
 
 
 def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> None:
-    from cnnreg.cli.render import console, warn
     from cnnreg.training import loop, rundir
+
+    # The run directory is checked, created, probed and locked before anything is loaded: a bad
+    # --run-dir, a read-only disk or another process training there costs no time.
+    lock = None
+    target = Path(run_dir) if run_dir is not None else None
+    if not dry_run and loop.launch_rank(plan.launch) == 0:
+        if target is None:
+            try:
+                target = rundir.new_run_dir(DEFAULT_ROOT, plan.config.architecture, plan.config.dataset)
+            except OSError as exc:
+                raise CnnregError(f"cannot create a run directory in {DEFAULT_ROOT}/ ({exc.strerror or exc})") from None
+        lock = rundir.claim(target, fresh=True, created=run_dir is None)
+    try:
+        _train(plan, target, dry_run=dry_run, quiet=quiet)
+    except BaseException:
+        if lock is not None:
+            lock.abandon()  # removes a directory it created that is still empty
+        raise
+    if lock is not None:
+        lock.release()
+
+
+def _train(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> None:
+    from cnnreg.cli.render import console, warn
+    from cnnreg.training import loop
     from cnnreg.training.run import prepare
 
     load_framework()
@@ -129,10 +153,7 @@ def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> No
     if dry_run:
         plan.model.summary(print_fn=lambda text, line_break=True: console.print(text, markup=False, highlight=False))
         return
-    if run_dir is not None and (Path(run_dir) / rundir.MANIFEST).exists():
-        raise CnnregError(f"{run_dir} already holds a run; choose another --run-dir or `cnnreg resume {run_dir}`")
-    target = run_dir or rundir.new_run_dir(DEFAULT_ROOT, plan.config.architecture, plan.config.dataset)
-    outcome = loop.start(plan, Path(target), argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, quiet))
+    outcome = loop.start(plan, target, argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, quiet))
     _closing(outcome)
 
 
@@ -177,21 +198,27 @@ def resume_command(
 
       cnnreg resume /shared/runs/resnet50 --coordinator host0:1234 --num-processes 2 --process-id 1
     """
+    from cnnreg.cli.render import warn
     from cnnreg.training import loop, rundir
 
     data = rundir.load_manifest(run_dir)
     if data.get("status") == "completed":
         raise CnnregError(f"run {run_dir} is already completed; `cnnreg rerun {run_dir}` starts a new one")
-    from cnnreg.training.distribute import env_int, check_args
-    from cnnreg.training.run import RunConfig
+    from cnnreg.training.distribute import check_args
+    from cnnreg.training.run import run_preprocess
 
-    config = RunConfig.from_dict(data["config"])
+    config = rundir.run_config(data, Path(run_dir))
     use_backend(config.backend)  # a run continues on the backend it started on
     check_args(config.distribute, config.backend, coordinator=coordinator, num_processes=num_processes, process_id=process_id)
-    rank = process_id if process_id is not None else (env_int("JAX_PROCESS_ID") or 0)
-    load_framework()
-    outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet or rank != 0),
-                          launch=launch(coordinator, num_processes, process_id, coordinator_timeout))
+    arguments = launch(coordinator, num_processes, process_id, coordinator_timeout)
+    rank = loop.launch_rank(arguments)
+    run_preprocess(data, Path(run_dir))  # refused before keras loads
+    # checked and locked before keras loads; the loop takes the same lock again
+    lock = rundir.claim(Path(run_dir), fresh=False) if rank == 0 else contextlib.nullcontext()
+    with lock:
+        load_framework()
+        outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet or rank != 0),
+                              launch=arguments, report=warn)
     _closing(outcome)
 
 
@@ -237,16 +264,18 @@ def runs_command(
 
       cnnreg runs --json
     """
-    from cnnreg.training.rundir import list_runs
+    from cnnreg.training.rundir import list_runs, shown_status
 
     found = list_runs(root)
     rows = []
     for path, data in found:
-        config = data.get("config", {})
-        best = data.get("best") or {}
+        if not isinstance(data, dict):
+            continue
+        config = data.get("config") if isinstance(data.get("config"), dict) else {}
+        best = data.get("best") if isinstance(data.get("best"), dict) else {}
         rows.append({
             "run_dir": str(path), "architecture": config.get("architecture"), "dataset": config.get("dataset"),
-            "status": data.get("status"), "best": best, "epochs_done": data.get("epochs_done", 0),
+            "status": shown_status(path, data), "best": best, "epochs_done": data.get("epochs_done", 0),
             "epochs": config.get("epochs"), "seconds": data.get("seconds"), "test": (data.get("test") or {}).get("accuracy"),
         })
     if as_json:
@@ -345,7 +374,12 @@ def predict_command(
 
 
 def _use_run_backend(run_dir: Path) -> None:
+    """Select the run's backend and load it, once its manifest has passed its checks."""
     from cnnreg.training import rundir
+    from cnnreg.training.run import run_preprocess
 
-    use_backend(rundir.load_manifest(Path(run_dir)).get("config", {}).get("backend"))
+    data = rundir.load_manifest(Path(run_dir))
+    config = rundir.run_config(data, Path(run_dir))
+    run_preprocess(data, Path(run_dir))  # refused before keras loads
+    use_backend(config.backend if isinstance(config.backend, str) else None)
     load_framework()

@@ -1,15 +1,24 @@
 """The training loop: ``model.fit`` with cnnreg's callbacks, and resume / rerun.
 
 Per completed epoch, in this order: the checkpoint (model + optimizer state) is saved to a new
-file, ``checkpoint/state.json`` is rewritten to point at it (with the history so far), then
-``history.csv``, ``model.keras`` (when the validation metric improved), ``curves.png`` and
-``run.json``.  Every write goes to a temporary name and is renamed, so a kill -9 at any moment
-leaves the previous consistent state, from which ``resume`` continues.
+file, ``checkpoint/state.json`` is rewritten to point at it and the one before (with the history
+so far), checkpoints older than those two are removed, then ``history.csv``, ``model.keras``
+(when the validation metric improved) and ``run.json``.  Every write goes to a temporary name and
+is renamed, so a kill -9 at any moment leaves the previous consistent state, from which
+``resume`` continues.
+
+A process holds the run directory's OS lock (:func:`cnnreg.training.rundir.acquire`) while it
+trains into it.  ``resume`` trusts nothing it reads back: a checkpoint is only ever a plain
+``epoch-NNNN.keras`` inside ``checkpoint/``, loaded in Keras' safe mode; when ``state.json`` is
+missing or damaged the newest whole checkpoint with a complete history wins, and a damaged
+newest checkpoint falls back to the older one.  It starts over only when no epoch ever
+completed, and otherwise refuses in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 import warnings
@@ -23,7 +32,7 @@ from cnnreg.errors import CnnregError
 from cnnreg.training import rundir
 from cnnreg.training.run import Plan, RunConfig, apply_training_settings, compile_model, environment, manifest, prepare, resolve
 
-CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_DIR = rundir.CHECKPOINT_DIR
 STATE = "state.json"
 
 
@@ -31,6 +40,14 @@ class NaNLoss(Exception):
     def __init__(self, epoch: int, batch: int) -> None:
         super().__init__(f"loss became NaN or Inf at epoch {epoch + 1}, batch {batch + 1}")
         self.epoch, self.batch = epoch, batch
+
+
+class WriteFailed(Exception):
+    """Writing the run directory failed mid-run (a full disk, a directory made read-only)."""
+
+    def __init__(self, error: OSError, epoch: int) -> None:
+        super().__init__(str(error))
+        self.error, self.epoch = error, epoch
 
 
 @dataclass
@@ -204,6 +221,9 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
             state["saving"] = True  # a Ctrl-C now waits until the epoch's files are all written
             try:
                 save_epoch(plan, run_dir, self.model, state, epoch)
+            except OSError as exc:  # told apart from other OSErrors of fit (reading data)
+                self.model.stop_training = True
+                raise WriteFailed(exc, row["epoch"]) from exc
             finally:
                 state.pop("saving", None)
             _raise_if_interrupted(state)
@@ -278,29 +298,35 @@ def _current_lr(model) -> float:
 
 
 def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: int) -> None:
-    """Everything that must survive a kill -9 after epoch ``epoch`` (0-based) completed."""
+    """Everything that must survive a kill -9 after epoch ``epoch`` (0-based) completed.
+
+    The last two checkpoints stay, so that a damaged newest one (a disk that lied) still leaves
+    one to resume from."""
     checkpoint_dir = run_dir / CHECKPOINT_DIR
-    name = f"epoch-{len(state['history']):04d}.keras"
+    done = len(state["history"])
+    name = f"epoch-{done:04d}.keras"
     rundir.save_atomic(checkpoint_dir / name, model.save)
     monitor = "val_accuracy" if "val_accuracy" in state["history"][-1] else "accuracy"
     value = state["history"][-1].get(monitor)
     improved = state.get("best_value") is None or (value is not None and value > state["best_value"])
-    if improved:
-        state["best_value"], state["best_epoch"], state["monitor"] = value, len(state["history"]), monitor
+    best = (value, done) if improved else (state.get("best_value"), state.get("best_epoch"))
+    kept = [n for n in state.get("checkpoints", []) if n != name][-1:] + [name]
     rundir.write_json(
         checkpoint_dir / STATE,
-        {"checkpoint": name, "epochs_done": len(state["history"]), "history": state["history"],
-         "best_value": state.get("best_value"), "best_epoch": state.get("best_epoch"), "monitor": monitor,
+        {"checkpoint": name, "checkpoints": kept, "epochs_done": done, "history": state["history"],
+         "best_value": best[0], "best_epoch": best[1], "monitor": monitor,
          "phase": state["history"][-1]["phase"], "phase_epoch": epoch + 1},
     )
+    state["best_value"], state["best_epoch"], state["monitor"] = best[0], best[1], monitor
+    state["checkpoints"], state["saved"] = kept, done  # epoch `done` is now on record
     for old in checkpoint_dir.glob("epoch-*.keras"):
-        if old.name != name:
+        if old.name not in kept:
             old.unlink(missing_ok=True)
     rundir.write_history(run_dir / "history.csv", state["history"])
     if improved:  # the same bytes as the checkpoint: link (or copy) them rather than save twice
         rundir.link_atomic(checkpoint_dir / name, run_dir / "model.keras")
     data = rundir.load_manifest(run_dir)
-    data.update(status="running", epochs_done=len(state["history"]), best_epoch=state.get("best_epoch"),
+    data.update(status="running", epochs_done=done, best_epoch=state.get("best_epoch"),
                 best={monitor: state.get("best_value")})
     rundir.write_json(run_dir / rundir.MANIFEST, data)
 
@@ -317,7 +343,13 @@ def start(plan: Plan, run_dir: Path | None, *, argv: list[str] | None = None, pr
             return _tagged(plan, _start(plan, scratch, argv=argv, progress=progress))
     if run_dir is None:
         raise ValueError("start() needs a run directory")
-    return _start(plan, Path(run_dir), argv=argv, progress=progress)
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CnnregError(f"cannot create the run directory {run_dir} ({exc.strerror or exc})") from None
+    with rundir.acquire(run_dir):  # the CLI took it already, before loading the data
+        return _start(plan, run_dir, argv=argv, progress=progress)
 
 
 @contextlib.contextmanager
@@ -342,8 +374,12 @@ def _tagged(plan: Plan, outcome: Outcome) -> Outcome:
 def _start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress=None) -> Outcome:
     run_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
-    rundir.write_json(run_dir / rundir.MANIFEST, manifest(plan, status="running", argv=argv, extra={"environment": env}))
-    _write_summary(plan, run_dir)
+    extra = {"environment": env, "process": rundir.process_record()}  # `cnnreg runs` tells a killed run by it
+    try:
+        rundir.write_json(run_dir / rundir.MANIFEST, manifest(plan, status="running", argv=argv, extra=extra))
+        _write_summary(plan, run_dir)
+    except OSError as exc:
+        raise CnnregError(f"cannot write the run directory {run_dir}: {_reason(exc)}") from None
     if plan.config.freeze_base:  # phase 1 trains the new head only (Keras: freeze, then compile)
         _set_base_trainable(plan.model, False)
     compile_model(plan, plan.model)
@@ -396,6 +432,13 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
     except NaNLoss as exc:
         status = "failed"
         message = f"{exc}; kept the last good checkpoint and model; try --clip norm=1.0 or a lower --lr"
+    except WriteFailed as exc:
+        status = "failed"
+        kept = state.get("saved", 0)
+        del state["history"][kept:]  # the epoch whose files could not all be written is not on record
+        kept_text = {0: "no epoch was on record yet", 1: "epoch 1 is kept"}.get(kept, f"epochs 1-{kept} are kept")
+        message = (f"cannot write the run directory at epoch {exc.epoch}: {_reason(exc.error)}; {kept_text}: "
+                   f"free space or fix the directory, then `cnnreg resume {run_dir}`")
     except KeyboardInterrupt:
         status = "interrupted"
         message = f"interrupted; resume with: cnnreg resume {run_dir}"
@@ -410,10 +453,14 @@ def _set_base_trainable(model, trainable: bool) -> None:
         layer.trainable = trainable
 
 
+def _reason(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror or error}{where}"
+
+
 def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, message: str, seconds: float) -> Outcome:
     from cnnreg.training.report import plot_curves
 
-    plot_curves(state["history"], run_dir / "curves.png")  # at the end only: ~0.2 s a plot
     test = None
     chief = plan.distribution is None or plan.distribution.is_chief
     if chief and status == "completed" and (run_dir / "model.keras").exists() and ("test" in plan.arrays or "test" in plan.streams):
@@ -423,66 +470,214 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
             import keras
 
             keras.distribution.set_distribution(None)
-        test = evaluate_model(load_run_model(run_dir), held_out(plan, "test"), batch_size=plan.config.batch_size)
-    data = rundir.load_manifest(run_dir)
-    data.update(
-        status=status, message=message, epochs_done=len(state["history"]), best_epoch=state.get("best_epoch"),
-        best={state.get("monitor", "val_accuracy"): state.get("best_value")}, test=test,
-        seconds=round(data.get("seconds", 0) + seconds, 2),
-        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
-    rundir.write_json(run_dir / rundir.MANIFEST, data)
+        try:
+            test = evaluate_model(load_run_model(run_dir), held_out(plan, "test"), batch_size=plan.config.batch_size)
+        except CnnregError as exc:  # model.keras damaged or deleted meanwhile: the training is complete all the same
+            message = f"no test metrics: {exc}"
+    try:
+        plot_curves(state["history"], run_dir / "curves.png")  # at the end only: ~0.2 s a plot
+        data = rundir.load_manifest(run_dir)
+        data.update(
+            status=status, message=message, epochs_done=len(state["history"]), best_epoch=state.get("best_epoch"),
+            best={state.get("monitor", "val_accuracy"): state.get("best_value")}, test=test,
+            seconds=round(data.get("seconds", 0) + seconds, 2),
+            finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        rundir.write_json(run_dir / rundir.MANIFEST, data)
+    except OSError as exc:  # the disk is full: say so; what is on record stays for `resume`
+        if status != "failed":
+            status, message = "failed", (f"cannot write the run directory: {_reason(exc)}; "
+                                         f"`cnnreg resume {run_dir}` finishes it once it can be written")
+        data = {"best": {state.get("monitor", "val_accuracy"): state.get("best_value")}}
     if status == "completed":  # nothing left to resume: the model + optimizer copy can go
         for old in (run_dir / CHECKPOINT_DIR).glob("epoch-*.keras"):
             old.unlink(missing_ok=True)
     return Outcome(run_dir, status, state["history"], state.get("best_epoch"), data["best"], test, seconds, message)
 
 
-def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None) -> Outcome:
-    """Continue an interrupted or crashed run from its last completed epoch.
+def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None, report=None) -> Outcome:
+    """Continue an interrupted, crashed or failed run from its last completed epoch.
 
     ``launch``: the multi-process arguments (``--coordinator`` ...) when several processes
-    resume it together; every process reads ``run_dir`` (shared storage), process 0 writes it.
+    resume it together; every process reads ``run_dir`` (shared storage), process 0 writes it
+    (and holds its lock).  ``report(line)`` is told how the run was recovered when
+    ``state.json`` or the newest checkpoint could not be used.
     """
     run_dir = Path(run_dir)
     data = rundir.load_manifest(run_dir)
     if data.get("status") == "completed":
         raise CnnregError(f"run {run_dir} is already completed; use `cnnreg rerun {run_dir}` for a new run")
-    state_path = run_dir / CHECKPOINT_DIR / STATE
-    config = RunConfig.from_dict(data["config"])
-    plan = resolve(config)
-    plan.launch = dict(launch or {})
-    prepare(plan)
-    distribution = plan.distribution
-    if not distribution.is_chief:  # train in step with process 0 into a scratch copy
-        with _worker_dir(plan) as scratch:
-            rundir.write_json(scratch / rundir.MANIFEST, data)
-            return _tagged(plan, _resume(plan, run_dir, scratch, state_path, progress))
-    for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob(f"{CHECKPOINT_DIR}/.*.tmp*")]:
-        stale.unlink(missing_ok=True)  # half-written files of the killed process
-    return _resume(plan, run_dir, run_dir, state_path, progress)
+    config = rundir.run_config(data, run_dir)
+    from cnnreg.training.run import run_preprocess
+
+    run_preprocess(data, run_dir)  # a manifest naming anything else is refused before anything loads
+    chief = launch_rank(launch) == 0
+    lock = rundir.claim(run_dir, fresh=False) if chief else contextlib.nullcontext()
+    with lock:
+        plan = resolve(config)
+        plan.launch = dict(launch or {})
+        prepare(plan)
+        distribution = plan.distribution
+        if not distribution.is_chief:  # train in step with process 0 into a scratch copy
+            with _worker_dir(plan) as scratch:
+                rundir.write_json(scratch / rundir.MANIFEST, data)
+                return _tagged(plan, _resume(plan, run_dir, scratch, data, progress, report))
+        for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob(f"{CHECKPOINT_DIR}/.*.tmp*")]:
+            stale.unlink(missing_ok=True)  # half-written files of the killed process
+        return _resume(plan, run_dir, run_dir, data, progress, report)
 
 
-def _resume(plan: Plan, run_dir: Path, target: Path, state_path: Path, progress) -> Outcome:
+def launch_rank(launch: dict[str, Any] | None) -> int:
+    """This process's index in a multi-process launch (0 when there is one process), known
+    before anything is started: process 0 writes and locks the run directory."""
+    from cnnreg.training.distribute import env_int
+
+    launch = launch or {}
+    processes = launch.get("num_processes") or env_int("JAX_NUM_PROCESSES") or 1
+    if processes <= 1:
+        return 0
+    rank = launch.get("process_id")
+    return (rank if rank is not None else env_int("JAX_PROCESS_ID")) or 0
+
+
+def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progress, report) -> Outcome:
     """Load the checkpoint of ``run_dir`` and train on, writing to ``target``."""
-    import keras
-
-    if not state_path.exists():  # killed before the first epoch ended: start again
+    recovered = recover(run_dir, data, report=report)
+    chief = target == run_dir
+    if recovered is None:  # no epoch ever completed: nothing is lost by starting again
+        if chief:
+            try:
+                _mark_running(target, {"epochs_done": 0})
+            except OSError as exc:
+                raise CnnregError(f"cannot write the run directory {run_dir}: {_reason(exc)}") from None
         compile_model(plan, plan.model)
         return _fit(plan, target, plan.model, {"history": []}, progress=progress)
-    import json
-
-    saved = json.loads(state_path.read_text())
-    from cnnreg.training.optim import schedule_class
-
-    schedule_class()
-    model = keras.models.load_model(run_dir / CHECKPOINT_DIR / saved["checkpoint"], compile=True)
+    model, state = recovered
     apply_training_settings(plan, model)
     plan.model = model
-    state = {"history": saved["history"], "best_value": saved.get("best_value"), "best_epoch": saved.get("best_epoch"),
-             "monitor": saved.get("monitor"), "resumed_phase": saved.get("phase")}
-    rundir.write_history(target / "history.csv", state["history"])  # drop any row past the checkpoint
+    if chief:
+        try:
+            _put_on_record(run_dir, state, report)
+        except OSError as exc:
+            raise CnnregError(f"cannot write the run directory {run_dir}: {_reason(exc)}") from None
     return _fit(plan, target, model, state, progress=progress)
+
+
+def _put_on_record(run_dir: Path, state: dict[str, Any], report=None) -> None:
+    """Make the run directory agree with the recovered checkpoint before training on: state.json
+    points at it, history.csv ends with it, model.keras is it when it is the best epoch."""
+    import zipfile
+
+    name = state["checkpoints"][-1]
+    done = len(state["history"])
+    if state["best_epoch"] != done and not zipfile.is_zipfile(run_dir / "model.keras"):
+        # the best model is gone (deleted, cut short): the best from here on is what there is
+        last = state["history"][-1].get(state["monitor"])
+        state["best_epoch"], state["best_value"] = done, last if isinstance(last, (int, float)) else None
+        if report is not None:
+            report(f"model.keras in {run_dir} is missing or damaged: it is now epoch {done}'s model, "
+                   "replaced by any better epoch to come")
+    rundir.write_json(
+        run_dir / CHECKPOINT_DIR / STATE,
+        {"checkpoint": name, "checkpoints": [name], "epochs_done": done, "history": state["history"],
+         "best_value": state["best_value"], "best_epoch": state["best_epoch"], "monitor": state["monitor"],
+         "phase": state["resumed_phase"], "phase_epoch": sum(1 for row in state["history"] if row["phase"] == state["resumed_phase"])},
+    )
+    rundir.write_history(run_dir / "history.csv", state["history"])  # drop any row past the checkpoint
+    if state["best_epoch"] == done:  # killed before model.keras was linked, or it was lost
+        rundir.link_atomic(run_dir / CHECKPOINT_DIR / name, run_dir / "model.keras")
+    _mark_running(run_dir, {"epochs_done": done, "best_epoch": state["best_epoch"], "best": {state["monitor"]: state["best_value"]}})
+
+
+def _mark_running(run_dir: Path, fields: dict[str, Any]) -> None:
+    data = rundir.load_manifest(run_dir)
+    data.update(status="running", message="", process=rundir.process_record(), **fields)
+    rundir.write_json(run_dir / rundir.MANIFEST, data)
+
+
+def recover(run_dir: Path, data: dict[str, Any], *, report=None):
+    """The model and training state to resume ``run_dir`` from, or None when no epoch ever
+    completed (then starting again loses nothing).
+
+    ``state.json`` says which checkpoint is current; without it (missing, cut short) the newest
+    checkpoint file counts, its epoch taken from its name and its history from ``history.csv``.
+    A checkpoint that is damaged, or whose epochs' history is not on record, gives way to the
+    older one.  When none is left, one line refuses, naming what was wrong: never a silent
+    restart from epoch 1.
+    """
+    from cnnreg.training.optim import schedule_class
+    from cnnreg.training.report import load_keras_file
+
+    run_dir = Path(run_dir)
+    folder = run_dir / CHECKPOINT_DIR
+    saved, problem = _read_state(run_dir)
+    csv_rows = rundir.read_history(run_dir / "history.csv")
+    committed = _epoch(saved["checkpoint"]) if saved else None
+    files = []
+    for path in folder.glob("epoch-*.keras") if folder.is_dir() else ():
+        if rundir.CHECKPOINT_NAME.fullmatch(path.name):
+            files.append((_epoch(path.name), rundir.checkpoint_path(run_dir, path.name)))
+    files.sort(reverse=True)
+    if saved and committed not in {n for n, _ in files}:
+        files.insert(0, (committed, rundir.checkpoint_path(run_dir, saved["checkpoint"])))
+    reasons = [problem] if problem else []
+    schedule_class()
+    for epochs, path in files:
+        if committed is not None and epochs > committed:
+            continue  # saved, but killed before its epoch went on record: that epoch is redone
+        rows = (rundir.complete_rows(saved["history"], epochs) if saved else None) or rundir.complete_rows(csv_rows, epochs)
+        label = f"{CHECKPOINT_DIR}/{path.name}"
+        if rows is None:
+            reasons.append(f"{label} has no complete history for its {epochs} epochs")
+            continue
+        try:
+            model = load_keras_file(path, f"{label} in {run_dir}", compile=True)
+        except CnnregError as exc:
+            reasons.append(str(exc).replace(f" in {run_dir}", ""))
+            continue
+        if reasons and report is not None:
+            report(f"{'; '.join(reasons)}: resuming {run_dir} from {label} (epoch {epochs})")
+        return model, _state_from(rows, path.name)
+    if saved is None and not data.get("epochs_done") and not rundir.complete_rows(csv_rows, 1):
+        if files and report is not None:
+            report(f"no epoch of {run_dir} had gone on record: starting again from epoch 1")
+        return None
+    raise CnnregError(f"cannot resume {run_dir}: {'; '.join(reasons) or 'checkpoint/ holds no checkpoint'}; "
+                      f"`cnnreg rerun {run_dir}` trains it again from epoch 1")
+
+
+def _read_state(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    """state.json when it is whole (else None and what is wrong with it).  A checkpoint name in
+    it that is not a plain ``epoch-NNNN.keras`` file inside ``checkpoint/`` is refused."""
+    path = run_dir / CHECKPOINT_DIR / STATE
+    if not path.exists():
+        return None, f"{CHECKPOINT_DIR}/{STATE} is missing"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None, f"{CHECKPOINT_DIR}/{STATE} is damaged"
+    if not isinstance(saved, dict):
+        return None, f"{CHECKPOINT_DIR}/{STATE} is damaged"
+    rundir.checkpoint_path(run_dir, saved.get("checkpoint"))
+    for name in saved.get("checkpoints") or []:
+        rundir.checkpoint_path(run_dir, name, field="checkpoints")
+    return saved, ""
+
+
+def _epoch(name: str) -> int:
+    return int(rundir.CHECKPOINT_NAME.fullmatch(name).group(1))
+
+
+def _state_from(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The training state after ``rows``: the best epoch recomputed from them."""
+    monitor = "val_accuracy" if "val_accuracy" in rows[-1] else "accuracy"
+    best_value, best_epoch = None, None
+    for row in rows:
+        value = row.get(monitor)
+        if isinstance(value, (int, float)) and math.isfinite(value) and (best_value is None or value > best_value):
+            best_value, best_epoch = float(value), row["epoch"]
+    return {"history": [dict(row) for row in rows], "best_value": best_value, "best_epoch": best_epoch, "monitor": monitor,
+            "resumed_phase": rows[-1]["phase"], "checkpoints": [name], "saved": len(rows)}
 
 
 def rerun_config(run_dir: Path, overrides: list[str]) -> RunConfig:
@@ -493,7 +688,9 @@ def rerun_config(run_dir: Path, overrides: list[str]) -> RunConfig:
     from cnnreg.spec import coerce
     import typing
 
-    data = rundir.load_manifest(Path(run_dir))["config"]
+    manifest_data = rundir.load_manifest(Path(run_dir))
+    rundir.run_config(manifest_data, Path(run_dir))  # one line when the stored config is damaged
+    data = dict(manifest_data["config"])
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
     hints = typing.get_type_hints(RunConfig)
     for item in overrides:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,25 +45,64 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
 
 def load_run_model(run_dir: Path):
-    import keras
-
+    """A run's best model, ``model.keras``; a missing, damaged or refused file is one line."""
     from cnnreg.training.optim import schedule_class
 
-    path = Path(run_dir) / "model.keras"
-    if not path.exists():
+    run_dir = Path(run_dir)
+    path = run_dir / "model.keras"
+    if not path.exists() and not path.is_symlink():
+        data = rundir.load_manifest(run_dir)
+        if data.get("status") == "completed":
+            raise CnnregError(f"model.keras in {run_dir} is missing (the run completed {data.get('epochs_done')} epochs); "
+                              f"`cnnreg rerun {run_dir}` trains it again")
+        if data.get("epochs_done"):
+            raise CnnregError(f"model.keras in {run_dir} is missing; `cnnreg resume {run_dir}` puts the newest "
+                              "checkpoint in its place")
         raise CnnregError(f"run {run_dir} has no model.keras yet (no epoch completed)")
+    if os.path.realpath(path) != os.path.join(os.path.realpath(run_dir), "model.keras"):
+        raise CnnregError(f"model.keras in {run_dir} leads outside the run directory; refusing to follow it")
     schedule_class()
     _import_keras_objects(run_dir)
-    return keras.models.load_model(path, compile=False)
+    return load_keras_file(path, f"model.keras in {run_dir}", compile=False)
+
+
+def load_keras_file(path: Path, what: str, *, compile: bool):
+    """``keras.models.load_model`` in Keras' safe mode (no code from the file runs).  A missing
+    file, one cut short or otherwise damaged, and safe mode's refusal are one line each."""
+    import zipfile
+
+    import keras
+
+    if not Path(path).exists():
+        raise CnnregError(f"{what} is missing")
+    # Keras calls a file that is not a complete zip "File not found": say what it is
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # reads every member: a flipped byte fails its CRC
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise CnnregError(f"{what} is damaged (cut short or not a .keras file)") from None
+    if bad is not None:
+        raise CnnregError(f"{what} is damaged ({bad} fails its checksum)")
+    try:
+        return keras.models.load_model(path, compile=compile, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, TypeError, OSError, KeyError ... here
+        text = str(exc)
+        if "safe_mode" in text:
+            kind = "a Lambda layer" if "Lambda" in text else "Python code"
+            raise CnnregError(f"{what} contains {kind} (arbitrary code); refusing to load it (Keras safe mode)") from None
+        first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+        raise CnnregError(f"{what} cannot be loaded, it may be damaged: {first}") from None
 
 
 def _import_keras_objects(run_dir: Path) -> None:
     """Import the module an architecture names in its ``keras_objects`` metadata (where a plugin
-    registers its custom layers), so that Keras can deserialise the saved model."""
+    registers its custom layers), so that Keras can deserialise the saved model.  The module
+    comes from the installed plugin's registration, never from the run's files."""
     import importlib
 
-    resolved = rundir.load_manifest(run_dir).get("resolved", {}).get("architecture") or {}
-    if not resolved.get("name"):
+    resolved = rundir.load_manifest(run_dir).get("resolved")
+    resolved = resolved.get("architecture") if isinstance(resolved, dict) else None
+    if not isinstance(resolved, dict) or not isinstance(resolved.get("name"), str) or not isinstance(resolved.get("provider"), str):
         return
     from cnnreg.plugins import get_host
 
@@ -135,12 +175,16 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Pat
 def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
     """Evaluate a run's best model on one split of its dataset; writes confusion.png."""
     from cnnreg.training.loop import held_out
-    from cnnreg.training.run import RunConfig, prepare_data, resolve
+    from cnnreg.training.run import prepare_data, resolve, run_preprocess
 
+    run_dir = Path(run_dir)
     data = rundir.load_manifest(run_dir)
     if split in ("val", "valid"):
         split = "validation"
-    plan = prepare_data(resolve(RunConfig.from_dict(data["config"])), input_shape=tuple(data["input_shape"]), splits=(split,))
+    preprocess = run_preprocess(data, run_dir)  # refused before any data is loaded
+    shape = rundir.input_shape(data, run_dir)
+    plan = prepare_data(resolve(rundir.run_config(data, run_dir)), input_shape=shape, splits=(split,))
+    plan.preprocess = preprocess
     plan.dataset.split(split)  # one-line error for a missing split
     result = evaluate_model(load_run_model(run_dir), held_out(plan, split), batch_size=plan.config.batch_size)
     result["split"] = split
@@ -152,26 +196,18 @@ def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
 
 def predict_images(run_dir: Path, images: list[Path], top: int = 3) -> list[dict[str, Any]]:
     """Top-``top`` classes and probabilities per image, preprocessed exactly as in training."""
-    from PIL import Image, UnidentifiedImageError
-
     from cnnreg.data import fit_images
-    from cnnreg.registry import resolve_reference
+    from cnnreg.images import read_image
+    from cnnreg.training.run import run_preprocess
 
     data = rundir.load_manifest(run_dir)
-    shape = tuple(data["input_shape"])
+    shape = rundir.input_shape(data, run_dir)
     resize = data.get("resize", "stretch")  # runs written before the resize modes stretched
-    classes = data["class_names"]
-    preprocess = resolve_reference(data["preprocess"], what="the run's preprocess")
+    classes = rundir.manifest_field(data, "class_names", run_dir, list)
+    preprocess = run_preprocess(data, Path(run_dir))  # registered or built-in, never imported by name
     arrays = []
-    for path in images:
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("L" if shape[2] == 1 else "RGB"), dtype="float32")
-            arrays.append(fit_images(pixels.reshape(1, *pixels.shape[:2], shape[2]), shape, resize=resize)[0])
-        except FileNotFoundError:
-            raise CnnregError(f"image {path} does not exist") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise CnnregError(f"cannot read image {path}: {exc}") from None
+    for path in images:  # training's decoder and pixel limit; a file it refuses is one line
+        arrays.append(fit_images(read_image(path, shape[2])[None], shape, resize=resize)[0])
     model = load_run_model(run_dir)
     probs = np.asarray(model.predict(preprocess(np.stack(arrays)), verbose=0))
     top = max(1, min(top, len(classes)))

@@ -66,32 +66,49 @@ class RunConfig:
         return cls(**values)
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise ParameterError(f"--epochs must be >= 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            raise ParameterError(f"--batch-size must be >= 1 (got {self.batch_size})")
-        if self.precision not in PRECISIONS:
-            from cnnreg.errors import choices_text
+        """Check the options that are plain numbers and words, in one line each (the config may
+        also come from a run.json, so types are checked too).  Numbers are finite; seeds fit
+        Keras' and NumPy's 32-bit seeds; counts fit a 32-bit integer."""
+        from cnnreg.errors import choices_text
+        from cnnreg.training.optim import check_rate
 
-            raise ParameterError(f"unknown precision '{self.precision}'" + choices_text(self.precision, PRECISIONS))
-        if self.fine_tune_epochs < 0:
-            raise ParameterError(f"--fine-tune-epochs must be >= 0 (got {self.fine_tune_epochs})")
-        if self.early_stop is not None and self.early_stop < 1:
-            raise ParameterError(f"--early-stop must be >= 1 epoch of patience (got {self.early_stop})")
+        def count(option: str, value: Any, low: int, unit: str = "") -> None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ParameterError(f"{option} must be an integer (got {value!r})")
+            if value < low:
+                raise ParameterError(f"{option} must be >= {low}{unit} (got {value})")
+            if value > 2**31 - 1:
+                raise ParameterError(f"{option} must be at most {2**31 - 1} (got {value})")
+
+        count("--epochs", self.epochs, 1)
+        count("--batch-size", self.batch_size, 1)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= 2**32 - 1:
+            raise ParameterError(f"--seed must be an integer from 0 to {2**32 - 1} (2**32 - 1) (got {self.seed!r})")
+        if self.lr is not None:
+            check_rate(self.lr, "--lr")
+        if self.fine_tune_lr is not None:
+            check_rate(self.fine_tune_lr, "--fine-tune-lr")
+        if self.precision not in PRECISIONS:
+            raise ParameterError(f"unknown precision '{self.precision}'" + choices_text(str(self.precision), PRECISIONS))
+        count("--fine-tune-epochs", self.fine_tune_epochs, 0)
+        if self.early_stop is not None:
+            count("--early-stop", self.early_stop, 1, " epoch of patience")
         if self.class_weight not in (None, "balanced"):
             raise ParameterError(f"--class-weight must be balanced (got {self.class_weight})")
         if self.bn_momentum != "auto":
             try:
                 value = float(self.bn_momentum)
-            except ValueError:
+            except (TypeError, ValueError):
                 value = -1
-            if not 0 < value < 1:
+            if not 0 < value < 1:  # nan and inf fail this too
                 raise ParameterError(f"--bn-momentum must be auto or a number in (0, 1) (got {self.bn_momentum})")
         if self.input_shape is not None:
-            if len(self.input_shape) != 3 or self.input_shape[2] not in (1, 3) or min(self.input_shape) < 1:
-                raise ParameterError(
-                    f"--input-shape must be HxWxC with 1 or 3 channels (got {'x'.join(map(str, self.input_shape))})"
-                )
+            shape = self.input_shape
+            if (not isinstance(shape, (tuple, list)) or len(shape) != 3
+                    or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+                    or shape[2] not in (1, 3) or min(shape) < 1 or max(shape) > 2**31 - 1):
+                text = "x".join(map(str, shape)) if isinstance(shape, (tuple, list)) else repr(shape)
+                raise ParameterError(f"--input-shape must be HxWxC with 1 or 3 channels (got {text})")
 
 
 @dataclass
@@ -269,7 +286,6 @@ def prepare_data(
     in memory).  ``splits`` limits the work to those splits (``cnnreg evaluate``).
     """
     from cnnreg.data import class_weights, fit_images
-    from cnnreg.registry import resolve_reference
 
     config = plan.config
     ds = plan.dataset_component
@@ -298,8 +314,7 @@ def prepare_data(
             shape = (shape[0], shape[1], 3)
             reason += "; grayscale repeated to 3 channels for RGB weights"
         plan.input_shape, plan.input_reason = tuple(int(d) for d in shape), reason
-    plan.preprocess_ref = arch.metadata.get("preprocess") or "cnnreg.builtin.architectures.preprocess:scale_0_1"
-    plan.preprocess = resolve_reference(plan.preprocess_ref, what=f"preprocess of {arch.name}")
+    plan.preprocess_ref, plan.preprocess = preprocess_of(arch)
     wanted = {n: s for n, s in dataset.splits().items() if splits is None or n in splits}
     for name, split in wanted.items():
         if split.kind == "arrays":
@@ -316,6 +331,60 @@ def prepare_data(
         low, high = min(plan.class_weights.values()), max(plan.class_weights.values())
         plan.notes.append(f"class weights (balanced): {low:.3g} to {high:.3g}")
     return plan
+
+
+DEFAULT_PREPROCESS = "cnnreg.builtin.architectures.preprocess:scale_0_1"
+
+
+def preprocess_of(component) -> tuple[str, Any]:
+    """An architecture's registered ``preprocess`` (the default scales to [0, 1]): its reference
+    and the function.  The reference comes from the installed plugin's registration."""
+    from cnnreg.registry import resolve_reference
+
+    ref = component.metadata.get("preprocess") or DEFAULT_PREPROCESS
+    return ref, resolve_reference(ref, what=f"preprocess of {component.name}")
+
+
+def builtin_preprocess() -> dict[str, Any]:
+    """The fixed table of cnnreg's preprocessing functions, by short name and by reference."""
+    from cnnreg.builtin.architectures import preprocess
+
+    table: dict[str, Any] = {}
+    for function in (preprocess.scale_0_1, preprocess.scale_minus1_1, preprocess.identity):
+        table[function.__name__] = table[f"{preprocess.__name__}:{function.__name__}"] = function
+    return table
+
+
+def run_architecture(data: dict[str, Any], run_dir: Path):
+    """The registered architecture a manifest names (``resolved.architecture``: provider and
+    name), looked up in the registry."""
+    resolved = data.get("resolved")
+    resolved = resolved.get("architecture") if isinstance(resolved, dict) else None
+    registry = get_host().registry
+    if isinstance(resolved, dict) and isinstance(resolved.get("provider"), str) and isinstance(resolved.get("name"), str):
+        return registry.get("architecture", f"{resolved['provider']}/{resolved['name']}")
+    architecture = data["config"].get("architecture")  # a manifest from before 'resolved'
+    if not isinstance(architecture, str):
+        raise CnnregError(f"{rundir.MANIFEST} in {run_dir} is damaged: field 'resolved' names no architecture")
+    return registry.get("architecture", parse(architecture).name)
+
+
+def run_preprocess(data: dict[str, Any], run_dir: Path):
+    """The preprocessing of a run read back from its manifest: its architecture's registered
+    function, or one of :func:`builtin_preprocess`.  Nothing named in the file is imported: any
+    other value of ``preprocess`` is refused in one line."""
+    value = data.get("preprocess")
+    component = run_architecture(data, run_dir)
+    ref = component.metadata.get("preprocess") or DEFAULT_PREPROCESS
+    if isinstance(value, str) and value == ref:
+        return preprocess_of(component)[1]
+    table = builtin_preprocess()
+    if isinstance(value, str) and value in table:
+        return table[value]
+    raise CnnregError(
+        f"{rundir.MANIFEST} in {run_dir}: field 'preprocess' ({value!r}) is not the preprocessing registered for "
+        f"architecture '{component.name}'; refusing to import it"
+    )
 
 
 def build_model(plan: Plan):
@@ -395,7 +464,7 @@ def _initialise(model, init: Resolved, seed: int) -> None:
     for index, layer in enumerate(_kernel_layers(model)):
         params = dict(init.params)
         if takes_seed and params.get("seed") is None:
-            params["seed"] = seed * 100_003 + index  # a different, reproducible draw per layer
+            params["seed"] = (seed * 100_003 + index) % 2**32  # a different, reproducible draw per layer (JAX: uint32)
         initializer = init.component.load()(**params)
         for attr in ("kernel", "depthwise_kernel", "pointwise_kernel"):
             variable = getattr(layer, attr, None)
@@ -410,7 +479,11 @@ def _bn_momentum(plan: Plan) -> float | None:
     """BatchNorm momentum: with few steps per epoch, Keras' 0.99 leaves the moving statistics
     far from the data (validation accuracy near chance after a few epochs), so ``auto`` picks
     0.9 when an epoch has fewer than 500 steps — the moving averages then forget their
-    initial values within one epoch (0.9^40 ≈ 1.5%)."""
+    initial values within one epoch (0.9^40 ≈ 1.5%).  None for a model without BatchNorm."""
+    import keras
+
+    if plan.model is not None and not any(isinstance(layer, keras.layers.BatchNormalization) for layer in iter_layers(plan.model)):
+        return None  # nothing to set, nothing to report (lenet5, alexnet)
     if plan.config.bn_momentum != "auto":
         return float(plan.config.bn_momentum)
     return 0.9 if plan.steps_per_epoch < 500 else None

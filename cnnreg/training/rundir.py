@@ -8,8 +8,13 @@ Layout of ``runs/<UTC time>-<arch>-<dataset>/``::
     model.keras       the best model by validation metric
     summary.txt       the layer summary
     curves.png        loss and accuracy, train vs validation
-    checkpoint/       last completed epoch: model + optimizer state (state.json says which)
+    checkpoint/       the last two completed epochs: model + optimizer state (state.json says which)
     logs/             TensorBoard logs (TensorFlow backend)
+    .lock             the OS lock (flock) of the process that trains into the directory
+
+Everything read back from a run directory is checked: a damaged or missing file is one
+:class:`CnnregError` line, never a traceback, and a name read from a file only ever selects
+a file inside the directory (see :func:`checkpoint_path`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import csv
 import io
 import json
 import os
+import re
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +34,10 @@ from typing import Any
 from cnnreg.errors import CnnregError
 
 MANIFEST = "run.json"
+LOCK = ".lock"
+CHECKPOINT_DIR = "checkpoint"
+#: The only names a checkpoint may have: state.json's ``checkpoint`` is checked against it.
+CHECKPOINT_NAME = re.compile(r"epoch-(\d{4,})\.keras")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 SCHEMA = 1
@@ -68,6 +79,8 @@ def link_atomic(source: Path, path: Path) -> None:
     into place so a reader never sees a partial file."""
     import shutil
 
+    if Path(path).exists() and os.path.samefile(source, path):
+        return  # already: rename() of two links to one file would do nothing and leave tmp behind
     tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}")
     try:
         try:
@@ -104,16 +117,261 @@ def new_run_dir(root: Path, arch: str, dataset: str) -> Path:
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:
-    """The manifest of ``run_dir``; one-line error if it is not a run directory."""
-    path = Path(run_dir) / MANIFEST
-    if not Path(run_dir).is_dir():
+    """The manifest of ``run_dir``; one-line error if it is not a run directory or is damaged."""
+    run_dir = Path(run_dir)
+    path = run_dir / MANIFEST
+    if not run_dir.exists():
+        raise CnnregError(f"'{run_dir}' does not exist")
+    if not run_dir.is_dir():
         raise CnnregError(f"'{run_dir}' is not a directory")
     if not path.exists():
         raise CnnregError(f"'{run_dir}' is not a cnnreg run directory (no {MANIFEST})")
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CnnregError(f"cannot read {path}: {exc}") from None
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise CnnregError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # cut short or not JSON (UnicodeDecodeError is a ValueError too)
+        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: {_first_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: not a JSON object")
+    if not isinstance(data.get("config"), dict):
+        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: no 'config' object")
+    return data
+
+
+def manifest_field(data: dict[str, Any], name: str, run_dir: Path, kind: type | tuple[type, ...]) -> Any:
+    """``data[name]``, checked to be of ``kind``; one line naming the field otherwise."""
+    value = data.get(name)
+    if not isinstance(value, kind):
+        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: field '{name}' is missing or not valid")
+    return value
+
+
+def input_shape(data: dict[str, Any], run_dir: Path) -> tuple[int, int, int]:
+    """The manifest's ``input_shape`` (H, W, C); one line when it is not one."""
+    shape = data.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(d) is int and d > 0 for d in shape)):
+        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: field 'input_shape' is missing or not valid")
+    return tuple(shape)
+
+
+def run_config(data: dict[str, Any], run_dir: Path):
+    """The :class:`RunConfig` a manifest stores; one line when its ``config`` is not one."""
+    from cnnreg.errors import ParameterError
+    from cnnreg.training.run import RunConfig
+
+    try:
+        config = RunConfig.from_dict(data["config"])
+        config.validate()
+    except ParameterError as exc:
+        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: field 'config': {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: field 'config' is not valid ({_first_line(exc)})") from None
+    if not isinstance(config.architecture, str) or not isinstance(config.dataset, str):
+        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: field 'config' is not valid")
+    return config
+
+
+def checkpoint_path(run_dir: Path, name: Any, *, field: str = "checkpoint") -> Path:
+    """``run_dir/checkpoint/NAME`` for a name read from state.json: a plain ``epoch-NNNN.keras``
+    inside that folder, nothing else (no separators, no ``..``, no link out of it)."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not isinstance(name, str) or not CHECKPOINT_NAME.fullmatch(name):
+        raise CnnregError(f"{CHECKPOINT_DIR}/state.json in {run_dir}: field '{field}' ({name!r}) is not a "
+                          "checkpoint file name (epoch-NNNN.keras); refusing to follow it")
+    path = folder / name
+    if path.exists() and os.path.realpath(path) != os.path.join(os.path.realpath(folder), name):
+        raise CnnregError(f"{CHECKPOINT_DIR}/{name} in {run_dir} leads outside the folder; refusing to follow it")
+    return path
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+# --- claiming a run directory ------------------------------------------------------------------
+
+_held: dict[str, "RunLock"] = {}
+
+
+class RunLock:
+    """An exclusive OS lock (``flock``) on a run directory's ``.lock`` file, held while a process
+    trains into it.  The OS releases it when the process ends, kill -9 included, so a stale lock
+    never needs cleaning up.  Taking it again in the same process nests (the CLI takes it before
+    loading data, the training loop again)."""
+
+    def __init__(self, run_dir: Path, fd: int | None, created: bool) -> None:
+        self.run_dir, self.fd, self.created, self.depth = run_dir, fd, created, 1
+
+    def release(self) -> None:
+        self.depth -= 1
+        if self.depth > 0:
+            return
+        _held.pop(os.path.realpath(self.run_dir), None)
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+    def abandon(self) -> None:
+        """Release, and remove the directory again when this claim created it and nothing
+        was written into it (the run failed before it started)."""
+        self.depth = 1
+        self.release()
+        if self.created:
+            _remove_if_empty(self.run_dir)
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but its lock file."""
+    try:
+        if any(entry.name != LOCK for entry in run_dir.iterdir()):
+            return
+        _remove(run_dir / LOCK)
+        os.rmdir(run_dir)
+    except OSError:
+        pass
+
+
+def acquire(run_dir: Path, *, created: bool = False) -> RunLock:
+    """Lock ``run_dir`` for this process; one line when another process holds it."""
+    run_dir = Path(run_dir)
+    key = os.path.realpath(run_dir)
+    if key in _held:
+        _held[key].depth += 1
+        return _held[key]
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on Windows: no lock
+        lock = _held[key] = RunLock(run_dir, None, created)
+        return lock
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    except OSError as exc:
+        raise CnnregError(f"{run_dir} is not writable ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _holder(fd)
+        os.close(fd)
+        raise CnnregError(f"{run_dir} is in use by another cnnreg process{holder}") from None
+    os.ftruncate(fd, 0)  # who holds it, for the message above
+    os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    lock = _held[key] = RunLock(run_dir, fd, created)
+    return lock
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid, host = os.pread(fd, 300, 0).decode().split()[:2]
+        return f" (pid {int(pid)} on {host})"
+    except (OSError, ValueError):
+        return ""
+
+
+def is_locked(run_dir: Path) -> bool | None:
+    """Whether a process holds ``run_dir``'s lock; None when that cannot be told."""
+    try:
+        import fcntl
+
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False  # closing below lets go of it at once
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def probe_writable(path: Path) -> None:
+    """Write and remove a file in ``path``: one line when that fails (read-only, full, ...)."""
+    probe = Path(path) / ".write-probe"
+    try:
+        write_atomic(probe, b"")
+        os.unlink(probe)
+    except OSError as exc:
+        raise CnnregError(f"{path} is not writable ({exc.strerror or exc}); nothing was started") from None
+
+
+def claim(run_dir: Path, *, fresh: bool, created: bool = False) -> RunLock:
+    """Check that ``run_dir`` can take a new run (``fresh``) or be resumed, and lock it, before
+    any data is loaded or model built.  A new run needs a new or empty directory (``created``:
+    the caller made it, so :meth:`RunLock.abandon` may remove it again)."""
+    run_dir = Path(run_dir)
+    if fresh:
+        _check_fresh(run_dir)
+        if not run_dir.exists():
+            try:
+                run_dir.mkdir(parents=True)
+            except OSError as exc:
+                raise CnnregError(f"cannot create the run directory {run_dir} ({exc.strerror or exc})") from None
+            created = True
+    else:
+        load_manifest(run_dir)
+    lock = None
+    try:
+        probe_writable(run_dir)
+        if not fresh and (run_dir / CHECKPOINT_DIR).is_dir():
+            probe_writable(run_dir / CHECKPOINT_DIR)
+        lock = acquire(run_dir, created=created)
+        if fresh and lock.depth == 1:
+            _check_fresh(run_dir)  # again, now that no other process can start a run there
+    except CnnregError:
+        if lock is not None:
+            lock.abandon()
+        elif created:
+            _remove_if_empty(run_dir)
+        raise
+    return lock
+
+
+def _check_fresh(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CnnregError(f"--run-dir {run_dir} is a file, not a directory")
+    if (run_dir / MANIFEST).exists():
+        try:
+            status = json.loads((run_dir / MANIFEST).read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            status = None
+        if status == "completed":
+            raise CnnregError(f"{run_dir} already holds a completed run; choose another --run-dir, or "
+                              f"`cnnreg rerun {run_dir}` for a new run like it")
+        raise CnnregError(f"{run_dir} already holds a run; choose another --run-dir or `cnnreg resume {run_dir}`")
+    if run_dir.is_dir() and any(entry.name != LOCK for entry in run_dir.iterdir()):
+        raise CnnregError(f"{run_dir} is not empty and holds no cnnreg run; choose an empty or new --run-dir")
+
+
+def process_record() -> dict[str, Any]:
+    """Who trains into a run directory (run.json's ``process`` while it is ``running``)."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def shown_status(run_dir: Path, data: dict[str, Any]) -> str:
+    """A manifest's status, except that a ``running`` run whose process is gone is
+    ``interrupted`` (killed with kill -9, or its machine went down)."""
+    status = data.get("status")
+    if status != "running":
+        return status
+    record = data.get("process") if isinstance(data.get("process"), dict) else {}
+    if record.get("host") == socket.gethostname() and type(record.get("pid")) is int and record["pid"] > 0:
+        try:
+            os.kill(record["pid"], 0)
+        except ProcessLookupError:
+            return "interrupted"
+        except OSError:
+            pass  # exists, someone else's
+        # the pid may have been reused since: the lock tells whether a cnnreg process holds it
+        return "interrupted" if is_locked(run_dir) is False else status
+    return status
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -130,10 +388,26 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
-    if not Path(path).exists():
+    """The rows of history.csv; [] when it is missing or unreadable (a row cut short keeps
+    None for its missing values: :func:`complete_rows` drops it)."""
+    try:
+        with open(path, newline="") as handle:
+            return [{k: _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(handle)]
+    except (OSError, ValueError, csv.Error):
         return []
-    with open(path, newline="") as handle:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def complete_rows(rows: Any, epochs: int) -> list[dict[str, Any]] | None:
+    """The first ``epochs`` history rows when they are whole and numbered 1..epochs, else None."""
+    if not isinstance(rows, list) or len(rows) < epochs:
+        return None
+    head = rows[:epochs]
+    for number, row in enumerate(head, 1):
+        if not isinstance(row, dict) or row.get("epoch") != number or not isinstance(row.get("phase"), str):
+            return None
+        if any(value is None for value in row.values()):  # a row cut short
+            return None
+    return head
 
 
 def _number(text: str) -> Any:
