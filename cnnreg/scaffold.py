@@ -303,7 +303,10 @@ from typing import Annotated
 from cnnreg.spec import Range
 
 
-def $name(gain: Annotated[float, Range(0, None, min_inclusive=False)] = 1.0, seed: int | None = None):
+def $name(
+    gain: Annotated[float, Range(0, 100, min_inclusive=False)] = 1.0,
+    seed: Annotated[int, Range(0, 2**32 - 1)] | None = None,  # JAX takes unsigned 32-bit seeds
+):
     """He normal scaled by ``gain``: variance gain * 2 / fan_in."""
     import keras
 
