@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "CnnregError",
@@ -17,6 +18,8 @@ __all__ = [
     "ParameterError",
     "PluginError",
     "closest",
+    "suggestions",
+    "suggestion_text",
     "choices_text",
 ]
 
@@ -66,13 +69,78 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     return best
 
 
-def choices_text(word: str, choices: Iterable[str], *, limit: int = 30, hint: str = "") -> str:
-    """``; did you mean 'x'? (valid: a, b, c)`` for the end of an error line."""
+#: A prefix this short suggests nothing by itself ('r' starts half the names).
+MIN_PREFIX = 2
+
+
+def suggestions(word: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None) -> list[str]:
+    """What ``word`` may have meant: every choice it is a prefix of, else the closest one.
+
+    ``aliases`` maps other accepted spellings to their choice (``{"kaiming_normal": "he_normal"}``):
+    they are matched too, and the choice they belong to is suggested.  'he' gives
+    ``["he_normal", "he_uniform"]``, 'kaiming' the same two, 'resnet35' ``["resnet34"]``.
+    """
+    names = sorted(set(choices), key=_natural)
+    owner = {n.lower(): n for n in names}
+    for alias, name in (aliases or {}).items():
+        owner.setdefault(alias.lower(), name)
+    target = word.strip().lower()
+    if not target:
+        return []
+    found: list[str] = []
+    if len(target) >= MIN_PREFIX:
+        for spelling in sorted(owner, key=_natural):
+            if spelling.startswith(target) and spelling != target and owner[spelling] not in found:
+                found.append(owner[spelling])
+    if not found:
+        best = closest(target, owner)
+        if best is not None:
+            found.append(owner[best.lower()])
+    return found
+
+
+def _natural(text: str) -> tuple:
+    """Sort key: 'resnet18' before 'resnet101' (numbers by value)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text.lower()))
+
+
+def _quoted(names: list[str], aliases: Mapping[str, str] | None, word: str) -> list[str]:
+    """``'he_normal'``, or ``'he_normal' (alias kaiming_normal)`` when what matched was an alias."""
+    target = word.strip().lower()
+    out = []
+    for name in names:
+        own = [a for a, n in (aliases or {}).items() if n == name and a.lower() != name.lower()]
+        hit = None
+        if own and not name.lower().startswith(target):
+            hit = next((a for a in own if a.lower().startswith(target)), None) or closest(target, [name, *own])
+        out.append(f"'{name}' (alias {hit})" if hit and hit.lower() != name.lower() else f"'{name}'")
+    return out
+
+
+def suggestion_text(word: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None,
+                    *, shown: int = 5) -> str:
+    """``; did you mean 'x'?``, ``; did you mean 'x' or 'y'?`` or ``""`` when nothing is close."""
+    found = suggestions(word, choices, aliases)
+    if not found:
+        return ""
+    if len(found) > shown:
+        listed = ", ".join(_quoted(found[:shown - 1], aliases, word))
+        return f"; did you mean one of the {len(found)} starting with '{word.strip()}' ({listed}, ...)?"
+    quoted = _quoted(found, aliases, word)
+    text = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f"; did you mean {text}?"
+
+
+def choices_text(word: str, choices: Iterable[str], *, limit: int = 30, hint: str = "",
+                 aliases: Mapping[str, str] | None = None) -> str:
+    """``; did you mean 'x'? (valid: a, b, c)`` for the end of an error line.
+
+    Suggests every choice that starts with ``word`` ('he' → 'he_normal' or 'he_uniform'), else
+    the closest one; ``aliases`` (other spelling → choice) are matched as well, and the valid list
+    shows the choices only.
+    """
     choices = sorted(set(choices))
-    text = ""
-    best = closest(word, choices)
-    if best is not None:
-        text += f"; did you mean '{best}'?"
+    text = suggestion_text(word, choices, aliases)
     if not choices:
         return text + " (none are installed)"
     shown = ", ".join(choices[:limit])

@@ -32,7 +32,7 @@ from cnnreg.errors import (
     choices_text,
 )
 
-__all__ = ["KINDS", "Component", "Parameter", "Registry", "KindRegistry", "normalize_kind"]
+__all__ = ["KINDS", "SUPPLIED", "FRAMEWORK", "Component", "Parameter", "Registry", "KindRegistry", "normalize_kind"]
 
 #: The four kinds of component, singular, as used in hooks, the CLI and JSON output.
 KINDS = ("architecture", "initialiser", "regulariser", "dataset")
@@ -54,6 +54,19 @@ SUPPLIED: dict[str, tuple[str, ...]] = {
     "initialiser": (),
     "regulariser": (),
     "dataset": (),
+}
+
+
+#: Parameters of the framework's contract with each kind (what it passes, or may pass, when it
+#: builds one): never picked as a component's primary parameter (``NAME=VALUE``) unless the
+#: component names it with ``primary=`` metadata, as the keras.applications bridge does for
+#: ``weights``.
+FRAMEWORK: dict[str, tuple[str, ...]] = {
+    "architecture": (*SUPPLIED["architecture"], "include_top", "weights", "input_tensor", "pooling",
+                     "classifier_activation"),
+    "initialiser": SUPPLIED["initialiser"],
+    "regulariser": SUPPLIED["regulariser"],
+    "dataset": SUPPLIED["dataset"],
 }
 
 
@@ -189,11 +202,19 @@ class Component:
 
     @property
     def primary(self) -> str | None:
-        """The parameter that ``NAME=VALUE`` sets: metadata ``primary``, else the first one."""
+        """The parameter that ``NAME=VALUE`` sets, or None.
+
+        Metadata ``primary`` when the component declares it; else its first parameter, unless
+        that is one of the framework's (an architecture's ``include_top``, ``weights``...: see
+        :data:`FRAMEWORK`), in which case the component has no primary parameter: its options
+        (``batchnorm``, ``dropout``...) are set by name.
+        """
         if "primary" in self.metadata:
             return self.metadata["primary"]
         params = self.parameters()
-        return params[0].name if params else None
+        if not params or params[0].name in FRAMEWORK.get(self.kind, ()):
+            return None
+        return params[0].name
 
     def resolve(self, params: Mapping[str, Any] | None = None, *, supplied: Mapping[str, Any] = ()) -> dict[str, Any]:
         """Check and convert ``params`` (strings from a spec, or Python values).
@@ -208,6 +229,11 @@ class Component:
         declared = {p.name: p for p in self.parameters()}
         if spec_mod.PRIMARY in params:
             primary = self.primary
+            if primary is None and declared:
+                raise ParameterError(
+                    f"{label} has no primary parameter; write {self.name}:KEY=VALUE "
+                    f"(parameters: {', '.join(declared)})"
+                )
             if primary is None:
                 raise ParameterError(f"{label} takes no parameters (got '{params[spec_mod.PRIMARY]}')")
             if primary in params:
@@ -357,6 +383,10 @@ class Registry:
             names.update([c.name, *c.aliases])
         return sorted(names)
 
+    def aliases(self, kind: str) -> dict[str, str]:
+        """Every alias of this kind → the name of the component it stands for."""
+        return {a: c.name for c in self._by_kind[normalize_kind(kind)] for a in c.aliases}
+
     def get(self, kind: str, name: str) -> Component:
         """The component called ``name`` (case-insensitive; alias or ``provider/name``).
 
@@ -394,7 +424,7 @@ class Registry:
                     + choices_text(provider, providers)
                 )
         message = f"unknown {kind} '{spec_mod.shown(name)}'" + choices_text(
-            bare, self.names(kind), hint=f"see `cnnreg list {kind}s`"
+            bare, {c.name for c in self._by_kind[kind]}, aliases=self.aliases(kind), hint=f"see `cnnreg list {kind}s`"
         )
         if self.failed_plugins:
             broken = ", ".join(sorted(self.failed_plugins))
@@ -488,6 +518,42 @@ def _first_line(factory: Any) -> str:
     if isinstance(factory, str):
         return ""
     paragraph = (inspect.getdoc(factory) or "").strip().split("\n\n")[0]
-    text = " ".join(paragraph.split()).replace("``", "")
-    end = text.find(". ")
-    return text[: end + 1] if end != -1 else text
+    return first_sentence(" ".join(paragraph.split()).replace("``", ""))
+
+
+#: Words ending in "." that do not end a sentence (compared in lower case, without the dot).
+ABBREVIATIONS = frozenset({
+    "al", "e.g", "i.e", "cf", "vs", "fig", "figs", "eq", "eqs", "ref", "refs", "sec", "ch", "vol", "pp",
+    "approx", "resp", "incl", "ca", "dr", "mr", "mrs", "ms", "prof", "jr", "sr", "inc", "ltd", "eds",
+})
+
+
+
+def first_sentence(text: str, *, brackets: bool = True) -> str:
+    """``text`` up to the end of its first sentence: a ".", "!" or "?" followed by a space and not
+    a lower-case word, outside parentheses, and not ending an abbreviation ("et al.", "e.g.",
+    "Fig.", "vs.") or an initial ("J. Smith")."""
+    depth = 0
+    for i, char in enumerate(text):
+        if char in "([{" and brackets:
+            depth += 1
+        elif char in ")]}" and brackets:
+            depth = max(0, depth - 1)
+        elif char in ".!?" and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
+            rest = text[i + 1:].lstrip()
+            if rest and rest[0].islower():
+                continue  # "e.g. the" / "etc. and": the sentence goes on
+            if char == "." and _abbreviation(text[:i]):
+                continue
+            return text[: i + 1]
+    if depth and brackets:  # an unclosed "(" must not make the whole paragraph one sentence
+        return first_sentence(text, brackets=False)
+    return text
+
+
+def _abbreviation(before: str) -> bool:
+    """Whether the word just before a "." is an abbreviation or an initial."""
+    word = before.rsplit(" ", 1)[-1].lstrip("([{\"'")
+    if len(word) == 1 and word.isalpha() and word.isupper():
+        return True  # an initial: "J. Smith", "Y. LeCun"
+    return word.lower() in ABBREVIATIONS

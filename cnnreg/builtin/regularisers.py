@@ -82,9 +82,11 @@ class Dropout(Regulariser):
 
 
 def dropout(rate: Rate = 0.5) -> Regulariser:
-    """Dropout at ``rate``: the architecture's own dropout (between dense layers and before the
-    classifier) where it has a ``dropout`` parameter, otherwise one Dropout layer before the
-    classifier (AlexNet: 50% on F9 and F10; GoogLeNet: 40% before the classifier)."""
+    """Dropout at ``rate``: the architecture's own, else one layer before the classifier.
+
+    The architecture's own dropout (between dense layers and before the classifier) where it has a
+    ``dropout`` parameter, otherwise one Dropout layer before the classifier (AlexNet: 50% on F9
+    and F10; GoogLeNet: 40% before the classifier)."""
     return Dropout(rate)
 
 
@@ -115,8 +117,10 @@ class LabelSmoothing(Regulariser):
 
 
 def label_smoothing(amount: Rate = 0.1) -> Regulariser:
-    """Label smoothing: one-hot targets become ``1 - amount + amount / classes`` and
-    ``amount / classes`` (``keras.losses.CategoricalCrossentropy(label_smoothing=amount)``)."""
+    """Label smoothing: targets 1 - amount + amount / classes and amount / classes.
+
+    One-hot targets become ``1 - amount + amount / classes`` and ``amount / classes``
+    (``keras.losses.CategoricalCrossentropy(label_smoothing=amount)``)."""
     return LabelSmoothing(amount)
 
 

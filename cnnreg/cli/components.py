@@ -46,7 +46,7 @@ def list_command(
     if provider is not None:
         providers = {c.provider for c in host.registry.components()}
         if provider.lower() not in {p.lower() for p in providers}:
-            raise CnnregError(f"no installed package '{provider}' provides components" + choices_text(provider, providers))
+            _no_such_provider(provider, providers, host.plugin_list())
         found = [c for c in found if c.provider.lower() == provider.lower()]
     if filter:
         pattern = filter.lower()
@@ -60,37 +60,120 @@ def list_command(
 
         print_json({"cnnreg": __version__, "components": [c.to_dict() for c in found]})
         return
-    from rich.table import Table
-
-    from cnnreg.cli.render import console
+    from cnnreg.cli.render import console, print_wide
 
     if not found:
         console.print("no components match")
         return
     shadowed = False
+    hidden: set[str] = set()
+    width = console.width
     for k in kinds:
         rows = [c for c in found if c.kind == k]
         if not rows:
             continue
-        table = Table(title=f"{k}s ({len(rows)})", title_justify="left", show_edge=False, pad_edge=False)
-        table.add_column("name", style="bold cyan", no_wrap=True)
-        table.add_column("aliases")
-        table.add_column("summary")
-        table.add_column("provider", no_wrap=True)
-        ambiguous = _ambiguous_names(rows)
-        for c in rows:
-            # the name to type: a built-in's bare name always; provider/name for the others
-            name = c.qualified_name if c.shadowed_by or (c.name.lower() in ambiguous and not c.builtin) else c.name
-            aliases = [a + "*" if a in c.shadowed_aliases else a for a in c.aliases]
-            if c.shadowed_by:
-                name += "*"
-            shadowed = shadowed or bool(c.shadowed_by or c.shadowed_aliases)
-            table.add_row(name, ", ".join(aliases), c.summary, f"{c.provider} {c.provider_version}")
-        console.print(table)
+        table, left_out = _component_table(f"{k}s ({len(rows)})", rows, width)
+        hidden |= left_out
+        shadowed = shadowed or any(c.shadowed_by or c.shadowed_aliases for c in rows)
+        print_wide(table)
         console.print()
     if shadowed:
         console.print("* shadowed: a built-in has this name, so the bare name means the built-in; "
                       "reach this one as provider/name")
+    if hidden:
+        console.print(f"[dim]hidden to fit: {', '.join(sorted(hidden))} (see cnnreg show NAME)[/]")
+
+
+#: At ``cnnreg list``'s narrowest layouts a summary keeps at least this many columns.
+SUMMARY_MIN = 30
+
+
+def _component_table(title: str, rows, width: int):
+    """One kind's table for ``cnnreg list``, one line per component at ``width`` columns (≥ 60).
+
+    Columns: name, aliases, summary, provider and version (said once in the title when every
+    row has the same).  Names are never cut; the summary gets what is left and is cut with "…".
+    Where it would get fewer than ``SUMMARY_MIN`` columns, the versions go, then the aliases.
+    Returns the table and what was left out.
+    """
+    from rich.cells import cell_len
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.cli.render import cut
+
+    ambiguous = _ambiguous_names(rows)
+    names, aliases = [], []
+    for c in rows:
+        # the name to type: a built-in's bare name always; provider/name for the others
+        name = c.qualified_name if c.shadowed_by or (c.name.lower() in ambiguous and not c.builtin) else c.name
+        names.append(name + ("*" if c.shadowed_by else ""))
+        aliases.append(", ".join(a + "*" if a in c.shadowed_aliases else a for a in c.aliases))
+
+    def widest(texts, header):
+        return max([cell_len(header), *(cell_len(t) for t in texts)])
+
+    providers = [c.provider for c in rows]
+    versioned = [f"{c.provider} {c.provider_version}" for c in rows]
+    summary_max = widest([c.summary for c in rows], "summary")
+    # (aliases shown, provider column texts or None for "all from ..." in the title, left out)
+    if len(set(versioned)) == 1:  # one provider: the title says it once instead of a column
+        layouts = [(True, None, set()), (False, None, {"aliases"})]
+    else:
+        layouts = [(True, versioned, set()), (True, providers, {"versions"}),
+                   (False, providers, {"versions", "aliases"})]
+    has_aliases = any(aliases)
+    for show_aliases, provider_texts, left_out in layouts:
+        show_aliases = show_aliases and has_aliases
+        fixed = [widest(names, "name")]
+        if show_aliases:
+            fixed.append(widest(aliases, "aliases"))
+        if provider_texts is not None:
+            fixed.append(widest(provider_texts, "provider"))
+        room = width - sum(fixed) - 3 * len(fixed)  # " │ " between columns, no outer edges
+        if room >= min(summary_max, SUMMARY_MIN):
+            break
+    if not has_aliases:
+        left_out = left_out - {"aliases"}
+    summary_width = max(min(summary_max, room), 10)
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    if show_aliases:
+        table.add_column("aliases", no_wrap=True)
+    table.add_column("summary", no_wrap=True, width=summary_width)
+    if provider_texts is not None:
+        table.add_column("provider", no_wrap=True)
+    for i, c in enumerate(rows):
+        cells = [escape(names[i])]
+        if show_aliases:
+            cells.append(escape(aliases[i]))
+        cells.append(escape(cut(c.summary, summary_width)))
+        if provider_texts is not None:
+            cells.append(escape(provider_texts[i]))
+        table.add_row(*cells)
+    if provider_texts is None:
+        table.title = f"{title}, all from {escape(versioned[0])}"
+    return table, left_out
+
+
+def _no_such_provider(provider: str, providers, plugins) -> None:
+    """Why ``--provider`` names nothing: an installed package that failed to load or is blocked
+    says so (with its error); anything else is an unknown package."""
+    wanted = provider.lower()
+    mine = [p for p in plugins if not p.builtin and wanted in (p.distribution.lower(), p.name.lower())]
+    broken = [p for p in mine if p.status in ("failed", "hook-error")]
+    if broken:
+        errors = "; ".join(f"plugin '{p.name}' {p.error}" for p in broken)
+        raise CnnregError(f"package '{broken[0].distribution}' is installed but failed to load: {errors} "
+                          "(see `cnnreg plugins`)")
+    blocked = [p for p in mine if p.status == "blocked"]
+    if blocked:
+        raise CnnregError(f"package '{blocked[0].distribution}' is installed but not loaded: {blocked[0].error}")
+    if mine:
+        raise CnnregError(f"package '{mine[0].distribution}' provides no components "
+                          "(its plugins add commands only; see `cnnreg plugins`)")
+    installed = set(providers) | {p.distribution for p in plugins}
+    raise CnnregError(f"no installed package '{provider}' provides components" + choices_text(provider, installed))
 
 
 def _ambiguous_names(rows) -> set[str]:
@@ -126,9 +209,11 @@ def find_component(text: str):
     if found:
         options = ", ".join(f"{c.kind}/{c.name}" for c in found)
         raise CnnregError(f"'{text}' names components of several kinds; use one of {options}")
-    every = [n for kind in KINDS for n in registry.names(kind)]
+    every = {c.name for c in registry.components()}
+    aliases = {a: n for kind in KINDS for a, n in registry.aliases(kind).items()}
     raise UnknownComponentError(
-        f"unknown component '{text}'" + choices_text(name.rpartition("/")[2], every, hint="see `cnnreg list`")
+        f"unknown component '{text}'"
+        + choices_text(name.rpartition("/")[2], every, aliases=aliases, hint="see `cnnreg list`")
     )
 
 
@@ -183,11 +268,16 @@ def show_command(
             label = p.name + ("  (NAME=VALUE sets it)" if p.name == primary else "")
             table.add_row(label, p.type_text, "required" if p.required else repr(p.default))
         console.print(table)
+        if primary is None:
+            console.print(f"no primary parameter: write {component.name}:KEY=VALUE", markup=False)
     else:
         console.print("parameters: none")
     if data["doc"]:
+        from cnnreg.cli.render import reflow
+
         console.print()
-        console.print(data["doc"], markup=False)
+        for line in reflow(data["doc"], console.width):
+            console.print(line, markup=False, soft_wrap=True)
 
 
 def _meta_text(value) -> str:
@@ -221,29 +311,66 @@ def plugins_command(
 
         print_json({"cnnreg": __version__, "plugins": [p.to_dict() for p in plugins]})
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    from cnnreg.cli.render import console
+    from cnnreg.cli.render import console, natural_width, print_wide
 
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("plugin", "package", "hooks", "components", "status"):
-        table.add_column(column, no_wrap=column in ("plugin", "package"))
     styles = {"ok": "green", "warning": "yellow", "blocked": "dim", "failed": "red", "hook-error": "red"}
-    for p in plugins:
-        hooks = ", ".join(h.replace("register_", "") for h in p.hooks) or "-"
-        status = f"[{styles.get(p.status, '')}]{p.status}[/]"
-        if p.error:
-            from rich.markup import escape
+    width = console.width
+    # Errors go in the status column when each fits there on one line, else in notes under the
+    # table, wrapped at the terminal's width: an error is never cut.  Narrow terminals then lose
+    # the "(built-in)" marks (the package cnnreg says it), then the hooks column.
+    table = _plugins_table(plugins, styles, inline=True)
+    notes = natural_width(table) > width and any(p.error for p in plugins)
+    for builtin_mark, hooks in ((True, True), (False, True), (False, False)):
+        table = _plugins_table(plugins, styles, inline=not notes, hooks=hooks, builtin_mark=builtin_mark)
+        if natural_width(table) <= width:
+            break
+    print_wide(table)
+    if notes:
+        import textwrap
 
-            status += f": {escape(p.error)}"
-        package = f"{p.distribution} {p.version}" + (" (built-in)" if p.builtin else "")
-        table.add_row(p.name, package, hooks, str(p.components), status)
-    console.print(table)
+        console.print()
+        for p in plugins:
+            if not p.error:
+                continue
+            head = f"{p.name} ({p.status}): "
+            lines = textwrap.wrap(head + p.error, max(width, 40), subsequent_indent="  ", break_on_hyphens=False)
+            style = styles.get(p.status, "")
+            console.print(f"{escape(p.name)} ([{style}]{p.status}[/]): {escape(lines[0][len(head):])}", soft_wrap=True)
+            for line in lines[1:]:
+                console.print(line, markup=False, soft_wrap=True)
     shadowed = [item for p in plugins for item in p.shadowed]
     if shadowed:
         from rich.markup import escape
 
         console.print(escape(shadowed_note(shadowed)))
+
+
+def _plugins_table(plugins, styles: dict[str, str], *, inline: bool, hooks: bool = True, builtin_mark: bool = True):
+    """``cnnreg plugins``' table: errors inline in the status column, or (``inline=False``) in
+    notes under the table; ``hooks=False`` leaves the hooks column out, ``builtin_mark=False`` the
+    "(built-in)" after cnnreg's own package (narrow terminals)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("package", no_wrap=True)
+    if hooks:
+        table.add_column("hooks", no_wrap=True)
+    table.add_column("components", no_wrap=True, justify="right")
+    table.add_column("status", no_wrap=inline, overflow="fold")
+    for p in plugins:
+        status = f"[{styles.get(p.status, '')}]{p.status}[/]"
+        if p.error and inline:
+            status += f": {escape(p.error)}"
+        package = f"{p.distribution} {p.version}" + (" (built-in)" if p.builtin and builtin_mark else "")
+        cells = [escape(p.name), escape(package)]
+        if hooks:
+            cells.append(escape(", ".join(h.replace("register_", "") for h in p.hooks) or "-"))
+        table.add_row(*cells, str(p.components), status)
+    return table
 
 
 def shadowed_note(shadowed: list[dict]) -> str:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import textwrap
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 
 #: stdout for results, stderr for errors and warnings; plain text when not a terminal.
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Rich fixes $COLUMNS when a console is made; without that it reads $COLUMNS (else the terminal's
+# size) each time it prints, so a width set later (cnnreg.testing.run_cli in a test) is honoured.
+for _console in (console, err_console):
+    if getattr(_console, "_width", None) is not None:
+        _console._width = None
+del _console
+
+#: The widest a paragraph of prose is set (cnnreg show), however wide the terminal.
+PROSE_WIDTH = 100
 
 
 def error(message: str) -> None:
@@ -42,13 +54,105 @@ def human_count(n: int | float) -> str:
     return f"{n:g}"
 
 
+def natural_width(renderable: Any, *, limit: int = 400) -> int:
+    """The columns ``renderable`` takes when nothing wraps (up to ``limit``)."""
+    return Console(width=limit).measure(renderable).maximum
+
+
 def print_wide(renderable: Any, *, limit: int = 400) -> None:
     """Print ``renderable`` at its natural width (up to ``limit`` columns), even when that is wider
     than the terminal or a pipe's 80 columns: a wide table stays whole instead of squeezed."""
-    measured = Console(width=limit).measure(renderable).maximum
+    measured = natural_width(renderable, limit=limit)
     if measured <= console.width:
         console.print(renderable)
         return
     wide = Console(file=console.file, width=measured, highlight=False, soft_wrap=False,
                    force_terminal=console.is_terminal, color_system=console.color_system, no_color=console.no_color)
     wide.print(renderable)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` terminal cells: whole if it fits, else cut at a word boundary
+    (when one is near) and ended with "…"."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:max(width, 0)]
+    kept, used = [], 0
+    for char in text:
+        used += cell_len(char)
+        if used > width - 1:
+            break
+        kept.append(char)
+    head = "".join(kept)
+    space = head.rfind(" ")
+    if space >= max(1, (width * 2) // 3):  # back up to the last whole word, unless that wastes a third
+        head = head[:space]
+    return head.rstrip(" ,;:-(/") + "…"
+
+
+_BULLET = re.compile(r"^(?:[-*+•]|\d+[.)]|\(\w\))\s+")
+_GLUE = re.compile(r" (?=[^\w\s(\[{\"'`](?: |$))")
+_LITERAL = re.compile(r"``[^`]+``")
+_RULE = re.compile(r"^\s*([-=~^*#_])\1{2,}\s*$")
+
+
+def reflow(text: str, width: int) -> list[str]:
+    """A docstring's lines, each paragraph re-filled to ``width`` columns (at most
+    :data:`PROSE_WIDTH`), so hard line breaks written for another width do not leave ragged lines.
+
+    Paragraphs are runs of unindented lines.  List items ("- ", "* ", "1. ") are re-filled with a
+    hanging indent; indented blocks (code, ``Args:`` bodies), doctest lines (">>>"), table rows
+    ("|") and underlined headings are kept exactly as written.
+    """
+    width = max(20, min(width, PROSE_WIDTH))
+    out: list[str] = []
+    words: list[str] = []
+    indent = ""
+
+    def flush() -> None:
+        nonlocal words, indent
+        if words:
+            # a lone symbol ("×", "→", "=") stays on the line of the word before it, and an inline
+            # literal (``pip install x``) on one line
+            text = _GLUE.sub("\u00a0", " ".join(words))
+            text = _LITERAL.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
+            lines = textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
+                                  break_on_hyphens=False)
+            out.extend(line.replace("\u00a0", " ") for line in lines)
+        words, indent = [], ""
+
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        following = lines[number + 1] if number + 1 < len(lines) else ""
+        if not stripped:
+            flush()
+            if out and out[-1] != "":
+                out.append("")
+            continue
+        if words and indent and line[: len(indent)] == indent and not _BULLET.match(stripped):
+            words.extend(stripped.split())  # the next line of a list item
+            continue
+        if line[0] in " \t" or stripped.startswith((">>>", "...", "|")) or _RULE.match(line) or _RULE.match(following):
+            flush()
+            out.append(line.rstrip())
+            continue
+        bullet = _BULLET.match(line)
+        if bullet:
+            flush()
+            indent = " " * bullet.end()
+            words = [line[: bullet.end()].rstrip()] + line[bullet.end():].split()
+            # textwrap joins the marker and the first word with one space: keep the author's gap
+            if bullet.end() - len(words[0]) > 1:
+                words[0] = line[: bullet.end() - 1]
+            continue
+        if indent:
+            flush()
+        words.extend(stripped.split())
+        if stripped.endswith("::"):
+            flush()
+    flush()
+    while out and out[-1] == "":
+        out.pop()
+    return out

@@ -103,9 +103,9 @@ vgg11.__doc__ = "VGG-11 (configuration A): 8 convolutions in blocks of 1, 1, 2, 
 vgg13.__doc__ = "VGG-13 (configuration B): 10 convolutions in blocks of 2, 2, 2, 2, 2." + _DOC_TAIL
 vgg16.__doc__ = (
     "VGG-16 (configuration D): 13 convolutions in blocks of 2, 2, 3, 3, 3." + _DOC_TAIL
-    + "    138,357,544 parameters at 224×224×3 with 1000 classes (as keras.applications.VGG16).\n"
+    + "138,357,544 parameters at 224×224×3 with 1000 classes (as keras.applications.VGG16).\n"
 )
 vgg19.__doc__ = (
     "VGG-19 (configuration E): 16 convolutions in blocks of 2, 2, 4, 4, 4." + _DOC_TAIL
-    + "    143,667,240 parameters at 224×224×3 with 1000 classes (as keras.applications.VGG19).\n"
+    + "143,667,240 parameters at 224×224×3 with 1000 classes (as keras.applications.VGG19).\n"
 )

@@ -1,0 +1,378 @@
+"""Output at the width people have: `cnnreg list`, `plugins` and `show` at 60-200 columns, the
+summaries `list` shows, suggestions for unknown names, and the primary parameter (issue 13)."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+from rich.cells import cell_len
+
+import cnnreg
+from cnnreg import testing
+from cnnreg.cli.render import cut, reflow
+from cnnreg.errors import ParameterError, UnknownComponentError, choices_text, suggestions
+from cnnreg.registry import first_sentence
+from cnnreg.testing import run_cli
+
+WIDTHS = (60, 80, 100, 120, 200)
+
+
+def cli(width: int, *args: str, monkeypatch) -> testing.CliResult:
+    monkeypatch.setenv("COLUMNS", str(width))
+    return run_cli(*args)
+
+
+def components_json(*args: str) -> list[dict]:
+    return json.loads(run_cli("list", *args, "--json").stdout)["components"]
+
+
+def table_rows(stdout: str) -> list[str]:
+    """The body rows of every table (the lines with a column separator, less the header)."""
+    return [line for line in stdout.splitlines() if "│" in line]
+
+
+def plugin_module(name: str, **components):
+    """A plugin module registering regularisers ``name -> (factory, summary, aliases)``."""
+    module = types.ModuleType(name)
+
+    @cnnreg.hookimpl
+    def register_regularisers(registry):
+        for component, (factory, summary, aliases) in components.items():
+            registry.add(component, factory, summary=summary, aliases=aliases)
+
+    module.register_regularisers = register_regularisers
+    return module
+
+
+def smooth(factor: float = 0.1):
+    """A smooth penalty."""
+    return ("smooth", factor)
+
+
+# --- cnnreg list ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_list_takes_one_line_per_component_and_fits_the_width(width, monkeypatch):
+    result = cli(width, "list", monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    data = components_json()
+    lines = result.stdout.splitlines()
+    rows = table_rows(result.stdout)
+    assert len(rows) == len(data)  # one line each
+    assert all(cell_len(line.rstrip()) <= width for line in lines), max(lines, key=cell_len)
+    first_words = [row.split()[0] for row in rows]
+    assert first_words == [c["name"] for c in data]  # names whole, in order
+    for row, component in zip(rows, data):
+        shown = row.split("│")[-1].strip()  # built-ins only: the title names the provider, the summary is last
+        summary = component["summary"]
+        if shown != summary:
+            assert shown.endswith("…") and summary.startswith(shown[:-1].rstrip()), (shown, summary)
+    # 4 tables: title, header, rule and a blank line each, plus the note when columns were hidden
+    assert len(lines) == len(data) + 4 * 4 + (1 if "hidden to fit" in result.stdout else 0)
+
+
+def test_list_at_80_columns_keeps_aliases_and_says_the_provider_once(monkeypatch):
+    out = cli(80, "list", "architectures", monkeypatch=monkeypatch).stdout
+    count = len(components_json("architectures"))
+    assert out.splitlines()[0].strip() == f"architectures ({count}), all from cnnreg {cnnreg.__version__}"
+    googlenet = next(row for row in table_rows(out) if row.startswith("googlenet "))
+    assert "inception_v1" in googlenet and "GoogLeNet / Inception v1 (Szegedy et" in googlenet
+    assert "hidden to fit" not in out
+
+
+def test_list_at_60_columns_drops_aliases_and_says_so(monkeypatch):
+    out = cli(60, "list", "initialisers", monkeypatch=monkeypatch).stdout
+    assert "kaiming_normal" not in out
+    assert out.rstrip().splitlines()[-1] == "hidden to fit: aliases (see cnnreg show NAME)"
+    assert len(table_rows(out)) == len(components_json("initialisers"))
+
+
+def test_list_with_two_providers_shows_the_column_and_drops_versions_first(monkeypatch):
+    module = plugin_module("smoothplug", smoothing_penalty=(smooth, "A smooth L1/L2 penalty on every kernel", ("sp",)))
+    with testing.plugin(module, distribution="cnnreg-smoothing", version="1.4.2"):
+        wide = cli(200, "list", "regularisers", monkeypatch=monkeypatch).stdout
+        narrow = cli(80, "list", "regularisers", monkeypatch=monkeypatch).stdout
+        sixty = cli(60, "list", "regularisers", monkeypatch=monkeypatch).stdout
+    row = next(r for r in table_rows(wide) if r.startswith("smoothing_penalty "))
+    assert "cnnreg-smoothing 1.4.2" in row and "sp" in row and "all from" not in wide
+    for out, width in ((narrow, 80), (sixty, 60)):
+        row = next(r for r in table_rows(out) if r.startswith("smoothing_penalty "))
+        assert row.rstrip().endswith("cnnreg-smoothing") and "1.4.2" not in out
+        assert all(cell_len(line.rstrip()) <= width for line in out.splitlines())
+        assert "hidden to fit:" in out and "versions" in out.splitlines()[-1]
+
+
+def test_list_summary_is_whole_in_json_and_show(monkeypatch):
+    dropout = next(c for c in components_json("regularisers") if c["name"] == "dropout")
+    out = cli(80, "list", "regularisers", monkeypatch=monkeypatch).stdout
+    row = next(r for r in table_rows(out) if r.startswith("dropout "))
+    assert "…" in row and dropout["summary"] not in row
+    assert dropout["summary"] == "Dropout at rate: the architecture's own, else one layer before the classifier."
+
+
+def test_provider_that_failed_to_load_says_so(tmp_path, monkeypatch):
+    (tmp_path / "plug_width_broken.py").write_text("import no_such_dependency_for_width_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with testing.entry_point("widthbroken", "plug_width_broken", distribution="cnnreg-broken", version="0.2"):
+        result = run_cli("list", "--provider", "cnnreg-broken")
+        unknown = run_cli("list", "--provider", "cnnreg-brokn")
+    assert result.exit_code == 2 and result.stdout == ""
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error == [
+        "error: package 'cnnreg-broken' is installed but failed to load: plugin 'widthbroken' cannot be loaded: "
+        "ModuleNotFoundError: No module named 'no_such_dependency_for_width_xyz' (see `cnnreg plugins`)"
+    ]
+    assert unknown.stderr.splitlines()[-1].startswith(
+        "error: no installed package 'cnnreg-brokn' provides components; did you mean 'cnnreg-broken'?"
+    )
+
+
+# --- cnnreg plugins ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", (60, 80, 100))
+def test_plugins_wraps_an_error_under_the_table_instead_of_cutting_it(width, tmp_path, monkeypatch):
+    (tmp_path / "plug_width_failing.py").write_text("import torchvision_is_not_installed_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with testing.entry_point("failing", "plug_width_failing", distribution="cnnreg-failing", version="0.2.0"):
+        result = cli(width, "plugins", monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(cell_len(line.rstrip()) <= width for line in lines)
+    assert "…" not in result.stdout
+    row = next(line for line in lines if line.startswith("failing "))
+    assert row.rstrip().endswith("failed") and "cnnreg-failing 0.2.0" in row
+    note = result.stdout[result.stdout.index("failing (failed): "):]
+    assert " ".join(note.split()) == (
+        "failing (failed): cannot be loaded: ModuleNotFoundError: No module named 'torchvision_is_not_installed_here'"
+    )
+    assert ("hooks" in lines[0]) == (width >= 80)  # the hooks column goes at 60
+    assert ("(built-in)" in result.stdout) == (width >= 80)
+
+
+def test_plugins_keeps_the_error_inline_where_it_fits(tmp_path, monkeypatch):
+    (tmp_path / "plug_width_failing2.py").write_text("import torchvision_is_not_installed_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with testing.entry_point("failing", "plug_width_failing2", distribution="cnnreg-failing", version="0.2.0"):
+        out = cli(200, "plugins", monkeypatch=monkeypatch).stdout
+    row = next(line for line in out.splitlines() if line.startswith("failing "))
+    assert "failed: cannot be loaded: ModuleNotFoundError: No module named 'torchvision_is_not_installed_here'" in row
+
+
+# --- summaries: the first sentence ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, sentence",
+    [
+        ("Orthogonal matrix (Saxe et al. 2013) times gain; keeps norms. More.",
+         "Orthogonal matrix (Saxe et al. 2013) times gain; keeps norms."),
+        ("As in Saxe et al. 2013 it keeps norms. More.", "As in Saxe et al. 2013 it keeps norms."),
+        ("Uses e.g. Keras layers, i.e. Dense. Next.", "Uses e.g. Keras layers, i.e. Dense."),
+        ("See Fig. 3 and Eq. 2 for details. Next.", "See Fig. 3 and Eq. 2 for details."),
+        ("ResNet vs. VGG compared. Next.", "ResNet vs. VGG compared."),
+        ("After Y. LeCun and J. S. Denker. Next.", "After Y. LeCun and J. S. Denker."),
+        ("A crop (AlexNet: 224 of 256. Or less.) resized back. Next.",
+         "A crop (AlexNet: 224 of 256. Or less.) resized back."),
+        ("Version 2. Next", "Version 2."),
+        ("Rate 0.5 by default. Next", "Rate 0.5 by default."),
+        ("One sentence without a dot", "One sentence without a dot"),
+        ("An unclosed (paren. Two. Three", "An unclosed (paren."),
+    ],
+)
+def test_first_sentence(text, sentence):
+    assert first_sentence(text) == sentence
+
+
+@pytest.mark.parametrize(
+    "kind, name, start",
+    [
+        ("initialiser", "orthogonal", "Orthogonal matrix (Saxe et al. 2013) times gain; keeps norms"),
+        ("regulariser", "cutmix", "CutMix (Yun et al. 2019): paste a box"),
+        ("regulariser", "mixup", "MixUp (Zhang et al. 2018): blend pairs"),
+        ("regulariser", "randaugment", "RandAugment (Cubuk et al. 2019): num_ops random operations"),
+    ],
+)
+def test_builtin_summaries_do_not_end_inside_et_al(kind, name, start):
+    assert cnnreg.get(kind, name).summary.startswith(start)
+
+
+def test_no_builtin_summary_ends_inside_parentheses():
+    for component in cnnreg.components():
+        summary = component.summary
+        assert summary.count("(") == summary.count(")"), (component.name, summary)
+        assert not summary.endswith((" al.", " e.g.", " i.e.")), (component.name, summary)
+
+
+def test_cut_keeps_whole_words_and_marks_the_cut():
+    text = "AlexNet (Krizhevsky et al. 2012), exactly the lecture's table"
+    assert cut(text, 200) == text
+    assert cut(text, 44) == "AlexNet (Krizhevsky et al. 2012), exactly…"
+    assert cut(text, 30) == "AlexNet (Krizhevsky et al.…"
+    assert all(cell_len(cut(text, w)) <= w for w in range(1, 70))
+    assert cell_len(cut("variance ≈ 0.774 stddev² and more text", 12)) <= 12
+
+
+# --- cnnreg show: reflowed paragraphs ---------------------------------------------------------
+
+
+def test_reflow_fills_paragraphs_and_keeps_blocks():
+    doc = (
+        "First paragraph written\nwith a hard break\nhere.\n\n"
+        "- an item that goes on\n  to a second line\n- another\n\n"
+        "Example::\n\n    x = keras.layers.Dense(3)\n    y = x\n\n"
+        "Args:\n    rate: the rate\n\n"
+        "| a | b |\n|---|---|\n\n"
+        "Heading\n-------\n"
+    )
+    assert reflow(doc, 80) == [
+        "First paragraph written with a hard break here.", "",
+        "- an item that goes on to a second line", "- another", "",
+        "Example::", "", "    x = keras.layers.Dense(3)", "    y = x", "",
+        "Args:", "    rate: the rate", "",
+        "| a | b |", "|---|---|", "",
+        "Heading", "-------",
+    ]
+    long = reflow("word " * 60, 40)
+    assert len(long) > 1 and all(len(line) <= 40 for line in long)
+    assert reflow("1. " + "word " * 20, 30)[1].startswith("   word")  # hanging indent
+
+
+@pytest.mark.parametrize("width", (60, 80, 120))
+def test_show_reflows_the_docstring_to_the_width(width, monkeypatch):
+    out = cli(width, "show", "resnet34", monkeypatch=monkeypatch).stdout
+    doc = out[out.index("ResNet-34, exactly"):].splitlines()
+    assert all(cell_len(line) <= min(width, 100) for line in doc)
+    paragraphs = "\n".join(doc).split("\n\n")
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        for line, after in zip(lines, lines[1:]):  # filled: the next word would not have fitted
+            words = after.split()
+            head = " ".join(words[:2]) if len(words) > 1 and len(words[1]) == 1 else words[0]  # "3 ×" stays together
+            assert cell_len(line) + 1 + cell_len(head) > min(width, 100), (line, after)
+    assert "Deep Residual Learning for Image Recognition" in " ".join(" ".join(doc).split())
+
+
+# --- suggestions ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, word, expected",
+    [
+        ("initialiser", "he", "did you mean 'he_normal' or 'he_uniform'?"),
+        ("initialiser", "kaiming",
+         "did you mean 'he_normal' (alias kaiming_normal) or 'he_uniform' (alias kaiming_uniform)?"),
+        ("initialiser", "xavier_norml", "did you mean 'glorot_normal' (alias xavier_normal)?"),
+        ("initialiser", "he_norml", "did you mean 'he_normal'?"),
+        ("architecture", "resnet35", "did you mean 'resnet34'?"),
+        ("architecture", "vgg1", "did you mean 'vgg11', 'vgg13', 'vgg16' or 'vgg19'?"),
+        ("architecture", "resnet", "did you mean 'resnet18', 'resnet34', 'resnet50', 'resnet101' or 'resnet152'?"),
+        ("architecture", "keras-resnet1", "did you mean 'keras-resnet101', 'keras-resnet101v2', 'keras-resnet152' or"),
+        ("architecture", "keras", "did you mean one of the 40 starting with 'keras' ('keras-convnextbase',"),
+        ("regulariser", "weight_dec", "did you mean 'l2' (alias weight_decay)?"),
+        ("regulariser", "label", "did you mean 'label_smoothing'?"),
+        ("dataset", "fashion", "did you mean 'fashion_mnist'?"),
+        ("dataset", "cifar", "did you mean 'cifar10' or 'cifar100'?"),
+    ],
+)
+def test_unknown_names_suggest_by_prefix_alias_and_spelling(kind, word, expected):
+    with pytest.raises(UnknownComponentError) as info:
+        cnnreg.get(kind, word)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_init_he_on_the_command_line_suggests_both():
+    result = run_cli("run", "mlp_bn", "--init", "he")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: unknown initialiser 'he'; did you mean 'he_normal' or 'he_uniform'? (valid: "
+    )
+
+
+def test_show_suggests_across_kinds_with_aliases():
+    result = run_cli("show", "kaiming")
+    assert result.stderr.startswith(
+        "error: unknown component 'kaiming'; did you mean 'he_normal' (alias kaiming_normal) or "
+        "'he_uniform' (alias kaiming_uniform)?"
+    )
+
+
+def test_suggestions_api():
+    assert suggestions("h", ["he_normal", "he_uniform"]) == []  # one letter is no prefix
+    assert suggestions("tensorflo", ["jax", "tensorflow", "torch"]) == ["tensorflow"]
+    assert suggestions("zzz", ["jax"]) == []
+    assert choices_text("he", ["he_normal", "he_uniform"]) == (
+        "; did you mean 'he_normal' or 'he_uniform'? (valid: he_normal, he_uniform)"
+    )
+
+
+# --- the primary parameter --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, name, primary",
+    [
+        ("architecture", "resnet34", None),
+        ("architecture", "mlp_bn", None),
+        ("architecture", "alexnet", None),
+        ("architecture", "single_conv", "filters"),  # declared
+        ("architecture", "keras-resnet50", "weights"),  # declared by the bridge
+        ("initialiser", "he_normal", "seed"),
+        ("initialiser", "variance_scaling", "scale"),
+        ("regulariser", "dropout", "rate"),
+        ("regulariser", "l2", "factor"),
+        ("dataset", "folder", "path"),
+    ],
+)
+def test_primary_parameter(kind, name, primary):
+    assert cnnreg.get(kind, name).primary == primary
+
+
+def test_no_architecture_gets_a_framework_parameter_as_primary_by_default():
+    from cnnreg.registry import FRAMEWORK
+
+    for component in cnnreg.components("architecture"):
+        if "primary" not in component.metadata:
+            assert component.primary not in FRAMEWORK["architecture"], component.name
+
+
+def test_a_scaffold_style_architecture_has_no_primary():
+    def tiny(input_shape=(32, 32, 3), num_classes=10, *, include_top: bool = True, width: int = 32):
+        """A tiny net."""
+
+    module = types.ModuleType("tinyarch")
+
+    @cnnreg.hookimpl
+    def register_architectures(registry):
+        registry.add("tinyarch", tiny)
+
+    module.register_architectures = register_architectures
+    with testing.plugin(module):
+        component = cnnreg.get("architecture", "tinyarch")
+        assert component.primary is None
+        with pytest.raises(ParameterError) as info:
+            component.resolve({"__primary__": "64"})
+    assert str(info.value) == (
+        "architecture 'tinyarch' has no primary parameter; write tinyarch:KEY=VALUE (parameters: include_top, width)"
+    )
+
+
+def test_name_equals_value_without_a_primary_is_one_line_listing_the_parameters():
+    with pytest.raises(ParameterError) as info:
+        cnnreg.get_registry().resolve("architecture", "resnet34=false")
+    assert str(info.value) == (
+        "architecture 'resnet34' has no primary parameter; write resnet34:KEY=VALUE "
+        "(parameters: include_top, batchnorm, dropout)"
+    )
+    _, params = cnnreg.get_registry().resolve("architecture", "resnet34:include_top=false")
+    assert params == {"include_top": False}
+
+
+def test_show_says_when_there_is_no_primary(monkeypatch):
+    out = cli(100, "show", "resnet34", monkeypatch=monkeypatch).stdout
+    assert "NAME=VALUE sets it" not in out and "no primary parameter: write resnet34:KEY=VALUE" in out
+    assert "gain  (NAME=VALUE sets it)" in cli(100, "show", "orthogonal", monkeypatch=monkeypatch).stdout
