@@ -1,21 +1,28 @@
 """The regulariser contract: what a regulariser component can change in a training run.
 
-A regulariser factory returns a :class:`Regulariser`.  Override only what it changes:
+A regulariser factory returns an instance of a :class:`Regulariser` subclass that overrides only
+what it changes (docs/plugins.md, "Regularisers", has the full contract and a worked example):
 
 * :meth:`Regulariser.architecture_params` — keyword parameters for the architecture factory
   (``dropout=0.5``, ``batchnorm=False``) when the architecture declares them;
+  :meth:`Regulariser.required_architecture_params` — those it must declare;
+* :meth:`Regulariser.head_layers` — layers inserted before the classifier when the architecture
+  declares none of those parameters (dropout on any architecture);
 * :meth:`Regulariser.kernel_regularizer` / :meth:`Regulariser.kernel_constraint` — a penalty or
   constraint put on the kernel of every Conv and Dense layer;
-* :meth:`Regulariser.head_layers` — layers inserted before the classifier (dropout on any
-  architecture);
-* :meth:`Regulariser.augmentation` — Keras preprocessing layers applied to training images only
+* :meth:`Regulariser.loss_params` — arguments for the loss (``label_smoothing``);
+* :meth:`Regulariser.augmentation` — a list of Keras layers applied to training images only
   (pixel values 0..255, before the architecture's ``preprocess``);
 * :meth:`Regulariser.batch_transform` — a function on whole training batches with one-hot labels
-  (mixup, cutmix);
-* :meth:`Regulariser.loss_params` — arguments for the loss (``label_smoothing``);
-* :meth:`Regulariser.callbacks` — Keras callbacks.
+  (mixup, cutmix), called from several threads;
+* :meth:`Regulariser.callbacks` — Keras callbacks;
+* :attr:`Regulariser.label` — the text the run header shows.
 
-Everything here is backend-neutral Keras 3; keras is imported inside methods.
+The factory runs when the spec is resolved, before keras is imported: it stores its parameters
+(raising :class:`cnnreg.errors.ParameterError` for a mistake the type hints cannot catch) and
+sets ``label``.  One instance serves the whole run and cnnreg may call each method several times,
+so methods have no side effects and return new layers and callbacks on every call.  Everything
+here is backend-neutral Keras 3; keras is imported inside methods, never at module level.
 """
 
 from __future__ import annotations
@@ -26,57 +33,118 @@ from typing import Any
 __all__ = ["Regulariser", "combine_batch_transforms"]
 
 #: ``f(x, y_onehot, rng) -> (x, y_onehot)`` on numpy training batches (numpy is not imported
-#: here: plugin modules that subclass Regulariser must stay light).
+#: here: plugin modules that subclass Regulariser must stay light).  See
+#: :meth:`Regulariser.batch_transform`.
 BatchTransform = Callable[[Any, Any, Any], "tuple[Any, Any]"]
 
 
 class Regulariser:
-    """Base class: a regulariser that changes nothing. Subclasses override what they change."""
+    """Base class: a regulariser that changes nothing. Subclasses override what they change.
 
-    #: Short text for the run header, e.g. ``"l2 1e-04 on 37 kernels"``.
+    Set :attr:`label` in ``__init__``; the built-ins also give the component a ``role``
+    (``penalty``, ``constraint``, ``layer``, ``architecture``, ``loss``, ``augmentation``,
+    ``batch augmentation``) as metadata, which ``cnnreg show`` prints.  cnnreg decides what a
+    regulariser does from the methods it overrides, not from its role.
+    """
+
+    #: One short line of plain text saying what this instance does with its parameters, e.g.
+    #: ``"l2 0.0001 kernel penalty"``; the run header prints it after the spec.  Empty: the
+    #: class name is shown.  No square brackets (the header reads them as Rich markup).
     label: str = ""
 
     def architecture_params(self) -> dict[str, Any]:
-        """Parameters for the architecture factory, applied only if it declares them."""
+        """Keyword arguments for the architecture factory, e.g. ``{"dropout": 0.5}``.
+
+        Called when the model is built.  Those the architecture's factory declares are passed and
+        override the architecture spec's own values; the rest are dropped.  When it declares none
+        of them, :meth:`head_layers` is used instead.
+        """
         return {}
 
     def required_architecture_params(self) -> tuple[str, ...]:
-        """Names from :meth:`architecture_params` the architecture *must* accept (else an error)."""
+        """Names from :meth:`architecture_params` the architecture *must* declare.
+
+        Checked when the spec is resolved, before keras is imported: an architecture without one
+        of them stops the run with one line.
+        """
         return ()
 
     def kernel_regularizer(self) -> Any | None:
-        """A ``keras.regularizers.Regularizer`` for every Conv/Dense kernel, or None."""
+        """A penalty on the kernel of every Conv and Dense layer, or None.
+
+        A ``keras.regularizers.Regularizer`` or any callable ``w -> scalar`` built with
+        ``keras.ops``; it goes on ``kernel``, ``depthwise_kernel`` and ``pointwise_kernel``
+        variables, nested models included.  Penalties of several regularisers are added.  Called
+        after the model is built and again after a checkpoint is loaded (it is not saved).
+        """
         return None
 
     def kernel_constraint(self, kernel_rank: int) -> Any | None:
-        """A ``keras.constraints.Constraint`` for a kernel of this rank, or None."""
+        """A ``keras.constraints.Constraint`` for a kernel of this rank, or None.
+
+        ``kernel_rank`` is 4 for Conv2D and depthwise kernels ``(kh, kw, in, out)``, 2 for Dense
+        ``(in, out)``.  Called once per kernel; when several regularisers give a constraint, the
+        last ``--reg`` wins.
+        """
         return None
 
     def head_layers(self) -> list[Any]:
-        """Layers inserted between the features and the classifier (used when the
-        architecture does not take the equivalent parameter)."""
+        """Keras layers inserted, in order, between the features and the classifier.
+
+        The fallback of :meth:`architecture_params`: called only when that returned parameters
+        and the architecture declares none of them (never when it returned ``{}``).  The layers
+        are saved with the model, so use Keras' own layer classes; return new ones every call.
+        """
         return []
 
     def augmentation(self, seed: int) -> list[Any]:
-        """Keras layers applied to training images (0..255 pixels) in training only."""
+        """A list of Keras layers applied to training images only; ``[]`` for none.
+
+        Always a list, also for one layer.  The layers of all regularisers run in ``--reg``
+        order as one ``keras.Sequential``, called with ``training=True`` on float32 batches
+        ``(N, H, W, C)`` of 0..255 pixels at the model's input size, before the architecture's
+        ``preprocess``; they keep the shape and the 0..255 range.  Called several times per run
+        (once per input lane, with ``seed + 7919 * lane``): build new layers every call, seeded
+        from ``seed`` (which may exceed 2**32 - 1: give Keras ``seed % 2**32`` for JAX).
+        """
         return []
 
     def batch_transform(self) -> BatchTransform | None:
-        """``f(x, y_onehot, rng) -> (x, y_onehot)`` on training batches, or None."""
+        """``f(x, y_onehot, rng) -> (x, y_onehot)`` on whole training batches, or None.
+
+        ``x``: float32 ``(N, H, W, C)`` after augmentation and the architecture's ``preprocess``
+        (``cnnreg data show --augment`` passes 0..255 pixels: assume no range); ``y_onehot``:
+        float32 ``(N, classes)``; ``rng``: a ``numpy.random.Generator`` seeded from (run seed,
+        epoch, batch index), the only source of randomness to use.  ``f`` returns float32 arrays
+        of the same shapes without writing into its inputs, and is called from several threads
+        at once (worker threads of the NumPy input, parallel ``tf.data`` maps and augmentation
+        lanes): it must not write shared state (or must hold a lock).  Transforms of several
+        regularisers are chained in ``--reg`` order.
+        """
         return None
 
     def loss_params(self) -> dict[str, Any]:
-        """Arguments for ``keras.losses.CategoricalCrossentropy``."""
+        """Keyword arguments for ``keras.losses.CategoricalCrossentropy``, e.g. ``{"label_smoothing": 0.1}``.
+
+        Called at each compile; the dicts of several regularisers are merged in ``--reg`` order.
+        """
         return {}
 
     def callbacks(self) -> list[Any]:
+        """Keras callbacks added to every ``model.fit`` of the run (new instances every call).
+
+        They run after cnnreg's own recorder, which checkpoints the epoch; their state is not
+        checkpointed, so after ``cnnreg resume`` they start afresh.
+        """
         return []
 
     def describe(self) -> str:
+        """What the run header shows: :attr:`label`, else the class name (set ``label`` instead)."""
         return self.label or type(self).__name__
 
 
 def combine_batch_transforms(transforms: list[BatchTransform]) -> BatchTransform | None:
+    """One function applying ``transforms`` in order (the ``--reg`` order), or None for none."""
     if not transforms:
         return None
 
