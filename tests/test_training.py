@@ -37,8 +37,9 @@ def test_run_writes_a_complete_run_directory(tmp_path):
     assert manifest["environment"]["versions"]["keras"] and manifest["config"]["seed"] == 0
     assert manifest["data"] == {"train": 1347, "validation": 271, "test": 179}
     assert manifest["test"]["accuracy"] > 0.5
-    for name in ("history.csv", "model.keras", "summary.txt", "curves.png", "checkpoint/state.json"):
+    for name in ("history.csv", "model.keras", "summary.txt", "curves.png"):
         assert (run_dir / name).stat().st_size > 0, name
+    assert not (run_dir / "checkpoint").exists()  # a completed run keeps no resumable state
     assert [row["epoch"] for row in history(run_dir)] == ["1", "2"]
     assert not list(run_dir.rglob("*.tmp*")), "temporary files left behind"
     assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

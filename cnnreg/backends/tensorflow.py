@@ -1,4 +1,6 @@
-"""TensorFlow-only services (imported only when Keras runs on TensorFlow)."""
+"""TensorFlow services: imported for the TensorFlow backend, and on the others for keeping
+TensorFlow out (:func:`hide_until_imported`) or bringing it in quietly for tf.data
+(:func:`quiet_import`).  TensorFlow itself is imported inside the functions only."""
 
 from __future__ import annotations
 
@@ -67,6 +69,35 @@ def quiet_import() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def hide_until_imported() -> None:
+    """On the JAX and PyTorch backends, keep Keras from importing TensorFlow just because it is
+    installed.  Keras asks its lazy ``tensorflow`` module whether it is ``available`` (which
+    imports it) to seed it in ``set_random_seed`` and to recognise TensorFlow types when it
+    serialises a model; without TensorFlow imported there is nothing of it to seed or recognise.
+    From here on that module counts as available only once something has imported TensorFlow
+    (a tf.data pipeline: :func:`cnnreg.training.run.needs_tensorflow`).  Call after keras is
+    imported, on a backend other than TensorFlow."""
+    import sys
+
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:  # pragma: no cover - a Keras without it: nothing to adjust
+        return
+    lazy = getattr(module_utils, "tensorflow", None)
+    kind = type(lazy)
+    if lazy is None or getattr(kind, "_cnnreg_deferred", False) or not isinstance(getattr(kind, "available", None), property):
+        return
+
+    class Deferred(kind):
+        _cnnreg_deferred = True
+
+        @property
+        def available(self):
+            return "tensorflow" in sys.modules and kind.available.fget(self)
+
+    lazy.__class__ = Deferred
 
 
 def mirrored_strategy(*, auto: bool):

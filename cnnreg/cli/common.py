@@ -44,7 +44,8 @@ def use_backend(name: Optional[str]) -> str:
 
 def load_framework() -> None:
     """Import keras for a command that needs it; on TensorFlow without TensorFlow's native
-    start-up chatter on stderr. Call after every option has been checked."""
+    start-up chatter on stderr, on JAX and PyTorch without TensorFlow (until a tf.data
+    pipeline needs it). Call after every option has been checked."""
     import os
 
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
@@ -53,4 +54,9 @@ def load_framework() -> None:
         quiet_import()
         if os.environ.get("CNNREG_LOGICAL_CPUS", "").isdigit():  # test aid: several CPU devices
             split_cpu(int(os.environ["CNNREG_LOGICAL_CPUS"]))
-    import keras  # noqa: F401
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # not imported at all unless tf.data needs it
+        from cnnreg.backends.tensorflow import hide_until_imported
+
+        hide_until_imported()

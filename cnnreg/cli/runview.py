@@ -18,8 +18,9 @@ def _component(resolved) -> str:
     return f"{resolved.spec}  [dim]({c.provider} {c.provider_version})[/]"
 
 
-def header(plan) -> Panel:
-    """The run header: resolved components, data, model size and cost, device and precision."""
+def header(plan, *, resumed: int | None = None) -> Panel:
+    """The run header: resolved components, data, model size and cost, device and precision.
+    ``resumed``: the epochs on record when ``cnnreg resume`` goes on from them."""
     from cnnreg.cli.render import human_count
     from cnnreg.training.run import environment
 
@@ -49,6 +50,9 @@ def header(plan) -> Panel:
     if plan.bn_momentum is not None:
         train += f"; BatchNorm momentum {plan.bn_momentum:g}"
     grid.add_row("training", train)
+    if resumed is not None:
+        total = config.epochs + config.fine_tune_epochs
+        grid.add_row("resumed", f"after epoch {resumed} of {total}" if resumed else f"from epoch 1 of {total} (no epoch was on record)")
     model = plan.model
     total = model.count_params()
     trainable = sum(int(_size(w)) for w in model.trainable_weights)
@@ -62,7 +66,8 @@ def header(plan) -> Panel:
         grid.add_row("distribution", plan.distribution.describe(config.batch_size))
     for note in plan.notes:
         grid.add_row("note", note)
-    return Panel(grid, title=f"cnnreg run {config.architecture}", title_align="left", expand=False)
+    command = "run" if resumed is None else "resume"
+    return Panel(grid, title=f"cnnreg {command} {plan.architecture.component.name}", title_align="left", expand=False)
 
 
 def _size(weight) -> int:

@@ -58,7 +58,7 @@ def run_command(
     bn_momentum: str = typer.Option("auto", "--bn-momentum", help="BatchNorm momentum: auto (0.9 for small data) or a number."),
     class_weight: Optional[str] = typer.Option(None, "--class-weight", help="balanced: weight each class by n / (classes × n_class) in the loss."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run (default: runs/<UTC time>-<arch>-<dataset>/)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything, print the header and summary, train nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything and build the model, print the header and the layer summary; train and write nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
     backend: Optional[str] = backend_option(),
     distribute: str = typer.Option("auto", "--distribute", help="auto, none, mirrored (TensorFlow GPUs) or data-parallel (JAX devices)."),
@@ -75,7 +75,7 @@ def run_command(
 
       cnnreg run resnet34 --init he_normal --clip norm=1.0
 
-      cnnreg run alexnet --reg dropout=0.5 --reg flip --optimizer sgd:momentum=0.9 --lr 0.01
+      cnnreg run alexnet --reg dropout=0.5 --reg crop --optimizer sgd:momentum=0.9 --lr 0.01
 
       cnnreg run keras-xception --dataset tf_flowers --weights imagenet --freeze-base --reg flip
 
@@ -115,7 +115,9 @@ def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> No
     if not dry_run and loop.launch_rank(plan.launch) == 0:
         if target is None:
             try:
-                target = rundir.new_run_dir(DEFAULT_ROOT, plan.config.architecture, plan.config.dataset)
+                from cnnreg.training.run import run_names
+
+                target = rundir.new_run_dir(DEFAULT_ROOT, *run_names(plan))
             except OSError as exc:
                 raise CnnregError(f"cannot create a run directory in {DEFAULT_ROOT}/ ({exc.strerror or exc})") from None
         lock = rundir.claim(target, fresh=True, created=run_dir is None)
@@ -198,7 +200,7 @@ def resume_command(
 
       cnnreg resume /shared/runs/resnet50 --coordinator host0:1234 --num-processes 2 --process-id 1
     """
-    from cnnreg.cli.render import warn
+    from cnnreg.cli.render import console, warn
     from cnnreg.training import loop, rundir
 
     data = rundir.load_manifest(run_dir)
@@ -215,10 +217,19 @@ def resume_command(
     run_preprocess(data, Path(run_dir))  # refused before keras loads
     # checked and locked before keras loads; the loop takes the same lock again
     lock = rundir.claim(Path(run_dir), fresh=False) if rank == 0 else contextlib.nullcontext()
+    def announce(plan, done: int) -> None:  # as `cnnreg run` shows it, once the run is recovered
+        from cnnreg.cli.runview import header
+
+        panel = header(plan, resumed=done)  # computes the cost model, which may add warnings
+        for line in plan.warnings:
+            warn(line)
+        if not quiet:
+            console.print(panel)
+
     with lock:
         load_framework()
         outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet or rank != 0),
-                              launch=arguments, report=warn)
+                              launch=arguments, report=warn, announce=announce)
     _closing(outcome)
 
 
@@ -260,6 +271,9 @@ def runs_command(
 ) -> None:
     """List runs: architecture, dataset, status, best validation accuracy, epochs, duration.
 
+    A narrow terminal drops whole columns (time, dataset, architecture, epochs first) rather
+    than cut a name or a number.
+
     Example:
 
       cnnreg runs --json
@@ -291,17 +305,61 @@ def runs_command(
     if not rows:
         console.print(f"no runs under {root}/")
         return
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("run", "architecture", "dataset", "status", "best val acc", "test acc", "epochs", "time"):
-        table.add_column(column, no_wrap=column == "run")
+    cells = []
     for row in rows:
         best = next(iter(row["best"].values()), None) if row["best"] else None
-        table.add_row(
-            Path(row["run_dir"]).name, str(row["architecture"]), str(row["dataset"]), str(row["status"]),
-            "-" if best is None else f"{best:.4f}", "-" if row["test"] is None else f"{row['test']:.4f}",
-            f"{row['epochs_done']}/{row['epochs']}", "-" if not row["seconds"] else f"{row['seconds']:.0f} s",
-        )
+        cells.append({
+            "run": Path(row["run_dir"]).name, "architecture": str(row["architecture"]), "dataset": str(row["dataset"]),
+            "status": str(row["status"]), "best val acc": _number(best), "test acc": _number(row["test"]),
+            "epochs": f"{row['epochs_done']}/{row['epochs']}",
+            "time": "-" if not isinstance(row["seconds"], (int, float)) or not row["seconds"] else f"{row['seconds']:.0f} s",
+        })
+    columns, headers = _runs_columns(cells, console.width)
+    table = Table(show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(headers[column], justify="right" if column in RUNS_NUMBERS else "left", no_wrap=True,
+                         min_width=_natural(column, headers[column], cells),
+                         overflow="fold" if column == "run" else "ellipsis")
+    for cell in cells:
+        table.add_row(*(cell[column] for column in columns))
     console.print(table)
+
+
+#: `cnnreg runs`' columns; narrower terminals first shorten the headers (RUNS_SHORT), then drop
+#: whole columns in the order of RUNS_DROPPED (the run's own folder name usually holds the
+#: architecture and dataset) rather than cut a name or a number.  The run column always stays.
+RUNS_COLUMNS = ("run", "architecture", "dataset", "status", "best val acc", "test acc", "epochs", "time")
+RUNS_SHORT = {"architecture": "arch", "best val acc": "val acc", "test acc": "test"}
+RUNS_DROPPED = ("time", "dataset", "architecture", "epochs", "test acc", "best val acc", "status")
+RUNS_NUMBERS = ("best val acc", "test acc", "epochs", "time")
+
+
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _natural(column: str, header: str, cells: list[dict]) -> int:
+    from rich.cells import cell_len
+
+    return max([cell_len(header), *(cell_len(cell[column]) for cell in cells)])
+
+
+def _runs_columns(cells: list[dict], width: int) -> tuple[list[str], dict[str, str]]:
+    """The columns that fit ``width`` uncut, and their headers."""
+    columns = list(RUNS_COLUMNS)
+    headers = {column: column for column in columns}
+
+    def needed() -> int:  # each column at its widest cell, " │ " between columns
+        return sum(_natural(c, headers[c], cells) for c in columns) + 3 * (len(columns) - 1)
+
+    if needed() <= width:
+        return columns, headers
+    headers.update(RUNS_SHORT)
+    for column in RUNS_DROPPED:
+        if needed() <= width:
+            break
+        columns.remove(column)
+    return columns, headers
 
 
 def evaluate_command(

@@ -23,13 +23,13 @@ def train(config: RunConfig, run_dir: str | Path | None = None, *, progress: Any
     Keras callback (the CLI passes its progress display).
     """
     from cnnreg.training import loop, rundir
-    from cnnreg.training.run import prepare, resolve
+    from cnnreg.training.run import prepare, resolve, run_names
 
     plan = prepare(resolve(config))
     if run_dir is not None:
         target = Path(run_dir)
     elif plan.distribution.is_chief:
-        target = rundir.new_run_dir(Path("runs"), config.architecture, config.dataset)
+        target = rundir.new_run_dir(Path("runs"), *run_names(plan))
     else:
         target = None  # multi-process: only process 0 writes a run directory
     return loop.start(plan, target, argv=["cnnreg.training.train"], progress=progress)

@@ -323,8 +323,8 @@ def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: i
         if old.name not in kept:
             old.unlink(missing_ok=True)
     rundir.write_history(run_dir / "history.csv", state["history"])
-    if improved:  # the same bytes as the checkpoint: link (or copy) them rather than save twice
-        rundir.link_atomic(checkpoint_dir / name, run_dir / "model.keras")
+    if improved:  # the checkpoint less its optimizer state (a third of its size with Adam)
+        rundir.save_without_optimizer(checkpoint_dir / name, run_dir / "model.keras")
     data = rundir.load_manifest(run_dir)
     data.update(status="running", epochs_done=done, best_epoch=state.get("best_epoch"),
                 best={monitor: state.get("best_value")})
@@ -387,10 +387,35 @@ def _start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress
     return _fit(plan, run_dir, plan.model, state, progress=progress)
 
 
+#: summary.txt's width: Keras' layer table with all its columns ("Connected to" included).
+SUMMARY_WIDTH = 110
+
+
 def _write_summary(plan: Plan, run_dir: Path) -> None:
+    rundir.write_atomic(run_dir / "summary.txt", model_summary(plan.model) + "\n")
+
+
+def model_summary(model, width: int = SUMMARY_WIDTH) -> str:
+    """Keras' layer summary at ``width`` columns whatever the terminal's.  Keras renders it
+    with a Rich console that takes its width from the terminal (``COLUMNS``, or
+    ``JUPYTER_COLUMNS`` in a notebook) and crops the table to it, so both are set while it
+    renders."""
+    import os
+
     lines: list[str] = []
-    plan.model.summary(print_fn=lambda text, line_break=True: lines.append(text), line_length=110)
-    rundir.write_atomic(run_dir / "summary.txt", "\n".join(lines) + "\n")
+    names = ("COLUMNS", "JUPYTER_COLUMNS")
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        for name in names:
+            os.environ[name] = str(width)
+        model.summary(print_fn=lambda text, line_break=True: lines.append(text), line_length=width)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return "\n".join(line.rstrip("\n") for line in lines)
 
 
 def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=None) -> Outcome:
@@ -407,8 +432,9 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
         phases = [("head", config.epochs, None), ("fine-tune", config.fine_tune_epochs, config.fine_tune_lr)]
     done = len(state["history"])
     status, message = "completed", ""
+    total = sum(epochs for _, epochs, _ in phases)
     try:
-        for phase, epochs, lr in phases:
+        for index, (phase, epochs, lr) in enumerate(phases):
             already = sum(1 for row in state["history"] if row["phase"] == phase)
             if already >= epochs:
                 continue
@@ -417,6 +443,8 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
                 compile_model(plan, model, learning_rate=lr or plan.optimizer[1]["learning_rate"] / 10, epochs=epochs)
             if progress is not None:
                 progress.set_phase(phase, epochs)
+                if hasattr(progress, "set_run"):  # for the whole run's ETA
+                    progress.set_run(before=sum(e for _, e, _ in phases[:index]), total=total)
             data = training_data(plan, first_epoch=len(state["history"]))  # batches of the epochs to come
             with warnings.catch_warnings(), _catch_ctrl_c(state):
                 if streamed:  # Keras warns whenever a split of unknown length ends, i.e. every epoch
@@ -441,7 +469,7 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
                    f"free space or fix the directory, then `cnnreg resume {run_dir}`")
     except KeyboardInterrupt:
         status = "interrupted"
-        message = f"interrupted; resume with: cnnreg resume {run_dir}"
+        message = f"resume with: cnnreg resume {run_dir}"  # the status already says interrupted
     seconds = time.time() - started
     return _finish(plan, run_dir, state, status, message, seconds)
 
@@ -489,19 +517,34 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
             status, message = "failed", (f"cannot write the run directory: {_reason(exc)}; "
                                          f"`cnnreg resume {run_dir}` finishes it once it can be written")
         data = {"best": {state.get("monitor", "val_accuracy"): state.get("best_value")}}
-    if status == "completed":  # nothing left to resume: the model + optimizer copy can go
-        for old in (run_dir / CHECKPOINT_DIR).glob("epoch-*.keras"):
-            old.unlink(missing_ok=True)
+    if status == "completed":  # on record as completed: nothing is left to resume, so checkpoint/ goes
+        _remove_checkpoints(run_dir)
     return Outcome(run_dir, status, state["history"], state.get("best_epoch"), data["best"], test, seconds, message)
 
 
-def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None, report=None) -> Outcome:
+def _remove_checkpoints(run_dir: Path) -> None:
+    """Remove ``checkpoint/`` of a completed run (its files, then the folder).  A run killed
+    before this keeps it; a completed run is never resumed, so it is only space."""
+    folder = run_dir / CHECKPOINT_DIR
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.is_file() or entry.is_symlink():
+            entry.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # something else was put there: leave it
+
+
+def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None, report=None, announce=None) -> Outcome:
     """Continue an interrupted, crashed or failed run from its last completed epoch.
 
     ``launch``: the multi-process arguments (``--coordinator`` ...) when several processes
     resume it together; every process reads ``run_dir`` (shared storage), process 0 writes it
     (and holds its lock).  ``report(line)`` is told how the run was recovered when
-    ``state.json`` or the newest checkpoint could not be used.
+    ``state.json`` or the newest checkpoint could not be used.  ``announce(plan, epochs_done)``
+    is called once the run is recovered, before training goes on (the CLI prints the header).
     """
     run_dir = Path(run_dir)
     data = rundir.load_manifest(run_dir)
@@ -524,7 +567,7 @@ def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None
                 return _tagged(plan, _resume(plan, run_dir, scratch, data, progress, report))
         for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob(f"{CHECKPOINT_DIR}/.*.tmp*")]:
             stale.unlink(missing_ok=True)  # half-written files of the killed process
-        return _resume(plan, run_dir, run_dir, data, progress, report)
+        return _resume(plan, run_dir, run_dir, data, progress, report, announce)
 
 
 def launch_rank(launch: dict[str, Any] | None) -> int:
@@ -540,7 +583,7 @@ def launch_rank(launch: dict[str, Any] | None) -> int:
     return (rank if rank is not None else env_int("JAX_PROCESS_ID")) or 0
 
 
-def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progress, report) -> Outcome:
+def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progress, report, announce=None) -> Outcome:
     """Load the checkpoint of ``run_dir`` and train on, writing to ``target``."""
     recovered = recover(run_dir, data, report=report)
     chief = target == run_dir
@@ -551,6 +594,8 @@ def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progr
             except OSError as exc:
                 raise CnnregError(f"cannot write the run directory {run_dir}: {_reason(exc)}") from None
         compile_model(plan, plan.model)
+        if chief and announce is not None:
+            announce(plan, 0)
         return _fit(plan, target, plan.model, {"history": []}, progress=progress)
     model, state = recovered
     apply_training_settings(plan, model)
@@ -560,12 +605,14 @@ def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progr
             _put_on_record(run_dir, state, report)
         except OSError as exc:
             raise CnnregError(f"cannot write the run directory {run_dir}: {_reason(exc)}") from None
+        if announce is not None:
+            announce(plan, len(state["history"]))
     return _fit(plan, target, model, state, progress=progress)
 
 
 def _put_on_record(run_dir: Path, state: dict[str, Any], report=None) -> None:
     """Make the run directory agree with the recovered checkpoint before training on: state.json
-    points at it, history.csv ends with it, model.keras is it when it is the best epoch."""
+    points at it, history.csv ends with it, model.keras is its model (less the optimizer) when it is the best epoch."""
     import zipfile
 
     name = state["checkpoints"][-1]
@@ -584,8 +631,8 @@ def _put_on_record(run_dir: Path, state: dict[str, Any], report=None) -> None:
          "phase": state["resumed_phase"], "phase_epoch": sum(1 for row in state["history"] if row["phase"] == state["resumed_phase"])},
     )
     rundir.write_history(run_dir / "history.csv", state["history"])  # drop any row past the checkpoint
-    if state["best_epoch"] == done:  # killed before model.keras was linked, or it was lost
-        rundir.link_atomic(run_dir / CHECKPOINT_DIR / name, run_dir / "model.keras")
+    if state["best_epoch"] == done:  # killed before model.keras was written, or it was lost
+        rundir.save_without_optimizer(run_dir / CHECKPOINT_DIR / name, run_dir / "model.keras")
     _mark_running(run_dir, {"epochs_done": done, "best_epoch": state["best_epoch"], "best": {state["monitor"]: state["best_value"]}})
 
 

@@ -1,5 +1,8 @@
 """Showing a run while it trains: a Rich progress bar per epoch with live loss and metrics on a
-terminal, one plain line per epoch otherwise, nothing with ``--quiet``."""
+terminal, one plain line per epoch otherwise, nothing with ``--quiet``.  Both say how long the
+rest of the run should take (every epoch still to come, fine-tuning included), from the epochs
+this process has timed (validation and checkpoint included) or, during its first epoch, from
+its steps."""
 
 from __future__ import annotations
 
@@ -8,47 +11,84 @@ from typing import Any
 
 
 def make_progress(mode: str, console, steps_per_epoch: int):
-    """A Keras callback for ``mode`` in ``rich`` / ``plain`` / ``quiet``."""
+    """A Keras callback for ``mode`` in ``rich`` / ``plain`` / ``quiet``.  The training loop
+    tells it the phase (``set_phase``) and where the phase sits in the run (``set_run``)."""
     import keras
 
     class Progress(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.phase, self.phase_epochs = "train", 0
+            self.before, self.total = 0, None
             self._bar = None
             self._task = None
-            self._start = 0.0
+            self._start, self._epoch = 0.0, 0
+            self._epochs: list[float] = []  # seconds of each epoch timed in this process
 
         def set_phase(self, phase: str, epochs: int) -> None:
             self.phase, self.phase_epochs = phase, epochs
 
+        def set_run(self, *, before: int, total: int) -> None:
+            """``before``: epochs of the phases before this one; ``total``: epochs of the run."""
+            self.before, self.total = before, total
+
+        def left(self, epoch: int, batch: int | None = None) -> float | None:
+            """Seconds the run should still take after step ``batch`` of (phase) epoch ``epoch``
+            (after the whole epoch when ``batch`` is None); None while nothing is timed yet."""
+            total = self.total if self.total is not None else self.before + self.phase_epochs
+            after = max(0, total - (self.before + epoch + 1))  # epochs after this one
+            timed = self._epochs[1:] or self._epochs  # the first epoch also compiles: left out once there are others
+            per_epoch = sum(timed) / len(timed) if timed else None
+            if batch is None:
+                return None if per_epoch is None else after * per_epoch
+            elapsed = time.perf_counter() - self._start
+            step = elapsed / (batch + 1)
+            this_epoch = step * max(0, steps_per_epoch - batch - 1)
+            return this_epoch + after * (per_epoch if per_epoch is not None else step * steps_per_epoch)
+
         def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
+            self._start, self._epoch = time.perf_counter(), epoch
             if mode != "rich":
                 return
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 
             label = f"epoch {epoch + 1}/{self.phase_epochs}" + ("" if self.phase == "train" else f" ({self.phase})")
             self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"), console=console, transient=True)
+                            TimeElapsedColumn(), TextColumn("{task.fields[eta]}"), TextColumn("{task.fields[metrics]}"),
+                            console=console, transient=True)
             self._bar.start()
-            self._task = self._bar.add_task(label, total=steps_per_epoch, metrics="")
+            self._task = self._bar.add_task(label, total=steps_per_epoch, metrics="", eta=_eta(self.left(epoch)))
 
         def on_train_batch_end(self, batch, logs=None):
             if self._bar is not None:
-                self._bar.update(self._task, completed=batch + 1, metrics=_format(logs))
+                self._bar.update(self._task, completed=batch + 1, metrics=_format(logs), eta=_eta(self.left(self._epoch, batch)))
 
         def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self._start
+            self._epochs.append(seconds)
             if self._bar is not None:
                 self._bar.stop()
                 self._bar = None
             if mode == "quiet":
                 return
-            seconds = time.perf_counter() - self._start
             phase = "" if self.phase == "train" else f" [{self.phase}]"
-            console.print(f"epoch {epoch + 1:>3}/{self.phase_epochs}{phase}  {_format(logs)}  ({seconds:.1f} s)", highlight=False, soft_wrap=True)
+            left = self.left(epoch)
+            timing = f"{seconds:.1f} s" + (f"; run {_clock(left)} left" if left else "")
+            console.print(f"epoch {epoch + 1:>3}/{self.phase_epochs}{phase}  {_format(logs)}  ({timing})", highlight=False, soft_wrap=True)
 
     return Progress()
+
+
+def _eta(seconds: float | None) -> str:
+    return "" if seconds is None else f"run {_clock(seconds)} left"
+
+
+def _clock(seconds: float) -> str:
+    """``m:ss`` or ``h:mm:ss``."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _format(logs: dict[str, Any] | None) -> str:

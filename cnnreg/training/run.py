@@ -244,8 +244,13 @@ def prepare(plan: Plan) -> Plan:
     import keras
 
     config = plan.config
-    keras.utils.set_random_seed(config.seed)
     from cnnreg import backends
+
+    if keras.backend.backend() != "tensorflow":  # Keras imports TensorFlow for any check of it
+        from cnnreg.backends.tensorflow import hide_until_imported
+
+        hide_until_imported()
+    keras.utils.set_random_seed(config.seed)  # TensorFlow's too, where it is in use (else needs_tensorflow)
 
     backends.make_deterministic()
     keras.config.set_dtype_policy(config.precision)
@@ -289,6 +294,8 @@ def prepare_data(
 
     config = plan.config
     ds = plan.dataset_component
+    if "tfds" in ds.component.tags:  # TensorFlow Datasets imports TensorFlow: quietly, and seeded
+        needs_tensorflow(config.seed)
     plan.dataset = ds.component.load()(**ds.params)
     dataset = plan.dataset
     if dataset.num_classes < 2:
@@ -320,6 +327,7 @@ def prepare_data(
         if split.kind == "arrays":
             plan.arrays[name] = (fit_images(split.x, plan.input_shape, resize=dataset.resize), split.y)
     if any(split.kind != "arrays" for split in wanted.values()):
+        needs_tensorflow(config.seed)  # files and tf.data splits go through tf.data
         from cnnreg.datasets.pipeline import prepare_sources
 
         plan.streams = prepare_sources(dataset, plan.input_shape, tuple(wanted))
@@ -331,6 +339,40 @@ def prepare_data(
         low, high = min(plan.class_weights.values()), max(plan.class_weights.values())
         plan.notes.append(f"class weights (balanced): {low:.3g} to {high:.3g}")
     return plan
+
+
+def needs_tensorflow(seed: int) -> None:
+    """Import TensorFlow for tf.data (TFDS, image folders) without its native start-up lines,
+    and give it the run's seed when Keras runs on another backend (there ``prepare`` left it
+    unimported, so ``keras.utils.set_random_seed`` did not seed it)."""
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    from cnnreg.backends.tensorflow import quiet_import
+
+    try:
+        quiet_import()
+    except ImportError:
+        return  # the dataset's own code says what to install
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        import tensorflow as tf
+
+        tf.random.set_seed(seed)
+
+
+def run_names(plan: Plan) -> tuple[str, str]:
+    """The architecture and dataset names in a run directory's name: the canonical component
+    names (``Lenet5`` is ``lenet5``), an image folder by its own name, a TFDS data set by its."""
+    dataset = plan.dataset_component
+    name = dataset.component.name
+    if name == "folder" and isinstance(dataset.params.get("path"), str):
+        name = Path(dataset.params["path"]).name or name
+    elif name == "tfds" and isinstance(dataset.params.get("name"), str):
+        name = dataset.params["name"].split("/")[0].split(":")[0] or name
+    return plan.architecture.component.name, name
 
 
 DEFAULT_PREPROCESS = "cnnreg.builtin.architectures.preprocess:scale_0_1"

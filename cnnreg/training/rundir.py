@@ -5,10 +5,11 @@ Layout of ``runs/<UTC time>-<arch>-<dataset>/``::
 
     run.json          the manifest: resolved components, versions, seed, command line, status
     history.csv       one row per completed epoch
-    model.keras       the best model by validation metric
+    model.keras       the best model by validation metric (no optimizer state)
     summary.txt       the layer summary
     curves.png        loss and accuracy, train vs validation
-    checkpoint/       the last two completed epochs: model + optimizer state (state.json says which)
+    checkpoint/       the last two completed epochs: model + optimizer state (state.json says which);
+                      removed when the run completes
     logs/             TensorBoard logs (TensorFlow backend)
     .lock             the OS lock (flock) of the process that trains into the directory
 
@@ -74,23 +75,119 @@ def save_atomic(path: Path, save: Callable[[str], None]) -> None:
         raise
 
 
-def link_atomic(source: Path, path: Path) -> None:
-    """Make ``path`` hold ``source``'s bytes: a hard link where possible, else a copy; renamed
-    into place so a reader never sees a partial file."""
-    import shutil
+#: A .keras file: its members that hold the optimizer (see :func:`save_without_optimizer`).
+KERAS_CONFIG, KERAS_WEIGHTS = "config.json", "model.weights.h5"
 
-    if Path(path).exists() and os.path.samefile(source, path):
-        return  # already: rename() of two links to one file would do nothing and leave tmp behind
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp{os.getpid()}")
-    try:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+
+def save_without_optimizer(source: Path, path: Path) -> None:
+    """Write ``path`` as the .keras file ``source`` (a checkpoint) without its optimizer: the
+    ``optimizer`` group of ``model.weights.h5`` (the slots, 2x the weights for Adam) and the
+    ``compile_config`` of ``config.json`` are left out, every other member is copied as it is.
+    That is the file ``model.save`` writes for the same model uncompiled (Keras 3's .keras
+    format has no ``include_optimizer``): it loads with ``keras.models.load_model`` in safe mode,
+    uncompiled, and without a warning about optimizer variables it cannot place.
+
+    The weights are copied group by group from the checkpoint just written (HDF5's own copy,
+    read through a window on the uncompressed zip member), so the model is not serialised twice.
+    Written to a temporary name and renamed, like everything else."""
+    import shutil
+    import zipfile
+
+    def write(tmp: str) -> None:
+        with zipfile.ZipFile(source) as archive:
+            names = archive.namelist()
+            if KERAS_WEIGHTS not in names or KERAS_CONFIG not in names:  # another layout: copy it whole
+                shutil.copyfile(source, tmp)
+                return
+            with zipfile.ZipFile(tmp, "w") as out:
+                for info in archive.infolist():
+                    if info.filename == KERAS_CONFIG:
+                        config = json.loads(archive.read(info))
+                        if isinstance(config, dict):
+                            config.pop("compile_config", None)
+                        out.writestr(_entry(info), json.dumps(config))
+                    elif info.filename == KERAS_WEIGHTS:
+                        out.writestr(_entry(info), _weights_without_optimizer(archive, info))
+                    else:  # metadata.json, assets/
+                        with archive.open(info) as member, out.open(_entry(info), "w") as target:
+                            shutil.copyfileobj(member, target, 1 << 20)
+
+    save_atomic(path, write)
+
+
+def _entry(info):
+    import zipfile
+
+    entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+    entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+    return entry
+
+
+def _weights_without_optimizer(archive, info) -> memoryview:
+    import h5py
+
+    copy = io.BytesIO()
+    with _member(archive, info) as raw, h5py.File(raw, "r") as source, h5py.File(copy, "w") as target:
+        for key, value in source.attrs.items():
+            target.attrs[key] = value
+        for key in source:
+            if key != "optimizer":
+                source.copy(source[key], target, name=key)
+    return copy.getbuffer()
+
+
+def _member(archive, info):
+    """A seekable reader of one zip member: a window on the file for an uncompressed member
+    (zipfile's own reader seeks backwards by reading again from the start), else its bytes."""
+    import struct
+    import zipfile
+
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return io.BytesIO(archive.read(info))
+    handle = open(archive.filename, "rb")
+    handle.seek(info.header_offset)
+    header = handle.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        handle.close()
+        return io.BytesIO(archive.read(info))
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return _Window(handle, info.header_offset + 30 + name_length + extra_length, info.file_size)
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``start .. start + size`` of an open file, read-only and seekable."""
+
+    def __init__(self, handle, start: int, size: int) -> None:
+        super().__init__()
+        self._handle, self._start, self._size, self._pos = handle, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), self._size - self._pos))
+        if not count:
+            return 0
+        self._handle.seek(self._start + self._pos)
+        got = self._handle.readinto(memoryview(buffer)[:count])
+        self._pos += got
+        return got
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        if not self.closed:
+            self._handle.close()
+        super().close()
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -374,11 +471,29 @@ def shown_status(run_dir: Path, data: dict[str, Any]) -> str:
     return status
 
 
+#: history.csv's columns in this order, whatever order the rows' keys come in (state.json
+#: stores them sorted, so a resumed run's rows are alphabetical); other metrics go between
+#: them and ``seconds``, training metrics before validation ones, each set sorted.
+HISTORY_LEADING = ("epoch", "phase", "lr", "loss", "accuracy")
+HISTORY_VALIDATION = ("val_loss", "val_accuracy")
+
+
+def history_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The columns of history.csv for ``rows``: a fixed order (see :data:`HISTORY_LEADING`)."""
+    keys = set(key for row in rows for key in row)
+    known = set(HISTORY_LEADING) | set(HISTORY_VALIDATION) | {"seconds"}
+    train = sorted(k for k in keys - known if not k.startswith("val_"))
+    validation = sorted(k for k in keys - known if k.startswith("val_"))
+    order = [*HISTORY_LEADING, *train, *HISTORY_VALIDATION, *validation, "seconds"]
+    return [key for key in order if key in keys]
+
+
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    """history.csv with one row per completed epoch (rewritten whole, atomically)."""
+    """history.csv with one row per completed epoch (rewritten whole, atomically), its columns
+    in :func:`history_columns`' order."""
     if not rows:
         return
-    columns = list(dict.fromkeys(key for row in rows for key in row))
+    columns = history_columns(rows)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
