@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Regulariser", "combine_batch_transforms"]
+__all__ = ["Regulariser", "augmentation_layers", "combine_batch_transforms"]
 
 #: ``f(x, y_onehot, rng) -> (x, y_onehot)`` on numpy training batches (numpy is not imported
 #: here: plugin modules that subclass Regulariser must stay light).  See
@@ -49,7 +49,7 @@ class Regulariser:
 
     #: One short line of plain text saying what this instance does with its parameters, e.g.
     #: ``"l2 0.0001 kernel penalty"``; the run header prints it after the spec.  Empty: the
-    #: class name is shown.  No square brackets (the header reads them as Rich markup).
+    #: class name is shown (printed as plain text, square brackets included).
     label: str = ""
 
     def architecture_params(self) -> dict[str, Any]:
@@ -154,3 +154,18 @@ def combine_batch_transforms(transforms: list[BatchTransform]) -> BatchTransform
         return x, y
 
     return apply
+
+
+def augmentation_layers(regularisers: Any, seed: int) -> list[Any]:
+    """Every regulariser's :meth:`Regulariser.augmentation` layers, in ``--reg`` order.
+
+    ``seed`` is wrapped to 0..2**32-1 (JAX takes no other seeds), and a plugin that returns one
+    layer (or None) instead of a list is taken at its word rather than failing mid-run.
+    """
+    layers: list[Any] = []
+    for reg in regularisers:
+        made = reg.augmentation(int(seed) % 2**32)
+        if made is None:
+            continue
+        layers.extend(made if isinstance(made, (list, tuple)) else [made])
+    return layers

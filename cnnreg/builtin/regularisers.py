@@ -197,7 +197,7 @@ def color(brightness: Factor = 0.2, contrast: Factor = 0.2) -> Regulariser:
         if brightness:
             layers.append(keras.layers.RandomBrightness(brightness, value_range=(0, 255), seed=seed))
         if contrast:
-            layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 1))
+            layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=(seed + 1) % 2**32))
         return layers
 
     return Augment(f"brightness ±{brightness:g}, contrast ±{contrast:g}", make)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -15,7 +16,7 @@ def _grid() -> Table:
 
 def _component(resolved) -> str:
     c = resolved.component
-    return f"{resolved.spec}  [dim]({c.provider} {c.provider_version})[/]"
+    return f"{escape(resolved.spec)}  [dim]({escape(c.provider)} {escape(c.provider_version)})[/]"
 
 
 def header(plan, *, resumed: int | None = None) -> Panel:
@@ -33,10 +34,10 @@ def header(plan, *, resumed: int | None = None) -> Panel:
     data = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
     grid.add_row("dataset", f"{_component(plan.dataset_component)}: {plan.dataset.num_classes} classes; {data}")
     if plan.dataset.skipped:
-        grid.add_row("skipped", f"{len(plan.dataset.skipped)} unreadable files: {', '.join(plan.dataset.skipped[:5])}")
+        grid.add_row("skipped", escape(f"{len(plan.dataset.skipped)} unreadable files: {', '.join(plan.dataset.skipped[:5])}"))
     grid.add_row("init", _component(plan.init) if plan.init else "architecture defaults")
     if plan.regularisers:
-        grid.add_row("regularisers", "; ".join(f"{r.spec}: {reg.describe()}" for r, reg in plan.regularisers))
+        grid.add_row("regularisers", escape("; ".join(f"{r.spec}: {reg.describe()}" for r, reg in plan.regularisers)))
     name, kwargs = plan.optimizer
     opt = f"{name}(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in kwargs.items()) + ")"
     if plan.clip:

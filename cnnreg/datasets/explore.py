@@ -79,14 +79,14 @@ def _default_location(component) -> str:
 def _augmenter(specs: list[str], seed: int):
     """``--augment`` specs → (keras layers, batch transform, labels for the title)."""
     from cnnreg.plugins import get_host
-    from cnnreg.regularisers import combine_batch_transforms
+    from cnnreg.regularisers import augmentation_layers, combine_batch_transforms
 
     registry = get_host().registry
     layers, transforms, labels = [], [], []
     for text in specs:
         component, params = registry.resolve("regulariser", text)
         reg = component.load()(**params)
-        made = reg.augmentation(seed)
+        made = augmentation_layers([reg], seed)
         transform = reg.batch_transform()
         if not made and transform is None:
             augmenting = sorted(c.name for c in registry.components("regulariser") if c.metadata.get("role") in ("augmentation", "batch augmentation"))

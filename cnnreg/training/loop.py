@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from cnnreg.errors import CnnregError
+from cnnreg.regularisers import augmentation_layers
 from cnnreg.training import rundir
 from cnnreg.training.run import Plan, RunConfig, apply_training_settings, compile_model, environment, manifest, prepare, resolve
 
@@ -72,6 +73,7 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
     fastest); otherwise a :func:`make_batches` dataset produces them.
     """
     extra = {"class_weight": plan.class_weights} if plan.class_weights else {}
+    regularisers = [reg for _, reg in plan.regularisers]
     if "train" in plan.streams:
         from cnnreg.datasets import pipeline
         from cnnreg.regularisers import combine_batch_transforms
@@ -80,15 +82,16 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
             import keras
 
             seed = plan.config.seed + 7919 * lane
-            return keras.Sequential([layer for _, reg in plan.regularisers for layer in reg.augmentation(seed)],
-                                    name=f"augmentation_{lane}")
+            return keras.Sequential(augmentation_layers(regularisers, seed), name=f"augmentation_{lane}")
 
-        augments = any(reg.augmentation(plan.config.seed) for _, reg in plan.regularisers)
+        augments = bool(augmentation_layers(regularisers, plan.config.seed))
         transform = combine_batch_transforms([t for _, reg in plan.regularisers if (t := reg.batch_transform()) is not None])
         batches = pipeline.training_batches(plan, plan.streams["train"], first_epoch=first_epoch,
                                             make_augment=make_augment if augments else None, batch_transform=transform)
         return {"x": batches, "steps_per_epoch": plan.steps_per_epoch, "shuffle": False, **extra}
-    if _processes(plan) > 1 or any(reg.augmentation(plan.config.seed) or reg.batch_transform() for _, reg in plan.regularisers):
+    if _processes(plan) > 1 or augmentation_layers(regularisers, plan.config.seed) or any(
+        reg.batch_transform() for reg in regularisers
+    ):
         return {"x": make_batches(plan, first_epoch=first_epoch), "shuffle": False, **extra}
     x, y = plan.arrays["train"]
     eye = np.eye(plan.dataset.num_classes, dtype="float32")
@@ -113,7 +116,7 @@ def make_batches(plan: Plan, *, first_epoch: int = 0):
 
     x, y = plan.arrays["train"]
     num_classes = plan.dataset.num_classes
-    augment_layers = [layer for _, reg in plan.regularisers for layer in reg.augmentation(plan.config.seed)]
+    augment_layers = augmentation_layers([reg for _, reg in plan.regularisers], plan.config.seed)
     from cnnreg.regularisers import combine_batch_transforms
 
     batch_transform = combine_batch_transforms([t for _, reg in plan.regularisers if (t := reg.batch_transform()) is not None])

@@ -177,6 +177,11 @@ def resolve(config: RunConfig) -> Plan:
     arch_spec = parse(config.architecture)
     arch = registry.get("architecture", arch_spec.name)
     arch_params = arch.resolve(arch_spec.params)
+    if "include_top" in arch_params:  # a run trains a classifier: cnnreg builds the top itself
+        raise ParameterError(
+            f"architecture '{arch.name}': include_top is set by cnnreg run (it trains a classifier); "
+            "for the base alone use `cnnreg summary` or --weights with --freeze-base"
+        )
     from cnnreg.datasets import resolve_dataset
 
     ds, ds_params = resolve_dataset(config.dataset, registry)
@@ -185,9 +190,18 @@ def resolve(config: RunConfig) -> Plan:
         init_component, init_params = registry.resolve("initialiser", config.init)
         init = Resolved(init_component, init_params)
     regs = []
+    from cnnreg.errors import PluginError
+    from cnnreg.regularisers import Regulariser
+
     for text in config.regularisers:
         component, params = registry.resolve("regulariser", text)
-        regs.append((Resolved(component, params), component.load()(**params)))
+        made = component.load()(**params)
+        if not isinstance(made, Regulariser):  # a plugin's mistake: one line, before any training
+            raise PluginError(
+                f"regulariser '{component.name}' from {component.provider} returned {type(made).__name__}, "
+                "not a cnnreg.regularisers.Regulariser (see docs/plugins.md)"
+            )
+        regs.append((Resolved(component, params), made))
     optimizer = optim.resolve_optimizer(config.optimizer, lr=config.lr)
     schedule = optim.resolve_schedule(config.schedule)
     clip = optim.parse_clip(config.clip)
