@@ -19,13 +19,12 @@ def test_cli_reference_is_generated_from_the_app():
     assert committed == render(), "docs/cli-reference.md is stale: python -m cnnreg.cli.reference > docs/cli-reference.md"
 
 
-def test_every_command_help_shows_an_example():
+def _commands():
+    """(path, click command) for every command of the app, plugins left out."""
     import click
     import typer
 
     from cnnreg.cli import make_app
-
-    root = typer.main.get_command(make_app(with_plugins=False))
 
     def walk(command, path):
         if isinstance(command, click.Group):
@@ -34,8 +33,25 @@ def test_every_command_help_shows_an_example():
         else:
             yield path, command
 
-    for path, command in walk(root, "cnnreg"):
+    return list(walk(typer.main.get_command(make_app(with_plugins=False)), "cnnreg"))
+
+
+def test_every_command_help_shows_an_example():
+    for path, command in _commands():
         assert "Example" in (command.help or ""), f"`{path} --help` shows no example"
+
+
+def test_every_cli_argument_has_its_description_in_help():
+    """click 8.5 under typer 0.25 reset every Argument's help (pyproject.toml caps click)."""
+    import click
+
+    from cnnreg.testing import run_cli
+
+    arguments = [(path, p) for path, command in _commands() for p in command.params if isinstance(p, click.Argument)]
+    assert len(arguments) >= 10
+    for path, param in arguments:
+        assert getattr(param, "help", None), f"`{path}`: argument {param.name} lost its description"
+    assert "Architecture spec" in run_cli("run", "--help").stdout
 
 
 def test_mkdocs_builds_strict(tmp_path):

@@ -24,22 +24,15 @@ import pytest
 from cnnreg.testing import run_cli
 from cnnreg.training import loop, rundir
 
+from runhelpers import interrupted_run  # noqa: E402
+
 FAST = ["--dataset", "digits:size=8", "--batch-size", "64", "--quiet"]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def _interrupted_after_two(run_dir: Path, epochs: int = 4):
     """`cnnreg run` stopped by Ctrl-C (as the loop sees it) once epoch 2 is on record."""
-    save_epoch = loop.save_epoch
-
-    def stop(plan, target, model, state, epoch):
-        save_epoch(plan, target, model, state, epoch)
-        if len(state["history"]) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loop, "save_epoch", stop)
-        return run_cli("run", "mlp_bn", "--epochs", str(epochs), *FAST[:-1], "--run-dir", str(run_dir))
+    return interrupted_run(run_dir, "mlp_bn", "--epochs", str(epochs), *FAST[:-1])
 
 
 @pytest.fixture(scope="module")

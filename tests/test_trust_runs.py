@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 
 from cnnreg.testing import run_cli
-from cnnreg.training import loop, rundir
+from cnnreg.training import rundir
+
+from runhelpers import interrupted_run  # noqa: E402
 
 FAST = ["--dataset", "digits:size=8", "--batch-size", "64", "--quiet"]
 
@@ -56,16 +58,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     done = run_cli("run", "mlp_bn", "--epochs", "1", *FAST, "--run-dir", str(root / "completed"))
     assert done.exit_code == 0, done.output
-    save_epoch = loop.save_epoch
-
-    def interrupt_after_two(plan, run_dir, model, state, epoch):
-        save_epoch(plan, run_dir, model, state, epoch)
-        if len(state["history"]) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loop, "save_epoch", interrupt_after_two)
-        stopped = run_cli("run", "mlp_bn", "--epochs", "3", *FAST, "--run-dir", str(root / "interrupted"))
+    stopped = interrupted_run(root / "interrupted", "mlp_bn", "--epochs", "3", *FAST)
     assert stopped.exit_code == 130, stopped.output
     return root
 
