@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from cnnreg.testing import run_cli
-from cnnreg.training import rundir
+from cnnreg.training import loop, rundir
 
 from runhelpers import interrupted_run  # noqa: E402
 
