@@ -92,7 +92,8 @@ def test_assert_light_imports_catches_a_heavy_plugin(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["plugin", "new", "My Net"], "must start with a letter"),
+        (["plugin", "new", "My Net"], "plugin name 'my net' must start with a letter"),
+        (["plugin", "new", "1bad"], "plugin name '1bad' must start with a letter"),
         (["plugin", "new", "x", "--kind", "optimiser"], "unknown component kind 'optimiser'"),
         (["plugin", "new", "x", "--kind", "architecture=My Net"], "architecture name 'my net' must start with a letter"),
         (["plugin", "new", "x", "--kind", "init", "--kind", "initializer=y"], "--kind initialiser is given twice"),

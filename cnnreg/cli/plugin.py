@@ -34,9 +34,10 @@ def new_command(
       cnnreg plugin new acme --kind architecture=acmenet --kind initialiser=acme_init --dist acme-cnn
     """
     from cnnreg.cli.render import console
-    from cnnreg.scaffold import new_plugin, parse_kinds
+    from cnnreg.scaffold import check_name, new_plugin, parse_kinds
 
-    root = new_plugin(name, parse_kinds(list(kind), name.strip().lower().replace("-", "_")), directory, distribution=dist)
+    name = check_name(name)  # the package name's own message before the components' names
+    root = new_plugin(name, parse_kinds(list(kind), name), directory, distribution=dist)
     console.print(f"wrote {root}/", highlight=False)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         console.print(f"  {path.relative_to(root)}", highlight=False)
