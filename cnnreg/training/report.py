@@ -100,14 +100,10 @@ def _import_keras_objects(run_dir: Path) -> None:
     comes from the installed plugin's registration, never from the run's files."""
     import importlib
 
-    resolved = rundir.load_manifest(run_dir).get("resolved")
-    resolved = resolved.get("architecture") if isinstance(resolved, dict) else None
-    if not isinstance(resolved, dict) or not isinstance(resolved.get("name"), str) or not isinstance(resolved.get("provider"), str):
-        return
-    from cnnreg.plugins import get_host
+    from cnnreg.training.run import run_architecture
 
     try:
-        component = get_host().registry.get("architecture", f"{resolved['provider']}/{resolved['name']}")
+        component = run_architecture(rundir.load_manifest(run_dir), run_dir)
     except CnnregError:
         return  # the plugin is gone: load_model will say which class it cannot find
     module = component.metadata.get("keras_objects")

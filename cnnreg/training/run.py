@@ -431,9 +431,9 @@ def run_preprocess(data: dict[str, Any], run_dir: Path):
     other value of ``preprocess`` is refused in one line."""
     value = data.get("preprocess")
     component = run_architecture(data, run_dir)
-    ref = component.metadata.get("preprocess") or DEFAULT_PREPROCESS
-    if isinstance(value, str) and value == ref:
-        return preprocess_of(component)[1]
+    ref, function = preprocess_of(component)
+    if value == ref:
+        return function
     table = builtin_preprocess()
     if isinstance(value, str) and value in table:
         return table[value]
