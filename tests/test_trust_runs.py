@@ -251,7 +251,7 @@ def test_run_dir_checks(completed, interrupted, tmp_path):
 def _hold_lock(run_dir: Path) -> subprocess.Popen:
     """Another process holding the run directory's lock, as a training cnnreg process does."""
     script = ("import fcntl, os, socket, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-              "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, f'{os.getpid()} {socket.gethostname()}'.encode()); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()} {socket.gethostname()}\\n'.encode()); "
               "print('held', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", script, str(run_dir / ".lock")], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
