@@ -6,7 +6,9 @@ after the hooks below; declare it in your package's ``pyproject.toml``::
     [project.entry-points.cnnreg]
     mynet = "cnnreg_mynet.plugin"
 
-Each ``register_<kind>s`` hook receives a registry bound to that kind and to your distribution,
+Each kind's hook (``register_architectures``, ``register_initialisers``, ``register_regularisers``,
+``register_datasets``, ``register_weights``: one per entry of :data:`cnnreg.registry.KIND_SPECS`,
+documented there) receives a registry bound to that kind and to your distribution,
 so every component you add is listed with your package as its provider.  Implement only the hooks
 you need.  Keep plugin modules light: import keras, tensorflow or anything heavy inside your
 factories, never at module level (``cnnreg list`` and ``--help`` must not pay for it), and give
@@ -15,9 +17,15 @@ factories as ``"package.module:attr"`` strings where you can.
 
 from __future__ import annotations
 
+import sys
+import types
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pluggy
+
+from cnnreg import registry
+from cnnreg.registry import KindSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import typer
@@ -30,43 +38,34 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-@hookspec
-def register_architectures(registry: "KindRegistry") -> None:
-    """Add architectures: ``registry.add(name, factory, summary=..., **metadata)``.
+def _kind_hookspec(kind: KindSpec) -> Callable[..., None]:
+    """The hookspec of one kind: ``register_<plural>(registry)``, documented with its contract."""
 
-    The factory is ``factory(input_shape, num_classes, *, include_top=True, **params) ->
-    keras.Model`` built from Keras 3 layers only.  Useful metadata: ``default_input_shape``,
-    ``min_input_size``, ``family``, ``paper``, ``activation``, ``batchnorm``, ``preprocess``
-    (a ``"module:attr"`` string) and ``weights`` (name → ``{"url": ..., "sha256": ...}``).
-    See docs/plugins.md for the full contract.
-    """
+    def hook(registry: "KindRegistry") -> None:
+        pass
 
-
-@hookspec
-def register_initialisers(registry: "KindRegistry") -> None:
-    """Add weight initialisers: the factory returns a ``keras.initializers.Initializer``.
-
-    Give the activations it suits as metadata, ``suits=("relu", "elu", ...)``, so that
-    ``cnnreg run`` can warn when it is paired with an architecture whose activation it does not
-    suit.
-    """
+    hook.__name__ = hook.__qualname__ = kind.hook
+    hook.__module__ = __name__
+    hook.__doc__ = kind.doc
+    return hookspec(hook)
 
 
-@hookspec
-def register_regularisers(registry: "KindRegistry") -> None:
-    """Add regularisers: weight penalties, layers to insert, augmentations, loss changes.
-
-    The factory returns a :class:`cnnreg.regularisers.Regulariser` (see docs/plugins.md); give
-    ``primary="rate"`` (or another parameter name) as metadata to choose what ``NAME=VALUE`` sets.
-    """
+def kind_hookspecs() -> dict[str, Callable[..., None]]:
+    """One hookspec per kind of :data:`cnnreg.registry.KIND_SPECS`, by hook name."""
+    return {kind.hook: _kind_hookspec(kind) for kind in registry.KIND_SPECS}
 
 
-@hookspec
-def register_datasets(registry: "KindRegistry") -> None:
-    """Add datasets: the factory returns the train / validation / test splits and class names.
+def add_to(pm: pluggy.PluginManager) -> None:
+    """Give ``pm`` every hook: ``register_commands`` and one per kind as the table is now."""
+    pm.add_hookspecs(sys.modules[__name__])
+    later = {name: spec for name, spec in kind_hookspecs().items() if name not in globals()}
+    if later:  # a kind declared after this module was imported (a test's)
+        pm.add_hookspecs(types.SimpleNamespace(**later))
 
-    Say ``needs_network=True`` in the metadata when the data must be downloaded.
-    """
+
+# register_architectures, register_initialisers, ...: one hook per kind, made from the table so
+# that a new kind gets its hook by being declared; help(cnnreg.hookspecs) shows each contract.
+globals().update(kind_hookspecs())
 
 
 @hookspec

@@ -20,8 +20,9 @@ from typing import Any
 import pluggy
 
 from cnnreg import hookspecs
-from cnnreg.errors import closest
-from cnnreg.registry import KINDS, Registry
+from cnnreg import registry as kinds
+from cnnreg.errors import CnnregError, closest
+from cnnreg.registry import Registry
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "EntryPointInfo", "PluginInfo", "Host", "get_host", "reset_host"]
 
@@ -33,9 +34,18 @@ BUILTIN_PLUGINS = (
     "cnnreg.builtin.architectures",
     "cnnreg.builtin.regularisers",
     "cnnreg.builtin.datasets",
+    "cnnreg.builtin.weights",
 )
 
-KIND_HOOKS = {kind: f"register_{kind}s" for kind in KINDS}
+#: kind → the name of its hook (from cnnreg.registry.KIND_SPECS; read, not stored, so it follows
+#: the table).
+KIND_HOOKS: dict[str, str]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KIND_HOOKS":
+        return {kind.name: kind.hook for kind in kinds.KIND_SPECS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CnnregPluginWarning(UserWarning):
@@ -146,7 +156,7 @@ class Host:
         from cnnreg import __version__
 
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
-        self.pm.add_hookspecs(hookspecs)
+        hookspecs.add_to(self.pm)
         self.registry = Registry()
         self.plugins: dict[str, PluginInfo] = {}
         self.problems: list[str] = []
@@ -173,12 +183,13 @@ class Host:
             else:
                 self._add(ep, builtin=False)
         self._check_unknown_hooks()
-        for kind, hook in KIND_HOOKS.items():
-            self._call_kind_hook(kind, hook)
+        for kind in kinds.KIND_SPECS:
+            self._call_kind_hook(kind.name, kind.hook)
         self._note_shadowed()
         self.registry.failed_plugins = {
             name: info.error for name, info in self.plugins.items() if info.status in ("failed", "hook-error")
         }
+        self._add_zoos()
 
     def _check_names(self, points: list[EntryPointInfo]) -> None:
         """Warn once per name in CNNREG_DISABLE_PLUGINS / CNNREG_LOAD_PLUGINS that no plugin has
@@ -223,7 +234,7 @@ class Host:
 
     def _check_unknown_hooks(self) -> None:
         """Like pluggy's ``check_pending()``, but per plugin and with a suggestion."""
-        known = set(KIND_HOOKS.values()) | {"register_commands"}
+        known = {kind.hook for kind in kinds.KIND_SPECS} | {"register_commands"}
         for hook_name, caller in vars(self.pm.hook).items():
             if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
                 continue
@@ -250,6 +261,25 @@ class Host:
                 continue
             view.commit()  # only a hook that completed adds its components
             info.components += len(view.added)
+
+    def _add_zoos(self) -> None:
+        """The weights of the zoos named by ``CNNREG_ZOO``, registered when the weights kind is first
+        read (an http zoo's index is a download: --help and a run without --weights skip it); each
+        problem is one warning line (an unreachable zoo), and the rest of cnnreg keeps working."""
+        if not os.environ.get("CNNREG_ZOO", "").strip():
+            return
+
+        def load() -> None:
+            from cnnreg.zoo.index import register_zoos
+
+            try:
+                lines = register_zoos(self.registry)
+            except CnnregError as exc:  # a mistake in CNNREG_ZOO itself: say it, load the rest
+                lines = [str(exc)]
+            for line in lines:
+                self._warn(line)
+
+        self.registry.defer("weights", load)
 
     def _fail(self, info: PluginInfo, status: str, error: str) -> None:
         info.status = status

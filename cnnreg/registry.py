@@ -1,4 +1,10 @@
-"""The component registry: four kinds of named factories, each knowing its provider.
+"""The component registry: five kinds of named factories, each knowing its provider.
+
+Every kind is one :class:`KindSpec` in :data:`KIND_SPECS`: its name and words, its hook, what
+the framework supplies to its factories and where its contract is documented.  Everything else
+(:data:`KINDS`, :func:`normalize_kind`, :data:`SUPPLIED`, :data:`FRAMEWORK`, the hooks in
+:mod:`cnnreg.hookspecs`, ``cnnreg list KIND``) follows from that table, so a new kind is one entry
+there (and a built-in plugin that registers its components).
 
 Hooks receive a :class:`KindRegistry` (the registry seen from one plugin and one kind) and call
 ``registry.add(name, factory, ...)``.  A factory is a callable or a lazy ``"package.module:attr"``
@@ -18,6 +24,7 @@ import importlib
 import inspect
 import types
 import typing
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,50 +39,151 @@ from cnnreg.errors import (
     choices_text,
 )
 
-__all__ = ["KINDS", "SUPPLIED", "FRAMEWORK", "Component", "Parameter", "Registry", "KindRegistry", "normalize_kind"]
+__all__ = [
+    "KindSpec", "KIND_SPECS", "KINDS", "SUPPLIED", "FRAMEWORK", "kind_spec", "normalize_kind",
+    "Component", "Parameter", "Registry", "KindRegistry",
+]
 
-#: The four kinds of component, singular, as used in hooks, the CLI and JSON output.
-KINDS = ("architecture", "initialiser", "regulariser", "dataset")
 
-_KIND_WORDS = {
-    "architecture": "architecture", "architectures": "architecture", "arch": "architecture",
-    "archs": "architecture", "model": "architecture", "models": "architecture",
-    "initialiser": "initialiser", "initialisers": "initialiser", "initializer": "initialiser",
-    "initializers": "initialiser", "init": "initialiser", "inits": "initialiser",
-    "regulariser": "regulariser", "regularisers": "regulariser", "regularizer": "regulariser",
-    "regularizers": "regulariser", "reg": "regulariser", "regs": "regulariser",
-    "dataset": "dataset", "datasets": "dataset", "data": "dataset",
-}
+@dataclass(frozen=True)
+class KindSpec:
+    """One kind of component, declared once.
 
+    ``name`` is the singular used in hooks, the CLI and JSON (``"architecture"``); ``plural`` names
+    its ``cnnreg list`` table; ``hook`` is the hook plugins implement (default
+    ``register_<plural>``); ``words`` are other words the CLI accepts for the kind.  ``supplied``
+    are the arguments the framework passes when it builds a component (never user parameters);
+    ``framework`` are further arguments of the framework's contract with the kind (never chosen as
+    the primary ``NAME=VALUE`` parameter).  ``doc`` is the hook's docstring, the contract in
+    short, and ``contract`` where the whole contract is written.
+    """
+
+    name: str
+    plural: str
+    hook: str = ""
+    words: tuple[str, ...] = ()
+    supplied: tuple[str, ...] = ()
+    framework: tuple[str, ...] = ()
+    doc: str = ""
+    contract: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.hook:
+            object.__setattr__(self, "hook", f"register_{self.plural}")
+
+
+#: Every kind of component, in the order ``cnnreg list`` shows them.  Adding a kind is adding an
+#: entry here (and a built-in plugin that registers its components).
+KIND_SPECS: tuple[KindSpec, ...] = (
+    KindSpec(
+        "architecture", "architectures", words=("arch", "archs", "model", "models"),
+        supplied=("input_shape", "num_classes"),
+        framework=("include_top", "weights", "input_tensor", "pooling", "classifier_activation"),
+        contract="docs/plugins.md#architectures",
+        doc="""Add architectures: ``registry.add(name, factory, summary=..., **metadata)``.
+
+        The factory is ``factory(input_shape, num_classes, *, include_top=True, **params) ->
+        keras.Model`` built from Keras 3 layers only.  Useful metadata: ``default_input_shape``,
+        ``min_input_size``, ``family``, ``paper``, ``activation``, ``batchnorm``, ``preprocess``
+        (a ``"module:attr"`` string) and ``weights`` (name → ``{"url": ..., "sha256": ...}``).
+        See docs/plugins.md for the full contract.
+        """,
+    ),
+    KindSpec(
+        "initialiser", "initialisers", words=("initializer", "initializers", "init", "inits"),
+        contract="docs/plugins.md#initialisers",
+        doc="""Add weight initialisers: the factory returns a ``keras.initializers.Initializer``.
+
+        Give the activations it suits as metadata, ``suits=("relu", "elu", ...)``, so that
+        ``cnnreg run`` can warn when it is paired with an architecture whose activation it does not
+        suit.
+        """,
+    ),
+    KindSpec(
+        "regulariser", "regularisers", words=("regularizer", "regularizers", "reg", "regs"),
+        contract="cnnreg.regularisers",
+        doc="""Add regularisers: weight penalties, layers to insert, augmentations, loss changes.
+
+        The factory returns a :class:`cnnreg.regularisers.Regulariser` (see docs/plugins.md); give
+        ``primary="rate"`` (or another parameter name) as metadata to choose what ``NAME=VALUE`` sets.
+        """,
+    ),
+    KindSpec(
+        "dataset", "datasets", words=("data",),
+        contract="cnnreg.data",
+        doc="""Add datasets: the factory returns the train / validation / test splits and class names.
+
+        Say ``needs_network=True`` in the metadata when the data must be downloaded.
+        """,
+    ),
+    KindSpec(
+        "weights", "weights", words=("weight", "zoo", "pretrained"),
+        supplied=("entry",),
+        contract="cnnreg.zoo.entry",
+        doc="""Add pretrained weights, named ``ARCH.TAG`` (``lenet5.digits``).
+
+        Build a :class:`cnnreg.zoo.entry.WeightsEntry` (architecture spec, classes, input shape,
+        files with URL and hash, metrics, license, source ...) and register it with
+        ``registry.add(entry.name, "cnnreg.zoo.cache:fetch_entry", summary=...,
+        **entry.to_metadata())``.  Entries are data: nothing is downloaded until one is used.
+        See docs/plugins.md for the fields.
+        """,
+    ),
+)
+
+# The names below are derived from KIND_SPECS each time they are read (module __getattr__), so
+# they always agree with the table, even when a test adds a kind to it.
+#: The kinds, singular, as used in hooks, the CLI and JSON output.
+KINDS: tuple[str, ...]
 #: Parameters the framework supplies when it builds a component of each kind; the user never
 #: sets them in a spec, and they are not the component's primary parameter.
-SUPPLIED: dict[str, tuple[str, ...]] = {
-    "architecture": ("input_shape", "num_classes"),
-    "initialiser": (),
-    "regulariser": (),
-    "dataset": (),
-}
-
-
+SUPPLIED: dict[str, tuple[str, ...]]
 #: Parameters of the framework's contract with each kind (what it passes, or may pass, when it
 #: builds one): never picked as a component's primary parameter (``NAME=VALUE``) unless the
 #: component names it with ``primary=`` metadata, as the keras.applications bridge does for
 #: ``weights``.
-FRAMEWORK: dict[str, tuple[str, ...]] = {
-    "architecture": (*SUPPLIED["architecture"], "include_top", "weights", "input_tensor", "pooling",
-                     "classifier_activation"),
-    "initialiser": SUPPLIED["initialiser"],
-    "regulariser": SUPPLIED["regulariser"],
-    "dataset": SUPPLIED["dataset"],
-}
+FRAMEWORK: dict[str, tuple[str, ...]]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KINDS":
+        return tuple(k.name for k in KIND_SPECS)
+    if name == "SUPPLIED":
+        return {k.name: _supplied(k.name) for k in KIND_SPECS}
+    if name == "FRAMEWORK":
+        return {k.name: _framework(k.name) for k in KIND_SPECS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _kinds() -> tuple[str, ...]:
+    return tuple(k.name for k in KIND_SPECS)
+
+
+def kind_spec(kind: str) -> KindSpec:
+    """The declaration of ``kind`` (any word for it: ``"archs"``, ``"weights"``, ``"init"`` ...)."""
+    text = kind.strip().lower()
+    for spec in KIND_SPECS:
+        if text in (spec.name, spec.plural, *spec.words):
+            return spec
+    hint = choices_text(kind, _kinds())
+    if "did you mean" not in hint:  # close to another word for a kind ('zooo' → zoo → weights)?
+        hint = choices_text(kind, _kinds(), aliases={w: k.name for k in KIND_SPECS for w in (k.plural, *k.words)})
+    raise CnnregError(f"unknown component kind '{kind}'" + hint)
+
+
+def _supplied(kind: str) -> tuple[str, ...]:
+    """What the framework supplies to ``kind``'s factories (nothing for a kind not in the table,
+    such as the optimiser and schedule tables cnnreg.training resolves like components)."""
+    return next((k.supplied for k in KIND_SPECS if k.name == kind), ())
+
+
+def _framework(kind: str) -> tuple[str, ...]:
+    return next(((*k.supplied, *k.framework) for k in KIND_SPECS if k.name == kind), ())
 
 
 def normalize_kind(text: str) -> str:
     """``"architectures"``, ``"initializer"``, ``"reg"`` ... → the canonical singular kind."""
-    kind = _KIND_WORDS.get(text.strip().lower())
-    if kind is None:
-        raise CnnregError(f"unknown component kind '{text}'" + choices_text(text, KINDS))
-    return kind
+    return kind_spec(text).name
 
 
 @dataclass(frozen=True)
@@ -182,7 +290,7 @@ class Component:
         except (TypeError, ValueError):
             return []
         hints = _type_hints(factory)
-        supplied = SUPPLIED.get(self.kind, ())
+        supplied = _supplied(self.kind)
         params = []
         for p in signature.parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in supplied:
@@ -212,7 +320,7 @@ class Component:
         if "primary" in self.metadata:
             return self.metadata["primary"]
         params = self.parameters()
-        if not params or params[0].name in FRAMEWORK.get(self.kind, ()):
+        if not params or params[0].name in _framework(self.kind):
             return None
         return params[0].name
 
@@ -339,9 +447,21 @@ class Registry:
     """Every registered component, by kind; lookup by name, alias or ``provider/name``."""
 
     def __init__(self) -> None:
-        self._by_kind: dict[str, list[Component]] = {kind: [] for kind in KINDS}
+        self._by_kind: defaultdict[str, list[Component]] = defaultdict(list)
+        #: Loaders of a kind's components that cost time (an http zoo's index), run the first
+        #: time that kind is read: `cnnreg --help` or a run without --weights never waits on them.
+        self._deferred: defaultdict[str, list[Callable[[], None]]] = defaultdict(list)
         #: Plugins that failed, by plugin name → error line; used to explain unknown names.
         self.failed_plugins: dict[str, str] = {}
+
+    def defer(self, kind: str, loader: Callable[[], None]) -> None:
+        """Run ``loader`` (which adds components of ``kind``) when ``kind`` is first read."""
+        self._deferred[normalize_kind(kind)].append(loader)
+
+    def _bucket(self, kind: str) -> list[Component]:
+        for loader in self._deferred.pop(kind, ()):
+            loader()
+        return self._by_kind[kind]
 
     def add_component(self, component: Component) -> Component:
         bucket = self._by_kind[component.kind]
@@ -365,27 +485,28 @@ class Registry:
         return [c for c in self.components(kind) if c.shadowed_by or c.shadowed_aliases]
 
     def components(self, kind: str | None = None) -> list[Component]:
-        kinds = KINDS if kind is None else (normalize_kind(kind),)
+        order = _kinds()
+        kinds = order if kind is None else (normalize_kind(kind),)
         return sorted(
-            (c for k in kinds for c in self._by_kind[k]), key=lambda c: (KINDS.index(c.kind), c.name.lower(), c.provider)
+            (c for k in kinds for c in self._bucket(k)), key=lambda c: (order.index(c.kind), c.name.lower(), c.provider)
         )
 
     def __iter__(self) -> Iterator[Component]:
         return iter(self.components())
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_kind.values())
+        return sum(len(self._bucket(k)) for k in _kinds())
 
     def names(self, kind: str) -> list[str]:
         """Every name a user can type for this kind (bare names, aliases, qualified names)."""
         names = set()
-        for c in self._by_kind[normalize_kind(kind)]:
+        for c in self._bucket(normalize_kind(kind)):
             names.update([c.name, *c.aliases])
         return sorted(names)
 
     def aliases(self, kind: str) -> dict[str, str]:
         """Every alias of this kind → the name of the component it stands for."""
-        return {a: c.name for c in self._by_kind[normalize_kind(kind)] for a in c.aliases}
+        return {a: c.name for c in self._bucket(normalize_kind(kind)) for a in c.aliases}
 
     def get(self, kind: str, name: str) -> Component:
         """The component called ``name`` (case-insensitive; alias or ``provider/name``).
@@ -399,7 +520,7 @@ class Registry:
         provider, _, bare = name.rpartition("/")
         key = bare.lower()
         matches = [
-            c for c in self._by_kind[kind]
+            c for c in self._bucket(kind)
             if (c.name.lower() == key or key in (a.lower() for a in c.aliases))
             and (not provider or c.provider.lower() == provider.lower())
         ]
@@ -424,7 +545,7 @@ class Registry:
                     + choices_text(provider, providers)
                 )
         message = f"unknown {kind} '{spec_mod.shown(name)}'" + choices_text(
-            bare, {c.name for c in self._by_kind[kind]}, aliases=self.aliases(kind), hint=f"see `cnnreg list {kind}s`"
+            bare, {c.name for c in self._by_kind[kind]}, aliases=self.aliases(kind), hint=f"see `cnnreg list {kind_spec(kind).plural}`"
         )
         if self.failed_plugins:
             broken = ", ".join(sorted(self.failed_plugins))

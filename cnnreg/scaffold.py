@@ -17,6 +17,7 @@ from string import Template
 
 from cnnreg import __version__
 from cnnreg.errors import CnnregError, choices_text
+from cnnreg.registry import kind_spec, normalize_kind
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: PEP 508 project names (case-insensitive).
@@ -62,8 +63,6 @@ def dependency_bound(version: str = __version__) -> tuple[str, str]:
 
 def parse_kinds(items: Sequence[str], name: str) -> dict[str, str]:
     """``["architecture", "initialiser=my_init"]`` → kind → component name (default ``name``)."""
-    from cnnreg.registry import normalize_kind
-
     chosen: dict[str, str] = {}
     for item in items or ["architecture"]:
         kind_text, _, component = item.partition("=")
@@ -213,14 +212,15 @@ _PLUGIN_HEAD = '''\
 import cnnreg
 '''
 
-_HOOK = '''
 
-@cnnreg.hookimpl
-def $hook(registry):
-'''
+
+def _hook(kind: str) -> str:
+    """The start of a plugin's hook for ``kind``, named as cnnreg.registry.KIND_SPECS declares."""
+    return f"\n\n@cnnreg.hookimpl\ndef {kind_spec(kind).hook}(registry):\n"
+
 
 PLUGIN = {
-    "architecture": _HOOK.replace("$hook", "register_architectures") + '''\
+    "architecture": _hook("architecture") + '''\
     registry.add(
         "$name",
         "$module.$kmod:$name",  # lazy: imported when the architecture is built or shown
@@ -233,7 +233,7 @@ PLUGIN = {
         preprocess="cnnreg.builtin.architectures.preprocess:scale_0_1",
     )
 ''',
-    "initialiser": _HOOK.replace("$hook", "register_initialisers") + '''\
+    "initialiser": _hook("initialiser") + '''\
     registry.add(
         "$name",
         "$module.$kmod:$name",
@@ -241,7 +241,7 @@ PLUGIN = {
         suits=("relu", "leaky_relu", "elu", "gelu"),
     )
 ''',
-    "regulariser": _HOOK.replace("$hook", "register_regularisers") + '''\
+    "regulariser": _hook("regulariser") + '''\
     registry.add(
         "$name",
         "$module.$kmod:$name",
@@ -249,7 +249,7 @@ PLUGIN = {
         primary="factor",
     )
 ''',
-    "dataset": _HOOK.replace("$hook", "register_datasets") + '''\
+    "dataset": _hook("dataset") + '''\
     registry.add(
         "$name",
         "$module.$kmod:$name",
@@ -439,4 +439,4 @@ def test_splits_and_classes():
 
 #: The kinds the scaffold can write, and the module of the package that holds each kind's factory.
 KINDS = tuple(COMPONENTS)
-KIND_MODULES = {kind: f"{kind}s" for kind in KINDS}
+KIND_MODULES = {kind: kind_spec(kind).plural for kind in KINDS}

@@ -8,8 +8,11 @@ from typing import Optional
 import typer
 
 from cnnreg import __version__
+from cnnreg import registry as kinds
 from cnnreg.errors import CnnregError, UnknownComponentError, choices_text
-from cnnreg.registry import KINDS, normalize_kind
+from cnnreg.registry import kind_spec, normalize_kind
+
+_PLURALS = [k.plural for k in kinds.KIND_SPECS]
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def list_command(
     kind: Optional[str] = typer.Argument(
-        None, help="architectures, initialisers, regularisers or datasets (default: all)."
+        None, help=f"{', '.join(_PLURALS[:-1])} or {_PLURALS[-1]} (default: all)."
     ),
     filter: Optional[str] = typer.Option(
         None, "--filter", "-f", help="Glob on the name, e.g. 'resnet*' (case-insensitive)."
@@ -36,13 +39,15 @@ def list_command(
 
       cnnreg list architectures --filter 'resnet*'
 
+      cnnreg list weights --filter 'keras-resnet*'
+
       cnnreg list --provider cnnreg-fixup --json
     """
     from cnnreg.plugins import get_host
 
     host = get_host()
-    kinds = KINDS if kind is None else (normalize_kind(kind),)
-    found = [c for k in kinds for c in host.registry.components(k)]
+    chosen = kinds.KINDS if kind is None else (normalize_kind(kind),)
+    found = [c for k in chosen for c in host.registry.components(k)]
     if provider is not None:
         providers = {c.provider for c in host.registry.components()}
         if provider.lower() not in {p.lower() for p in providers}:
@@ -58,7 +63,7 @@ def list_command(
     if as_json:
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "components": [c.to_dict() for c in found]})
+        print_json({"cnnreg": __version__, "components": [_listed(c) for c in found]})
         return
     from cnnreg.cli.render import console, print_wide
 
@@ -68,11 +73,12 @@ def list_command(
     shadowed = False
     hidden: set[str] = set()
     width = console.width
-    for k in kinds:
+    for k in chosen:
         rows = [c for c in found if c.kind == k]
         if not rows:
             continue
-        table, left_out = _component_table(f"{k}s ({len(rows)})", rows, width)
+        make_table = KIND_TABLES.get(k, _component_table)
+        table, left_out = make_table(f"{kind_spec(k).plural} ({len(rows)})", rows, width)
         hidden |= left_out
         shadowed = shadowed or any(c.shadowed_by or c.shadowed_aliases for c in rows)
         print_wide(table)
@@ -82,6 +88,17 @@ def list_command(
                       "reach this one as provider/name")
     if hidden:
         console.print(f"[dim]hidden to fit: {', '.join(sorted(hidden))} (see cnnreg show NAME)[/]")
+
+
+def _listed(component) -> dict:
+    """A component in ``cnnreg list --json``; a weights entry with its fields (what the table
+    shows: classes, metrics, parameters, files), which are plain data."""
+    data = component.to_dict()
+    if component.kind == "weights":
+        from cnnreg.registry import _jsonable
+
+        data["entry"] = {"name": component.name, **_jsonable(component.metadata)}
+    return data
 
 
 #: At ``cnnreg list``'s narrowest layouts a summary keeps at least this many columns.
@@ -102,13 +119,8 @@ def _component_table(title: str, rows, width: int):
 
     from cnnreg.cli.render import cut
 
-    ambiguous = _ambiguous_names(rows)
-    names, aliases = [], []
-    for c in rows:
-        # the name to type: a built-in's bare name always; provider/name for the others
-        name = c.qualified_name if c.shadowed_by or (c.name.lower() in ambiguous and not c.builtin) else c.name
-        names.append(name + ("*" if c.shadowed_by else ""))
-        aliases.append(", ".join(a + "*" if a in c.shadowed_aliases else a for a in c.aliases))
+    names = _display_names(rows)
+    aliases = [", ".join(a + "*" if a in c.shadowed_aliases else a for a in c.aliases) for c in rows]
 
     def widest(texts, header):
         return max([cell_len(header), *(cell_len(t) for t in texts)])
@@ -156,6 +168,121 @@ def _component_table(title: str, rows, width: int):
     return table, left_out
 
 
+def _display_names(rows) -> list[str]:
+    """The name to type for each row: a built-in's bare name always, provider/name for a shadowed
+    or ambiguous one (marked "*" when shadowed)."""
+    ambiguous = _ambiguous_names(rows)
+    names = []
+    for c in rows:
+        name = c.qualified_name if c.shadowed_by or (c.name.lower() in ambiguous and not c.builtin) else c.name
+        names.append(name + ("*" if c.shadowed_by else ""))
+    return names
+
+
+def _weights_table(title: str, rows, width: int):
+    """``cnnreg list weights``: name, classes, top-1, parameters, size or source, provider.
+
+    The provider is said once in the title when every row has the same.  Names are never cut;
+    where the line would be wider than ``width``, the size/source and provider columns are cut
+    (to no fewer than 10 and 16 columns), then size/source is left out, then the parameters.
+    Returns the table and what was left out.
+    """
+    from rich.cells import cell_len
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.cli.render import cut
+
+    meta = [c.metadata for c in rows]
+    versioned = [f"{c.provider} {c.provider_version}" for c in rows]
+    one_provider = len(set(versioned)) == 1
+    columns = {
+        "name": _display_names(rows),
+        "classes": [str(m.get("num_classes", "?")) for m in meta],
+        "top-1": [_percent(_first_metric(m, "top1", "accuracy")) for m in meta],
+        "params": [_short_count(m.get("parameters")) for m in meta],
+        "size/source": [_size_or_source(m) for m in meta],
+    }
+    if not one_provider:
+        columns["provider"] = [c.provider for c in rows]
+    shortest = {"size/source": 10, "provider": 16}  # what a cut column keeps at least
+    left_out: set[str] = set()
+    while True:
+        widths = {h: max([cell_len(h), *(cell_len(t) for t in texts)]) for h, texts in columns.items()}
+        excess = sum(widths.values()) + 3 * (len(widths) - 1) - width
+        for header, least in shortest.items():
+            if excess > 0 and header in widths and widths[header] > least:
+                take = min(excess, widths[header] - least)
+                widths[header] -= take
+                excess -= take
+        droppable = [h for h in ("size/source", "params") if h in columns]
+        if excess <= 0 or not droppable:
+            break
+        del columns[droppable[0]]
+        left_out.add(droppable[0])
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for header in columns:
+        table.add_column(header, style="bold cyan" if header == "name" else None, no_wrap=True,
+                         justify="right" if header in ("classes", "top-1", "params") else "left")
+    for i in range(len(rows)):
+        table.add_row(*(escape(cut(texts[i], widths[h])) for h, texts in columns.items()))
+    if one_provider:
+        table.title = f"{title}, all from {escape(versioned[0])}"
+    return table, left_out
+
+
+#: ``cnnreg list``'s table for the kinds that have their own columns; the others get the
+#: name / aliases / summary / provider table.
+KIND_TABLES = {"weights": _weights_table}
+
+
+def _first_metric(metadata, *keys: str):
+    """The first metric an entry reports under one of ``keys`` (in that order of preference)."""
+    for key in keys:
+        for metric in metadata.get("metrics") or ():
+            if isinstance(metric, dict) and key in metric:
+                return metric[key]
+    return None
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _short_count(n) -> str:
+    """25636712 → "25.6M" (exact figures are in ``cnnreg show`` and ``--json``)."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        return "-"
+    for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _size_or_source(metadata) -> str:
+    """The main file's size when known, else where it comes from (a host, hf:user/repo, the zoo)."""
+    files = metadata.get("files") or {}
+    main = files.get("model") or files.get("top") or next(iter(files.values()), None)
+    if not isinstance(main, dict):
+        return "-"
+    if isinstance(main.get("size"), int):
+        from cnnreg.analysis.units import format_bytes
+
+        return format_bytes(main["size"], digits=1)
+    return _source_label(str(main.get("url", "")), metadata.get("zoo"))
+
+
+def _source_label(url: str, zoo=None) -> str:
+    from urllib.parse import urlsplit
+
+    if url.startswith("hf://"):
+        return "hf:" + "/".join(url[len("hf://"):].split("/")[:2])
+    if "://" in url:
+        host = urlsplit(url).hostname or "?"
+        return ".".join(host.split(".")[-2:])  # storage.googleapis.com → googleapis.com
+    return f"zoo {zoo}" if zoo else "zoo"
+
+
 def _no_such_provider(provider: str, providers, plugins) -> None:
     """Why ``--provider`` names nothing: an installed package that failed to load or is blocked
     says so (with its error); anything else is an unknown package."""
@@ -199,7 +326,7 @@ def find_component(text: str):
             return registry.get(kind, parse(rest).name)
     name = parse(text).name
     found, errors = [], []
-    for kind in KINDS:
+    for kind in kinds.KINDS:
         try:
             found.append(registry.get(kind, name))
         except UnknownComponentError as exc:
@@ -210,7 +337,7 @@ def find_component(text: str):
         options = ", ".join(f"{c.kind}/{c.name}" for c in found)
         raise CnnregError(f"'{text}' names components of several kinds; use one of {options}")
     every = {c.name for c in registry.components()}
-    aliases = {a: n for kind in KINDS for a, n in registry.aliases(kind).items()}
+    aliases = {a: n for kind in kinds.KINDS for a, n in registry.aliases(kind).items()}
     raise UnknownComponentError(
         f"unknown component '{text}'"
         + choices_text(name.rpartition("/")[2], every, aliases=aliases, hint="see `cnnreg list`")
@@ -228,8 +355,12 @@ def show_command(
       cnnreg show he_normal
 
       cnnreg show architecture/resnet34
+
+      cnnreg show keras-resnet50.imagenet
     """
     component = find_component(name)
+    if component.kind in KIND_SHOW:
+        return KIND_SHOW[component.kind](component, as_json)
     data = component.to_dict(detail=True)
     if as_json:
         from cnnreg.cli.render import print_json
@@ -278,6 +409,110 @@ def show_command(
         console.print()
         for line in reflow(data["doc"], console.width):
             console.print(line, markup=False, soft_wrap=True)
+
+
+def _show_weights(component, as_json: bool) -> None:
+    """``cnnreg show`` for a weights entry: what it is, its files with URL and hash, its metrics.
+
+    The entry is data: nothing is imported or downloaded to show it.
+    """
+    from cnnreg.registry import _callable_ref, _jsonable
+    from cnnreg.zoo.entry import entry_of
+
+    entry = entry_of(component)
+    if as_json:
+        from cnnreg.cli.render import print_json
+
+        data = component.to_dict()
+        data.update(
+            factory=component.factory if isinstance(component.factory, str) else _callable_ref(component.factory),
+            metadata=_jsonable(component.metadata), parameters=[], primary=None, doc=component.summary,
+            entry=entry.to_dict(),
+        )
+        print_json({"cnnreg": __version__, "component": data})
+        return
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from cnnreg.cli.render import console
+
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(overflow="fold")  # URLs and hashes stay whole, folded at the width
+
+    def row(label: str, value) -> None:
+        head.add_row(label, escape(str(value)))
+
+    row("kind", "weights")
+    row("name", component.name)
+    row("provider", f"{component.provider} {component.provider_version} (plugin '{component.plugin}')")
+    if component.summary:
+        row("summary", component.summary)
+    row("architecture", entry.architecture)
+    row("input", "x".join(str(d) for d in entry.input_shape))
+    if entry.preprocess:
+        row("preprocess", entry.preprocess)
+    if entry.class_names:
+        from cnnreg.cli.render import cut
+
+        row("classes", f"{entry.num_classes}: " + cut(", ".join(entry.class_names), 200))
+    elif entry.class_names_file:
+        row("classes", f"{entry.num_classes}, names in {entry.class_names_file.filename}")
+    else:
+        row("classes", entry.num_classes)
+    if entry.dataset:
+        row("trained on", entry.dataset)
+    for i, metric in enumerate(entry.metrics):
+        values = ", ".join(f"{_metric_label(k)} {_metric_value(k, v)}" for k, v in metric.items()
+                           if k not in ("dataset", "split", "source"))
+        where = f"{metric['dataset']} {metric['split']}"
+        if metric.get("source"):
+            values += f" (source: {metric['source']})"
+        row("metrics" if i == 0 else "", f"{where}: {values}")
+    sizes = [f"{n:,} {label}" for n, label in ((entry.parameters, "parameters"), (entry.macs, "MACs"))
+             if n is not None]
+    if entry.depth is not None:
+        sizes.append(f"depth {entry.depth}")
+    if sizes:
+        row("size", ", ".join(sizes))
+    row("license", entry.license or "not stated")
+    if entry.source:
+        row("source", entry.source)
+    if entry.zoo:
+        row("zoo", entry.zoo)
+    if entry.cnnreg_version:
+        row("cnnreg", entry.cnnreg_version)
+    if entry.manifest is not None:
+        command = entry.manifest.get("command")
+        row("training run", command if isinstance(command, str) else
+            f"manifest with {len(entry.manifest)} fields (cnnreg show {component.name} --json)")
+    console.print(Panel(head, title=f"weights {escape(component.name)}", title_align="left", expand=False))
+    # Files below the panel, a URL whole on its own line (a terminal wraps it; a copy stays whole).
+    files = list(entry.files.items())
+    if entry.class_names_file:
+        files.append(("class names", entry.class_names_file))
+    console.print("files")
+    for role, file in files:
+        size = f", {file.size:,} bytes" if file.size is not None else ""
+        console.print(f"  {role}: {file.filename}{size}", markup=False, soft_wrap=True)
+        console.print(f"    {file.hash or 'no hash published: cannot be verified'}", markup=False, soft_wrap=True)
+        console.print(f"    {file.url}", markup=False, soft_wrap=True)
+
+
+#: ``cnnreg show`` for the kinds that show more than the factory's parameters.
+KIND_SHOW = {"weights": _show_weights}
+
+
+def _metric_label(key: str) -> str:
+    return {"top1": "top-1", "top5": "top-5"}.get(key, key)
+
+
+def _metric_value(key: str, value) -> str:
+    """Accuracies (fractions) as percentages; anything else as it is."""
+    if (key.startswith("top") or "accuracy" in key) and isinstance(value, float) and 0 <= value <= 1:
+        return f"{100 * value:.1f}%"
+    return str(value)
 
 
 def _meta_text(value) -> str:
