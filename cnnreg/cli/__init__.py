@@ -46,13 +46,14 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
     ) -> None:
         """Config-free plugin framework and model registry for convolutional networks."""
 
-    from cnnreg.cli import analysis, components, data, plugin, training
+    from cnnreg.cli import analysis, components, data, plugin, training, zoo
 
     components.register(app)
     training.register(app)
     analysis.register(app)
     plugin.register(app)
     data.register(app)
+    zoo.register(app)
     if with_plugins:
         from cnnreg.plugins import get_host
 
@@ -63,7 +64,7 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
 def _report_plugin_problem(line: str) -> None:
     from cnnreg.cli.render import warn
 
-    warn(line + " (see `cnnreg plugins`)")
+    warn(line if line.startswith(("zoo ", "CNNREG_ZOO")) else line + " (see `cnnreg plugins`)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,9 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         command.main(args=args, prog_name="cnnreg", standalone_mode=False)
     except CnnregError as exc:
         _fail(str(exc), exc.exit_code)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        # click raises this after printing nothing; show the help like a bare `cnnreg` should.
-        typer.echo(exc.ctx.get_help())
+    except click.exceptions.NoArgsIsHelpError:
+        # a bare `cnnreg` (or `cnnreg data`): typer has printed the help already; that is no error
         sys.exit(0)
     except click.UsageError as exc:
         import re

@@ -1,0 +1,101 @@
+"""``cnnreg weights pull`` and ``cnnreg publish``: the model zoo's downloads and uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+weights_app = typer.Typer(
+    help="Pretrained weights from the zoo: list them with `cnnreg list weights`.\n\n"
+    "Example: cnnreg weights pull lenet5.digits",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(weights_app, name="weights")
+    app.command("publish")(publish_command)
+
+
+@weights_app.command("pull")
+def pull_command(
+    name: str = typer.Argument(..., help="A weights entry, ARCH.TAG (see `cnnreg list weights`)."),
+    file: Optional[str] = typer.Option(None, "--file", help="Only this file of the entry: model, top or notop."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Download an entry's files into the cache (once), check their hashes, print where they are.
+
+    The cache is $CNNREG_CACHE, else the per-user cache folder; a cached file that no longer
+    matches its hash is fetched again. An entry published from a cnnreg run also gets its recipe,
+    the run's manifest, as a folder that `cnnreg rerun` takes.
+
+    Example:
+
+      CNNREG_ZOO=https://example.org/zoo/zoo.json cnnreg weights pull lenet5.digits
+    """
+    from cnnreg.plugins import get_host
+    from cnnreg.zoo.entry import entry_of
+    from cnnreg.zoo.cache import pull
+
+    entry = entry_of(get_host().registry.get("weights", name))
+    result = pull(entry, file)
+    if as_json:
+        from cnnreg import __version__
+        from cnnreg.cli.render import print_json
+
+        print_json({"cnnreg": __version__, "pulled": result})
+        return
+    from cnnreg.cli.render import console
+
+    for role, item in result["files"].items():  # paths are never broken across lines (copy and paste)
+        console.print(f"{result['name']} {role} ({item['action']})", highlight=False)
+        console.print(f"  path    {item['path']}", highlight=False, soft_wrap=True)
+        console.print(f"  size    {item['size']:,} bytes", highlight=False)
+        console.print(f"  sha256  {item['sha256'].partition(':')[2]}", highlight=False)
+    if result["recipe"]:
+        console.print(f"recipe: cnnreg rerun {result['recipe']}", highlight=False, soft_wrap=True)
+
+
+def publish_command(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `cnnreg run` (completed, or with a model.keras)."),
+    dest: str = typer.Argument(..., help="The zoo: a folder (created if needed), or hf://USER/REPO on the Hugging Face Hub."),
+    name: Optional[str] = typer.Option(None, "--name", help="The entry's name, ARCH.TAG (default: ARCH.DATASET of the run)."),
+    license: Optional[str] = typer.Option(None, "--license", help="The weights' license, e.g. MIT or CC-BY-4.0."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Publish a run's best model into a zoo: weights, model card (README.md), recipe, zoo.json.
+
+    The entry in zoo.json carries the weights' sha256 and size and the run's manifest; an entry of
+    the same name is replaced. Serve the folder over http (or share it) and point CNNREG_ZOO at it.
+
+    Example:
+
+      cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT
+    """
+    from cnnreg.zoo.publish import publish
+
+    result = publish(run_dir, dest, name=name, license=license)
+    if as_json:
+        from cnnreg import __version__
+        from cnnreg.cli.render import print_json
+
+        print_json({"cnnreg": __version__, "published": result.to_dict()})
+        return
+    from cnnreg.cli.render import console, warn
+
+    for note in result.notes:
+        warn(note)
+    entry = result.entry
+    model = entry.files["model"]
+    count = f"{result.entries} entr{'y' if result.entries == 1 else 'ies'}"
+    console.print(f"published {entry.name} to {result.dest} ({count} in its zoo.json)", highlight=False)
+    console.print(f"  weights  {result.folder}/{entry.name}.keras ({model.size:,} bytes)", highlight=False, soft_wrap=True)
+    console.print(f"  sha256   {model.hash.partition(':')[2]}", highlight=False)
+    console.print(f"  card     {result.folder}/README.md", highlight=False, soft_wrap=True)
+    for metric in entry.metrics:
+        top5 = f"  top-5 {metric['top5']:.4f}" if "top5" in metric else ""
+        console.print(f"  {metric['split']:<10} accuracy {metric['top1']:.4f}{top5}  ({metric['dataset']})", highlight=False)
+    where = result.dest if "://" in result.dest else str(Path(result.dest).resolve())
+    console.print(f"use it: CNNREG_ZOO={where} cnnreg weights pull {entry.name}", highlight=False, soft_wrap=True)

@@ -1,0 +1,261 @@
+"""Zoos named by ``CNNREG_ZOO``: folders and URLs of ``zoo.json`` files whose entries become
+``weights`` components.
+
+``CNNREG_ZOO`` lists zoos separated by ``,`` or the path separator (``:`` on Linux and macOS;
+the ``:`` of a URL's scheme and port is not one): a folder holding ``zoo.json`` (what
+``cnnreg publish`` writes), the URL of a ``zoo.json``, or ``hf://user/repo`` (its ``zoo.json`` on
+the Hugging Face Hub).  Each entry is registered as a component of kind ``weights`` whose provider
+is ``zoo:<location>``; it is never built-in, so a zoo cannot take the name of one of cnnreg's own
+entries (the registry shadows it: see :mod:`cnnreg.registry`).
+
+A zoo is somebody else's file: it is read as data (JSON, every field checked by
+:meth:`~cnnreg.zoo.entry.WeightsEntry.from_dict`), a bad entry is one warning naming the zoo and
+the entry while the others still register, and an http zoo that cannot be reached within
+:data:`TIMEOUT` is one warning (its last copy in the cache is used, if there is one).  This runs
+whenever plugins load, so it imports only the standard library (``urllib`` for http, which
+honours ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from cnnreg.errors import CnnregError
+
+__all__ = ["ENV", "TIMEOUT", "FORMAT", "zoo_locations", "register_zoos", "load_zoo", "summary"]
+
+ENV = "CNNREG_ZOO"
+#: Seconds an http zoo may take in all (it is read whenever plugins load, `cnnreg list` included).
+TIMEOUT = 5.0
+#: The ``cnnreg_zoo`` format this version reads and writes.
+FORMAT = 1
+#: A zoo.json larger than this is refused (a listing, not a data set).
+MAX_BYTES = 16 << 20
+_URL = re.compile(r"(https?|hf)\Z", re.IGNORECASE)
+
+
+def zoo_locations(text: str) -> list[str]:
+    """The zoos in a ``CNNREG_ZOO`` value, in order, each once.
+
+    Separated by ``,`` or :data:`os.pathsep`; on POSIX ``http://host:8000/zoo.json`` stays whole
+    (a ``:`` before ``//`` or before a port number belongs to the URL)."""
+    found: list[str] = []
+    for chunk in text.split(","):
+        pieces = chunk.split(os.pathsep) if os.pathsep != ":" else _split_colons(chunk)
+        for piece in pieces:
+            piece = piece.strip()
+            if piece and piece not in found:
+                found.append(piece)
+    return found
+
+
+def _split_colons(chunk: str) -> list[str]:
+    tokens = chunk.split(":")
+    pieces: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if _URL.match(token.strip()) and i + 1 < len(tokens) and tokens[i + 1].startswith("//"):
+            url = f"{token.strip()}:{tokens[i + 1]}"
+            i += 2
+            while i < len(tokens) and re.match(r"\d+(/|\Z)", tokens[i]):  # a port
+                url += f":{tokens[i]}"
+                i += 1
+            pieces.append(url)
+            continue
+        pieces.append(token)
+        i += 1
+    return pieces
+
+
+def register_zoos(registry: Any) -> list[str]:
+    """Register the entries of every zoo in ``CNNREG_ZOO`` with ``registry`` (a
+    :class:`cnnreg.registry.Registry`); return the warning lines (nothing is raised)."""
+    warnings: list[str] = []
+    for location in zoo_locations(os.environ.get(ENV, "")):
+        try:
+            entries, base = load_zoo(location, warnings)
+        except CnnregError as exc:
+            warnings.append(str(exc))
+            continue
+        view = registry.view("weights", provider=f"zoo:{location}", version="", plugin="zoo")
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.name.lower() in seen:
+                warnings.append(f"zoo {location} lists '{entry.name}' twice; the last one is used")
+            seen.add(entry.name.lower())
+            try:
+                view.add(entry.name, "cnnreg.zoo.cache:fetch_entry", summary=summary(entry), **entry.to_metadata())
+            except (ValueError, TypeError) as exc:
+                warnings.append(f"zoo {location}, entry '{entry.name}': {exc}")
+        view.commit()
+    return warnings
+
+
+def load_zoo(location: str, warnings: list[str]) -> tuple[list[Any], str]:
+    """The valid entries of one zoo and the base they resolve relative files against; a bad
+    entry adds a warning, a zoo that cannot be read at all raises one :class:`CnnregError` line."""
+    from cnnreg.zoo.entry import WeightsEntry
+
+    raw, base = _read(location, warnings)
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise CnnregError(f"zoo {location}: zoo.json is not valid JSON ({_first_line(exc)}); its entries are skipped") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise CnnregError(f"zoo {location}: zoo.json is not a zoo index "
+                          '({"cnnreg_zoo": 1, "entries": [...]}); its entries are skipped')
+    if data.get("cnnreg_zoo") != FORMAT:
+        raise CnnregError(f"zoo {location}: zoo.json is format {data.get('cnnreg_zoo')!r}; this cnnreg reads format "
+                          f"{FORMAT} (a newer cnnreg may read it); its entries are skipped")
+    entries = []
+    for number, item in enumerate(data["entries"], 1):
+        label = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else f"#{number}"
+        where = f"zoo {location}, entry '{label[:80]}'"
+        if isinstance(item, dict):
+            item = {**item, "zoo": base}  # where it was found, whatever the file says
+        try:
+            entries.append(WeightsEntry.from_dict(item, where=where))
+        except CnnregError as exc:
+            warnings.append(f"{exc}; entry skipped")
+    return entries, base
+
+
+def _read(location: str, warnings: list[str]) -> tuple[bytes, str]:
+    if "://" in location:
+        scheme = location.split("://", 1)[0].lower()
+        if scheme == "hf":
+            return _read_url(_hf_index(location), location, warnings), location.rstrip("/")
+        if scheme not in ("http", "https"):
+            raise CnnregError(f"zoo {location}: only folders, http(s):// URLs of zoo.json files and hf://user/repo "
+                              f"are zoos (see {ENV} in docs/zoo.md)")
+        return _read_url(location, location, warnings), location
+    folder = Path(location).expanduser()
+    path = folder / "zoo.json" if folder.is_dir() or not folder.suffix == ".json" else folder
+    folder = path.parent.resolve()
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise CnnregError(f"zoo {location}: zoo.json is larger than {MAX_BYTES >> 20} MiB; skipped")
+        return path.read_bytes(), str(folder)
+    except FileNotFoundError:
+        raise CnnregError(f"zoo {location}: no zoo.json there (a folder written by `cnnreg publish`, "
+                          f"or the URL of a zoo.json, is expected; see {ENV})") from None
+    except OSError as exc:
+        raise CnnregError(f"zoo {location}: cannot read {path} ({exc.strerror or exc})") from None
+
+
+def _hf_index(location: str) -> str:
+    """``hf://user/repo[@revision]`` → the https URL of its zoo.json (no huggingface_hub needed)."""
+    match = re.fullmatch(r"hf://([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@([\w.-]+))?/?", location)
+    if not match:
+        raise CnnregError(f"zoo {location}: an hf:// zoo is hf://USER/REPO")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    return f"{endpoint}/{match[1]}/resolve/{match[2] or 'main'}/zoo.json"
+
+
+def _read_url(url: str, location: str, warnings: list[str]) -> bytes:
+    """The zoo.json at ``url``; when it cannot be fetched, the copy kept from the last time
+    (with a warning), else one line."""
+    copy = _copy_path(location)
+    try:
+        raw = _download(url, location if url == location else f"{location} ({url})")
+    except CnnregError as exc:
+        if copy is not None and copy.is_file():
+            import time
+
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(copy.stat().st_mtime))
+            warnings.append(f"{exc}; using its copy from {when}")
+            return copy.read_bytes()
+        raise CnnregError(f"{exc}; its entries are not listed") from None
+    if copy is not None:
+        try:
+            if not copy.is_file() or copy.read_bytes() != raw:
+                from cnnreg.training.rundir import write_atomic
+
+                write_atomic(copy, raw)
+        except OSError:
+            pass  # a read-only cache costs only the offline copy
+    return raw
+
+
+def _copy_path(location: str) -> Path | None:
+    import hashlib
+
+    from cnnreg.zoo.cache import cache_dir
+
+    try:
+        return cache_dir() / ".zoos" / f"{hashlib.sha256(location.encode()).hexdigest()[:24]}.json"
+    except Exception:  # no cache folder can be named (no HOME): no offline copy
+        return None
+
+
+def _download(url: str, label: str) -> bytes:
+    import time
+    import urllib.error
+    import urllib.request
+
+    from cnnreg import __version__
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"cnnreg/{__version__}"})
+    start = time.monotonic()
+    try:
+        # an opener of our own: urlopen's shared one keeps the proxy variables of its first use
+        with urllib.request.build_opener().open(request, timeout=TIMEOUT) as response:
+            chunks, size = [], 0
+            while True:
+                left = TIMEOUT - (time.monotonic() - start)
+                if left <= 0:
+                    raise TimeoutError("timed out")
+                chunk = response.read(1 << 16)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise CnnregError(f"zoo {label}: zoo.json is larger than {MAX_BYTES >> 20} MiB")
+                chunks.append(chunk)
+    except urllib.error.HTTPError as exc:
+        raise CnnregError(f"zoo {label} cannot be read (HTTP {exc.code} {exc.reason})") from None
+    except (OSError, ValueError) as exc:  # URLError, timeouts, refused, reset; a malformed URL
+        raise CnnregError(f"zoo {label} cannot be reached ({_why(exc, url)})") from None
+    except Exception as exc:  # http.client's errors (RemoteDisconnected is an OSError, BadStatusLine is not)
+        raise CnnregError(f"zoo {label} cannot be reached ({type(exc).__name__}: {_first_line(exc)})") from None
+    return b"".join(chunks)
+
+
+def _why(exc: BaseException, url: str) -> str:
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, (TimeoutError, socket.timeout)) or "timed out" in str(reason):
+        text = f"no answer within {TIMEOUT:g} s"
+    elif isinstance(reason, OSError) and reason.strerror:
+        text = reason.strerror
+    else:
+        text = _first_line(reason) if isinstance(reason, BaseException) else str(reason)
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        text += f", through the proxy {proxy}: check HTTPS_PROXY, HTTP_PROXY and NO_PROXY"
+    return text
+
+
+def _first_line(exc: Any) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def summary(entry: Any) -> str:
+    """The line ``cnnreg list weights`` shows: architecture, data, the first metric's top-1/top-5."""
+    text = entry.architecture + (f" trained on {entry.dataset}" if entry.dataset else "")
+    for metric in entry.metrics:
+        values = [f"{label} {metric[key]:.3f}" for key, label in (("top1", "top-1"), ("top5", "top-5"), ("accuracy", "accuracy"))
+                  if isinstance(metric.get(key), (int, float))]
+        if values:
+            return f"{text}; {', '.join(values[:2])} ({metric['split']})"
+    return text
