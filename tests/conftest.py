@@ -11,12 +11,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _no_installed_plugins():
-    """Only the built-ins (plus what a test adds with cnnreg.testing) are loaded."""
+def _no_installed_plugins(tmp_path_factory):
+    """Only the built-ins (plus what a test adds with cnnreg.testing) are loaded; no zoo of the
+    machine's (CNNREG_ZOO) is listed, and downloads go to a cache of the session's own."""
     from cnnreg import testing
 
     os.environ.pop("CNNREG_LOAD_PLUGINS", None)
     os.environ.pop("CNNREG_DISABLE_PLUGINS", None)
+    os.environ.pop("CNNREG_ZOO", None)
+    os.environ["CNNREG_CACHE"] = str(tmp_path_factory.mktemp("cnnreg-cache"))
     with testing.isolated():
         yield
 
