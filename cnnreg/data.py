@@ -15,10 +15,15 @@ mode, channel conversion, the architecture's ``preprocess``, augmentation of the
 caching, seeded shuffling, batching, prefetching), so a dataset plugin only provides examples and
 labels.  Files and ``tf.data`` splits go through :mod:`cnnreg.datasets.pipeline` (TensorFlow's
 ``tf.data``, which feeds any Keras backend); arrays go to Keras directly.
+
+Any dataset can be cut down to some of its classes and a few training images per class
+(:meth:`Dataset.select`, :func:`class_indices`): the ``classes`` and ``per_class`` parameters
+every ``--dataset`` spec takes (:func:`cnnreg.datasets.build_dataset`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +33,8 @@ import numpy as np
 from cnnreg.errors import ParameterError
 
 __all__ = [
-    "Split", "Dataset", "RESIZE_MODES", "split_indices", "fit_images", "class_counts", "class_weights",
-    "imbalance", "describe",
+    "Split", "Dataset", "RESIZE_MODES", "split_indices", "class_indices", "fit_images", "class_counts",
+    "class_weights", "imbalance", "describe",
 ]
 
 #: How images are brought to the model's input size: ``stretch`` (ignore the aspect ratio),
@@ -98,6 +103,29 @@ class Split:
             return Split(files=[self.files[i] for i in indices], y=self.y[indices])
         raise ValueError("a tf.data split cannot be indexed")
 
+    def select(self, rows: np.ndarray, labels: np.ndarray | None = None) -> "Split":
+        """The examples at ``rows`` (in split order), with new ``labels`` when given.
+
+        A ``tf.data`` split is filtered by position (``enumerate`` + ``filter``), so its order
+        must be the order of :meth:`labels`, as it is for TFDS splits read without shuffling.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        y = self.labels()[rows] if labels is None else np.asarray(labels, dtype=np.int64)
+        if self.kind != "examples":
+            picked = self.take(rows)
+            picked.y = y
+            return picked
+        import tensorflow as tf
+
+        keep = np.zeros(len(self.labels()), dtype=bool)
+        keep[rows] = True
+        relabel = np.full(len(keep), -1, dtype=np.int64)
+        relabel[rows] = y
+        keep_t, relabel_t = tf.constant(keep), tf.constant(relabel)
+        examples = self.examples.enumerate().filter(lambda i, ex: tf.gather(keep_t, i))
+        examples = examples.map(lambda i, ex: (ex[0], tf.gather(relabel_t, i)))
+        return Split(examples=examples, size=len(rows), y=y)
+
 
 @dataclass
 class Dataset:
@@ -155,6 +183,113 @@ class Dataset:
         if split is None:
             raise ParameterError(f"dataset '{self.name}' has no '{name}' split (valid: {', '.join(self.splits())})")
         return split
+
+    def select(self, classes: Sequence[int] | None = None, per_class: int | None = None, *, seed: int = 0) -> "Dataset":
+        """Only ``classes`` (indices into :attr:`class_names`; None keeps all), and at most
+        ``per_class`` training examples of each.
+
+        Kept classes are relabelled 0..k-1 in the dataset's order (``classes`` is a set: its
+        order does not matter), and ``class_names`` follow.  The cap draws, for each class, the
+        first ``per_class`` of a permutation seeded by ``(seed, class index)``: the draw of a
+        class does not depend on which other classes are kept, and a smaller cap picks a subset
+        of a larger one's images.  Validation and test keep every example of the kept classes,
+        so accuracies stay comparable across caps.  A split left empty becomes None.
+        """
+        n = self.num_classes
+        kept = sorted({int(c) for c in (range(n) if classes is None else classes)})
+        if not kept or kept[0] < 0 or kept[-1] >= n:
+            raise ParameterError(f"dataset '{self.name}': classes must be indices 0-{n - 1} (got {kept or 'none'})")
+        if per_class is not None and per_class < 1:
+            raise ParameterError(f"dataset '{self.name}': per_class must be >= 1 (got {per_class})")
+        relabel = np.full(n, -1, dtype=np.int64)
+        relabel[kept] = np.arange(len(kept))
+        chosen: dict[str, Split | None] = {}
+        for name, split in self.splits().items():
+            if split.y is None and split.read_labels is None:
+                raise ParameterError(
+                    f"dataset '{self.name}' cannot keep some classes or images: its tf.data {name} split gives no "
+                    "labels without a pass over the images (Split(..., read_labels=...) in the dataset's plugin)"
+                )
+            labels = split.labels()
+            new = np.where((labels >= 0) & (labels < n), relabel[np.clip(labels, 0, n - 1)], -1)
+            rows = np.flatnonzero(new >= 0)
+            if name == "train" and per_class is not None:
+                rows = _cap_per_class(labels, rows, per_class, seed)
+            chosen[name] = split.select(rows, new[rows]) if len(rows) else None
+        if chosen["train"] is None:
+            kept_names = ", ".join(self.class_names[i] for i in kept)
+            raise ParameterError(f"dataset '{self.name}' has no training examples of the classes kept ({kept_names})")
+        return dataclasses.replace(
+            self, class_names=[self.class_names[i] for i in kept], train=chosen["train"],
+            validation=chosen.get("validation"), test=chosen.get("test"),
+        )
+
+
+def _cap_per_class(labels: np.ndarray, rows: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """At most ``per_class`` of ``rows`` per label, drawn with a seed per class (see Dataset.select)."""
+    picked = []
+    for label in np.unique(labels[rows]):
+        members = rows[labels[rows] == label]
+        rng = np.random.default_rng([int(seed) % 2**63, int(label)])
+        picked.append(rng.permutation(members)[:per_class])
+    return np.sort(np.concatenate(picked)) if picked else rows
+
+
+def class_indices(text: str, class_names: Sequence[str], *, dataset: str = "dataset") -> list[int]:
+    """``classes=`` text → sorted class indices, e.g. ``5-9``, ``0,2,4``, ``daisy,tulips``.
+
+    Items are separated by commas; each is a class name (exact, else case-insensitive), or an
+    index 0..n-1, or a range ``A-B`` of names or indices (both ends included).  A name wins over
+    an index: in a folder whose classes are named ``1``, ``2``, ``10``, ``classes=2`` is the
+    class named ``2``.  Raises :class:`ParameterError` with one line naming the valid choices.
+    """
+    from cnnreg.errors import suggestion_text
+    from cnnreg.spec import shown
+
+    names = [str(c) for c in class_names]
+    n = len(names)
+
+    def one(item: str) -> int | None:
+        if item in names:
+            return names.index(item)
+        folded = [i for i, name in enumerate(names) if name.lower() == item.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        if item.isdigit() and int(item) < n:
+            return int(item)
+        return None
+
+    def unknown(item: str) -> ParameterError:
+        if names == [str(i) for i in range(n)]:  # digits: the names are the indices
+            valid = f"0-{n - 1}, a range such as 0-{min(4, n - 1)} or a list such as 0,{min(2, n - 1)}"
+        else:
+            listed = ", ".join(names[:30]) + (f", ... {n - 30} more" if n > 30 else "")
+            valid = f"names {listed}, or indices 0-{n - 1}; a range such as 0-{min(2, n - 1)}, a list such as {names[0]},{names[-1]}"
+        hint = "" if item.isdigit() else suggestion_text(item, names)
+        return ParameterError(f"{dataset}: classes={shown(text)}: no class '{shown(item)}'{hint} (valid: {valid})")
+
+    indices: set[int] = set()
+    for item in (piece.strip() for piece in str(text).split(",")):
+        if not item:
+            raise ParameterError(f"{dataset}: classes={shown(text)} has an empty item; write e.g. classes=0,2 or classes=0-4")
+        found = one(item)
+        if found is not None:
+            indices.add(found)
+            continue
+        cuts = [(item[:i].strip(), item[i + 1 :].strip()) for i, ch in enumerate(item) if ch == "-"]
+        ends = [(one(a), one(b)) for a, b in cuts]
+        ends = [(lo, hi) for lo, hi in ends if lo is not None and hi is not None]
+        if not ends:
+            if len(cuts) == 1 and all(cuts[0]) and (one(cuts[0][0]) is None) != (one(cuts[0][1]) is None):
+                raise unknown(cuts[0][0] if one(cuts[0][0]) is None else cuts[0][1])  # "5-12": name the bad end
+            raise unknown(item)
+        lo, hi = ends[0]
+        if lo > hi:
+            raise ParameterError(
+                f"{dataset}: classes={shown(text)}: the range '{shown(item)}' is empty; write {names[hi]}-{names[lo]}"
+            )
+        indices.update(range(lo, hi + 1))
+    return sorted(indices)
 
 
 def split_indices(

@@ -50,7 +50,7 @@ def run_command(
     precision: str = typer.Option("float32", "--precision", help="float32, mixed_float16 or mixed_bfloat16."),
     seed: int = typer.Option(0, "--seed", help="Seed for weights, shuffling and augmentation."),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Model input HxWxC, e.g. 64x64x3 (default: the dataset's)."),
-    weights: str = typer.Option("none", "--weights", help="none, imagenet (keras-* architectures) or a weights file."),
+    weights: str = typer.Option("none", "--weights", help="Starting weights: none, imagenet (keras-* architectures), a weights name (`cnnreg list weights`), a run directory, a .keras file or a .weights.h5 / .h5 file."),
     freeze_base: bool = typer.Option(False, "--freeze-base", help="Transfer learning phase 1: train only the new head."),
     fine_tune_epochs: int = typer.Option(0, "--fine-tune-epochs", help="Phase 2: unfreeze the base for N more epochs."),
     fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Learning rate of phase 2 (default: lr / 10)."),
@@ -78,6 +78,10 @@ def run_command(
       cnnreg run alexnet --reg dropout=0.5 --reg crop --optimizer sgd:momentum=0.9 --lr 0.01
 
       cnnreg run keras-xception --dataset tf_flowers --weights imagenet --freeze-base --reg flip
+
+      cnnreg run lenet5 --dataset digits:classes=5-9,per_class=10 --weights lenet5.digits --freeze-base --fine-tune-epochs 5
+
+      cnnreg run lenet5 --weights runs/20261126-170000-lenet5-digits --epochs 3
 
       cnnreg run resnet18 --dataset ./my_photos --class-weight balanced
 
@@ -256,12 +260,16 @@ def rerun_command(
 
       cnnreg rerun runs/20261126-170000-lenet5-digits --set epochs=20
     """
+    from cnnreg.training import rundir
     from cnnreg.training.loop import rerun_config
     from cnnreg.training.run import resolve
 
     config = rerun_config(run_dir, list(set_))
     config.backend = use_backend(config.backend)  # the original run's backend unless --set backend=...
     plan = resolve(config)
+    replayed = rundir.load_manifest(Path(run_dir)).get("weights")
+    if isinstance(replayed, dict) and (config.weights or "none") == replayed.get("weights"):
+        plan.replayed_weights = replayed  # a changed file is said in a warning
     _execute(plan, run_dir=new_dir, dry_run=False, quiet=quiet)
 
 
@@ -363,20 +371,25 @@ def _runs_columns(cells: list[dict], width: int) -> tuple[list[str], dict[str, s
 
 
 def evaluate_command(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    model: str = typer.Argument(..., metavar="RUN_DIR|WEIGHTS", help="A run directory, or a weights name (`cnnreg list weights`)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset spec (default: the one it was trained on)."),
     split: str = typer.Option("test", "--split", help="train, validation or test."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Evaluate a run's best model: loss, accuracy, top-5, per-class precision/recall, confusion.png.
+    """Evaluate a run's best model or pretrained weights: loss, accuracy, top-5, per-class
+    precision/recall (and a run's confusion.png).
 
-    Example:
+    Examples:
 
       cnnreg evaluate runs/20261126-170000-lenet5-digits --split test
-    """
-    from cnnreg.training.report import evaluate_run
 
-    _use_run_backend(run_dir)
-    result = evaluate_run(Path(run_dir), split)
+      cnnreg evaluate lenet5.digits --dataset digits
+    """
+    from cnnreg.training.report import evaluate, open_trained
+
+    trained = open_trained(model)
+    _use_backend_of(trained)
+    result = evaluate(trained, split, dataset)
     if as_json:
         from cnnreg import __version__
         from cnnreg.cli.render import print_json
@@ -397,27 +410,32 @@ def evaluate_command(
     for name, p, r, row in zip(result["class_names"], result["precision"], result["recall"], result["confusion"]):
         table.add_row(name, f"{p:.3f}", f"{r:.3f}", str(sum(row)))
     console.print(table)
-    console.print(f"confusion matrix: {Path(run_dir) / 'confusion.png'}")
+    if result["confusion_png"]:
+        console.print(f"confusion matrix: {result['confusion_png']}")
 
 
 def predict_command(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    model: str = typer.Argument(..., metavar="RUN_DIR|WEIGHTS", help="A run directory, or a weights name (`cnnreg list weights`)."),
     images: List[Path] = typer.Argument(..., help="Image files (png, jpg, bmp, gif)."),
     top: int = typer.Option(3, "--top", help="How many classes to show per image."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Classify images with a run's best model, preprocessed exactly as in training.
+    """Classify images with a run's best model or pretrained weights, preprocessed exactly as
+    in training; a weights entry names its classes (ImageNet's 1000 for keras-*.imagenet).
 
-    Example:
+    Examples:
 
       cnnreg predict runs/20261126-170000-lenet5-digits seven.png --top 3
+
+      cnnreg predict keras-resnet50.imagenet cat.jpg --top 3
     """
     if top < 1:
         raise CnnregError(f"--top must be >= 1 (got {top})")
-    from cnnreg.training.report import predict_images
+    from cnnreg.training.report import open_trained, predict
 
-    _use_run_backend(run_dir)
-    results = predict_images(Path(run_dir), list(images), top)
+    trained = open_trained(model)
+    _use_backend_of(trained)
+    results = predict(trained, list(images), top)
     if as_json:
         from cnnreg import __version__
         from cnnreg.cli.render import print_json
@@ -431,13 +449,8 @@ def predict_command(
         console.print(f"{item['image']}: {ranked}", highlight=False)
 
 
-def _use_run_backend(run_dir: Path) -> None:
-    """Select the run's backend and load it, once its manifest has passed its checks."""
-    from cnnreg.training import rundir
-    from cnnreg.training.run import run_preprocess
-
-    data = rundir.load_manifest(Path(run_dir))
-    config = rundir.run_config(data, Path(run_dir))
-    run_preprocess(data, Path(run_dir))  # refused before keras loads
-    use_backend(config.backend if isinstance(config.backend, str) else None)
+def _use_backend_of(trained) -> None:
+    """Select the run's backend (an entry: the default) and load it, once the manifest has
+    passed its checks (open_trained checks it)."""
+    use_backend(trained.backend)
     load_framework()

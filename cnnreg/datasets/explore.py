@@ -21,10 +21,10 @@ __all__ = ["load", "info", "sample_grid"]
 
 def load(text: str):
     """``--dataset`` text → ``(component, params, Dataset)``."""
-    from cnnreg.datasets import resolve_dataset
+    from cnnreg.datasets import build_dataset, resolve_dataset
 
     component, params = resolve_dataset(text)
-    return component, params, component.load()(**params)
+    return component, params, build_dataset(component, params)
 
 
 def info(text: str) -> dict[str, Any]:

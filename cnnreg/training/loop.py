@@ -31,7 +31,9 @@ import numpy as np
 from cnnreg.errors import CnnregError
 from cnnreg.regularisers import augmentation_layers
 from cnnreg.training import rundir
-from cnnreg.training.run import Plan, RunConfig, apply_training_settings, compile_model, environment, manifest, prepare, resolve
+from cnnreg.training.run import (
+    Plan, RunConfig, apply_training_settings, compile_model, environment, load_weights, manifest, prepare, resolve,
+)
 
 CHECKPOINT_DIR = rundir.CHECKPOINT_DIR
 STATE = "state.json"
@@ -560,9 +562,15 @@ def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None
     chief = launch_rank(launch) == 0
     lock = rundir.claim(run_dir, fresh=False) if chief else contextlib.nullcontext()
     with lock:
-        plan = resolve(config)
+        # The checkpoint holds the weights: what the run started from (--weights) is neither
+        # loaded nor needed, unless no epoch completed (_resume loads it then).
+        plan = resolve(config, weights=False)
         plan.launch = dict(launch or {})
-        prepare(plan)
+        try:
+            shape = rundir.input_shape(data, run_dir)
+        except CnnregError:
+            shape = None  # worked out again from the config
+        prepare(plan, input_shape=shape, pretrained=False)
         distribution = plan.distribution
         if not distribution.is_chief:  # train in step with process 0 into a scratch copy
             with _worker_dir(plan) as scratch:
@@ -591,6 +599,7 @@ def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progr
     recovered = recover(run_dir, data, report=report)
     chief = target == run_dir
     if recovered is None:  # no epoch ever completed: nothing is lost by starting again
+        load_weights(plan, plan.model)
         if chief:
             try:
                 _mark_running(target, {"epochs_done": 0})

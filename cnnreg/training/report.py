@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cnnreg.errors import CnnregError
+from cnnreg.errors import CnnregError, choices_text
 from cnnreg.training import rundir
 
 
@@ -95,17 +97,22 @@ def load_keras_file(path: Path, what: str, *, compile: bool):
 
 
 def _import_keras_objects(run_dir: Path) -> None:
-    """Import the module an architecture names in its ``keras_objects`` metadata (where a plugin
-    registers its custom layers), so that Keras can deserialise the saved model.  The module
-    comes from the installed plugin's registration, never from the run's files."""
-    import importlib
-
+    """Import the ``keras_objects`` module of a run's architecture (:func:`import_keras_objects`)."""
     from cnnreg.training.run import run_architecture
 
     try:
         component = run_architecture(rundir.load_manifest(run_dir), run_dir)
     except CnnregError:
         return  # the plugin is gone: load_model will say which class it cannot find
+    import_keras_objects(component)
+
+
+def import_keras_objects(component) -> None:
+    """Import the module an architecture names in its ``keras_objects`` metadata (where a plugin
+    registers its custom layers), so that Keras can deserialise a saved model of it.  The module
+    comes from the installed plugin's registration, never from the file being loaded."""
+    import importlib
+
     module = component.metadata.get("keras_objects")
     if module:
         importlib.import_module(module)
@@ -168,44 +175,175 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Pat
     plt.close(fig)
 
 
-def evaluate_run(run_dir: Path, split: str = "test") -> dict[str, Any]:
-    """Evaluate a run's best model on one split of its dataset; writes confusion.png."""
-    from cnnreg.training.loop import held_out
-    from cnnreg.training.run import prepare_data, resolve, run_preprocess
+@dataclass
+class Trained:
+    """A trained classifier to evaluate or predict with: a run's best model, or a weights entry
+    (``lenet5.digits``, ``keras-resnet50.imagenet``) with its input shape, preprocessing and
+    class names."""
+
+    what: str  #: how messages name it: "run RUN", "weights NAME"
+    component: Any  #: its registered architecture
+    architecture: str  #: its spec
+    input_shape: tuple[int, int, int]
+    resize: str
+    preprocess: Callable[[Any], Any]
+    load_model: Callable[[], Any]
+    class_names: Callable[[], list[str]]
+    dataset: str | None = None  #: what it was trained on, the default for evaluation
+    run_dir: Path | None = None
+    data: dict[str, Any] | None = None  #: a run's manifest
+    entry: Any = None
+    backend: str | None = None
+
+
+def open_trained(text: str | Path) -> Trained:
+    """A run directory, or a registered weights name (when no such path exists).  One line for
+    a path that is neither, with the closest weights names when it looks like one."""
+    from cnnreg.training.pretrained import ENTRY_NAME, _weights_names
+    from cnnreg.plugins import get_host
+
+    text = str(text)
+    path = Path(text)
+    if not path.exists() and not path.is_symlink() and ENTRY_NAME.fullmatch(text) and "/" not in text:
+        registry = get_host().registry
+        names = _weights_names(registry)
+        if text.lower() in {n.lower() for n in names}:
+            return trained_entry(registry.get("weights", text))
+        raise CnnregError(f"'{text}' is neither a run directory nor a weights name"
+                          + choices_text(text, names, hint="see `cnnreg list weights`"))
+    return trained_run(path)
+
+
+def trained_run(run_dir: Path) -> Trained:
+    """A run's best model, with what its manifest says (checked before anything loads)."""
+    from cnnreg.training.run import run_architecture, run_preprocess
 
     run_dir = Path(run_dir)
     data = rundir.load_manifest(run_dir)
-    if split in ("val", "valid"):
-        split = "validation"
+    config = rundir.run_config(data, run_dir)
     preprocess = run_preprocess(data, run_dir)  # refused before any data is loaded
     shape = rundir.input_shape(data, run_dir)
-    plan = prepare_data(resolve(rundir.run_config(data, run_dir)), input_shape=shape, splits=(split,))
-    plan.preprocess = preprocess
+    return Trained(
+        what=f"run {run_dir}", component=run_architecture(data, run_dir), architecture=config.architecture,
+        input_shape=shape, resize=data.get("resize", "stretch"),  # runs written before the resize modes stretched
+        preprocess=preprocess, load_model=lambda: load_run_model(run_dir),
+        class_names=lambda: rundir.manifest_field(data, "class_names", run_dir, list),
+        dataset=config.dataset, run_dir=run_dir, data=data,
+        backend=config.backend if isinstance(config.backend, str) else None,
+    )
+
+
+def trained_entry(component) -> Trained:
+    """A weights entry: a published cnnreg run (file ``model``) or a keras.applications
+    classifier (file ``top``).  Files are fetched (cached, hash-checked) when the model loads."""
+    from cnnreg.plugins import get_host
+    from cnnreg.spec import parse
+    from cnnreg.training.run import checked_preprocess
+    from cnnreg.zoo.entry import entry_of
+
+    entry = entry_of(component)
+    spec = parse(entry.architecture)
+    arch = get_host().registry.get("architecture", spec.name)
+    params = {k: v for k, v in arch.resolve(spec.params).items() if k not in ("weights", "include_top")}
+    manifest = entry.manifest if isinstance(entry.manifest, dict) else {}
+    value = entry.preprocess if entry.preprocess is not None else manifest.get("preprocess")
+    preprocess = checked_preprocess(value, arch, f"weights {entry.name}: field 'preprocess'", none_is_own=True)
+    resize = manifest.get("resize") if manifest.get("resize") in ("stretch", "crop", "pad") else "stretch"
+    if "model" in entry.files:
+        def load():
+            from cnnreg.zoo.cache import fetch_entry
+
+            path = fetch_entry(entry, "model")
+            import_keras_objects(arch)
+            return load_keras_file(path, f"the file of weights {entry.name} ({path})", compile=False)
+    elif "top" in entry.files:
+        def load():
+            from cnnreg.zoo.cache import fetch_entry
+
+            path = fetch_entry(entry, "top")
+            return arch.load()(input_shape=tuple(entry.input_shape), num_classes=entry.num_classes,
+                               include_top=True, weights=str(path), **params)
+    else:
+        raise CnnregError(f"weights {entry.name} hold a base without a classifier (files: {', '.join(entry.files)}); "
+                          f"fine-tune it: `cnnreg run {arch.name} --weights {entry.name} --dataset D`")
+
+    def names() -> list[str]:
+        from cnnreg.zoo.cache import class_names
+
+        found = list(class_names(entry))
+        if len(found) != entry.num_classes:
+            raise CnnregError(f"weights {entry.name}: {len(found)} class names for {entry.num_classes} classes")
+        return found
+
+    return Trained(
+        what=f"weights {entry.name}", component=arch, architecture=entry.architecture,
+        input_shape=tuple(entry.input_shape), resize=resize, preprocess=preprocess, load_model=load,
+        class_names=names, dataset=entry.dataset, entry=entry,
+    )
+
+
+def evaluate_run(run_dir: Path, split: str = "test", dataset: str | None = None) -> dict[str, Any]:
+    """Evaluate a run's best model on one split of its dataset (or ``dataset``); writes confusion.png."""
+    return evaluate(trained_run(Path(run_dir)), split, dataset)
+
+
+def evaluate(trained: Trained, split: str = "test", dataset: str | None = None) -> dict[str, Any]:
+    """Evaluate a run's model or a weights entry on one split of a dataset (default: the one it
+    was trained on).  A run writes confusion.png into its directory."""
+    from cnnreg.training.loop import held_out
+    from cnnreg.training.run import RunConfig, prepare_data, resolve
+
+    if split in ("val", "valid"):
+        split = "validation"
+    if trained.data is not None:
+        config = rundir.run_config(trained.data, trained.run_dir)
+        config.dataset = dataset or config.dataset
+    else:
+        if not (dataset or trained.dataset):
+            raise CnnregError(f"{trained.what} do not say what they were trained on: give --dataset")
+        config = RunConfig(architecture=trained.architecture, dataset=dataset or trained.dataset, batch_size=64)
+    config.freeze_base, config.fine_tune_epochs = False, 0
+    # the weights it started from are not needed (nor looked up): they are in the model
+    plan = prepare_data(resolve(config, weights=False), input_shape=trained.input_shape, splits=(split,))
+    plan.preprocess = trained.preprocess
     plan.dataset.split(split)  # one-line error for a missing split
-    result = evaluate_model(load_run_model(run_dir), held_out(plan, split), batch_size=plan.config.batch_size)
+    model = trained.load_model()
+    if model.output_shape[-1] != plan.dataset.num_classes:
+        raise CnnregError(f"{trained.what}: the model predicts {model.output_shape[-1]} classes, dataset "
+                          f"{config.dataset} has {plan.dataset.num_classes}")
+    result = evaluate_model(model, held_out(plan, split), batch_size=plan.config.batch_size)
     result["split"] = split
-    plot_confusion(result["confusion"], list(plan.dataset.class_names), Path(run_dir) / "confusion.png",
-                   f"{data['config']['architecture']} on {data['config']['dataset']} ({split})")
+    result["dataset"] = config.dataset
+    result["confusion_png"] = None
+    if trained.run_dir is not None:
+        path = Path(trained.run_dir) / "confusion.png"
+        plot_confusion(result["confusion"], list(plan.dataset.class_names), path,
+                       f"{trained.architecture} on {config.dataset} ({split})")
+        result["confusion_png"] = str(path)
     result["class_names"] = list(plan.dataset.class_names)
     return result
 
 
 def predict_images(run_dir: Path, images: list[Path], top: int = 3) -> list[dict[str, Any]]:
-    """Top-``top`` classes and probabilities per image, preprocessed exactly as in training."""
+    """Top-``top`` classes and probabilities per image with a run's best model."""
+    return predict(trained_run(Path(run_dir)), images, top)
+
+
+def predict(trained: Trained, images: list[Path], top: int = 3) -> list[dict[str, Any]]:
+    """Top-``top`` classes and probabilities per image, preprocessed exactly as in training
+    (same decoder, resize, channels and preprocess function)."""
     from cnnreg.data import fit_images
     from cnnreg.images import read_image
-    from cnnreg.training.run import run_preprocess
 
-    data = rundir.load_manifest(run_dir)
-    shape = rundir.input_shape(data, run_dir)
-    resize = data.get("resize", "stretch")  # runs written before the resize modes stretched
-    classes = rundir.manifest_field(data, "class_names", run_dir, list)
-    preprocess = run_preprocess(data, Path(run_dir))  # registered or built-in, never imported by name
+    shape = trained.input_shape
+    classes = trained.class_names()
     arrays = []
     for path in images:  # training's decoder and pixel limit; a file it refuses is one line
-        arrays.append(fit_images(read_image(path, shape[2])[None], shape, resize=resize)[0])
-    model = load_run_model(run_dir)
-    probs = np.asarray(model.predict(preprocess(np.stack(arrays)), verbose=0))
+        arrays.append(fit_images(read_image(path, shape[2])[None], shape, resize=trained.resize)[0])
+    model = trained.load_model()
+    probs = np.asarray(model.predict(trained.preprocess(np.stack(arrays)), verbose=0))
+    if probs.shape[-1] != len(classes):
+        raise CnnregError(f"{trained.what}: the model predicts {probs.shape[-1]} classes, {len(classes)} are named")
     top = max(1, min(top, len(classes)))
     results = []
     for path, p in zip(images, probs):

@@ -158,6 +158,11 @@ class Plan:
     distribution: Any = None
     #: Multi-process launch arguments (per process, so not part of the config).
     launch: dict[str, Any] = field(default_factory=dict)
+    #: Where the starting weights come from (cnnreg.training.pretrained.Source); None when
+    #: not looked up (``cnnreg resume`` from a checkpoint, which holds the weights).
+    source: Any = None
+    #: The ``weights`` record of the run replayed by ``cnnreg rerun``: a changed file is said.
+    replayed_weights: dict[str, Any] | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -170,8 +175,11 @@ class Plan:
         return max(1, math.ceil(size / self.config.batch_size))
 
 
-def resolve(config: RunConfig) -> Plan:
-    """Check every spec and option; nothing heavy is imported here."""
+def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
+    """Check every spec and option; nothing heavy is imported here.
+
+    ``weights=False`` leaves ``--weights`` unlooked-up (``cnnreg resume``: the checkpoint holds
+    the weights, and what they started from may be gone)."""
     config.validate()
     registry = get_host().registry
     arch_spec = parse(config.architecture)
@@ -207,18 +215,21 @@ def resolve(config: RunConfig) -> Plan:
     clip = optim.parse_clip(config.clip)
     if config.fine_tune_lr is not None and not config.fine_tune_lr > 0:
         raise ParameterError(f"--fine-tune-lr must be > 0 (got {config.fine_tune_lr})")
-    weights = (config.weights or "none").lower()
-    if weights not in ("none", "imagenet"):
-        if not Path(config.weights).exists():
-            raise ParameterError(f"--weights file {config.weights} does not exist")
+    source = None
+    if weights:
+        from cnnreg.training.pretrained import resolve_source
+
+        source = resolve_source(config.weights, arch, registry)
+        config.weights = source.stored  # a path made absolute: rerun and resume find it from anywhere
     declared = {p.name for p in arch.parameters()}
-    if weights == "imagenet" and "weights" not in declared and not arch.metadata.get("weights"):
+    if (config.weights or "none").lower() == "imagenet" and "weights" not in declared:
         raise ParameterError(
             f"architecture '{arch.name}' has no pretrained ImageNet weights; use a keras-* architecture "
-            "(e.g. keras-xception) or --weights PATH"
+            "(e.g. keras-xception), a weights name (`cnnreg list weights`) or --weights PATH"
         )
-    if (config.freeze_base or config.fine_tune_epochs) and weights == "none":
-        raise ParameterError("--freeze-base and --fine-tune-epochs need pretrained weights (--weights imagenet or PATH)")
+    if (config.freeze_base or config.fine_tune_epochs) and (config.weights or "none").lower() == "none":
+        raise ParameterError("--freeze-base and --fine-tune-epochs need pretrained weights (--weights imagenet, "
+                             "a weights name, a run directory or a weights file)")
     for resolved, reg in regs:
         for name in reg.required_architecture_params():
             if name not in declared:
@@ -232,6 +243,7 @@ def resolve(config: RunConfig) -> Plan:
         optimizer=optimizer,
         schedule=schedule,
         clip=clip,
+        source=source,
     )
     _check_initialiser(plan)
     return plan
@@ -253,8 +265,10 @@ def _check_initialiser(plan: Plan) -> None:
 # --- data and model -------------------------------------------------------------------------
 
 
-def prepare(plan: Plan) -> Plan:
-    """Load the data and build the model (imports keras)."""
+def prepare(plan: Plan, *, input_shape: tuple[int, int, int] | None = None, pretrained: bool = True) -> Plan:
+    """Load the data and build the model (imports keras).  ``input_shape``: the run's own
+    (``cnnreg resume``); ``pretrained=False`` builds the model without its starting weights
+    (resume loads a checkpoint instead)."""
     import keras
 
     config = plan.config
@@ -274,7 +288,7 @@ def prepare(plan: Plan) -> Plan:
     distribute.check_batch(config.batch_size, plan.distribution)
     if plan.distribution.note:
         plan.warnings.append(plan.distribution.note)
-    prepare_data(plan)
+    prepare_data(plan, input_shape=input_shape)
     replicas = plan.distribution.replicas
     if replicas > 1:
         for name, (x, y) in list(plan.arrays.items()):
@@ -289,7 +303,7 @@ def prepare(plan: Plan) -> Plan:
                     "need it cached (each feeds its part of every batch): use one process per machine's devices"
                 )
     with plan.distribution.scope():
-        plan.model = build_model(plan)
+        plan.model = build_model(plan, pretrained=pretrained)
     plan.bn_momentum = _bn_momentum(plan)
     apply_training_settings(plan, plan.model)
     return plan
@@ -310,16 +324,23 @@ def prepare_data(
     ds = plan.dataset_component
     if "tfds" in ds.component.tags:  # TensorFlow Datasets imports TensorFlow: quietly, and seeded
         needs_tensorflow(config.seed)
-    plan.dataset = ds.component.load()(**ds.params)
+    from cnnreg.datasets import build_dataset
+
+    plan.dataset = build_dataset(ds.component, ds.params)  # with the spec's classes= / per_class=
     dataset = plan.dataset
     if dataset.num_classes < 2:
         raise CnnregError(f"dataset '{dataset.name}' has {dataset.num_classes} class; at least 2 are needed")
     arch = plan.architecture.component
-    wants_rgb = (config.weights or "none").lower() != "none" or arch.metadata.get("channels") == 3
+    source = plan.source if splits is None else None  # evaluation takes the run's shape
+    bridge = "weights" in {p.name for p in arch.parameters()}
+    wants_rgb = arch.metadata.get("channels") == 3 or (source is not None and source.wants_rgb(bridge))
+    trained_at = source.input_shape() if source is not None else None
     if input_shape is not None:
         plan.input_shape, plan.input_reason = tuple(input_shape), "the run's input shape"
     elif config.input_shape:
         plan.input_shape, plan.input_reason = tuple(config.input_shape), "--input-shape"
+    elif trained_at is not None:  # the weights were trained on it: every layer fits
+        plan.input_shape, plan.input_reason = trained_at, f"the input shape of the weights ({source.describe()})"
     else:
         shape = dataset.default_input_shape or dataset.image_shape
         reason = dataset.input_shape_reason or "the dataset's image size"
@@ -429,21 +450,35 @@ def run_preprocess(data: dict[str, Any], run_dir: Path):
     """The preprocessing of a run read back from its manifest: its architecture's registered
     function, or one of :func:`builtin_preprocess`.  Nothing named in the file is imported: any
     other value of ``preprocess`` is refused in one line."""
-    value = data.get("preprocess")
-    component = run_architecture(data, run_dir)
+    return checked_preprocess(data.get("preprocess"), run_architecture(data, run_dir),
+                              f"{rundir.MANIFEST} in {run_dir}: field 'preprocess'")
+
+
+def checked_preprocess(value: Any, component, where: str, *, none_is_own: bool = False):
+    """The preprocessing ``value`` names (read from a file: a manifest, a weights entry) if it
+    is ``component``'s registered one or one of :func:`builtin_preprocess`; else one line
+    starting with ``where``.  ``none_is_own``: ``None`` means the architecture's own (an entry
+    that does not say)."""
     ref, function = preprocess_of(component)
-    if value == ref:
+    if value == ref or (value is None and none_is_own):
         return function
     table = builtin_preprocess()
     if isinstance(value, str) and value in table:
         return table[value]
     raise CnnregError(
-        f"{rundir.MANIFEST} in {run_dir}: field 'preprocess' ({value!r}) is not the preprocessing registered for "
-        f"architecture '{component.name}'; refusing to import it"
+        f"{where} ({value!r}) is not the preprocessing registered for architecture '{component.name}'; "
+        "refusing to import it"
     )
 
 
-def build_model(plan: Plan):
+def build_model(plan: Plan, *, pretrained: bool = True, num_classes: int | None = None, initialise: bool = True):
+    """The run's model: the architecture with the dataset's classes, regularisers' layers, the
+    initialiser, then the starting weights (``--weights``; not when ``pretrained`` is False).
+
+    With weights on an architecture that takes a ``weights`` parameter (the keras-* bridge) the
+    model is the lecture's transfer model: the architecture's base (``include_top=False``),
+    global average pooling and a new softmax head.  ``num_classes`` builds it for another
+    number of classes (to read a file made for them)."""
     import keras
 
     config = plan.config
@@ -457,13 +492,12 @@ def build_model(plan: Plan):
         params.update(usable)
         if extra and not usable:
             inserted_head.extend(reg.head_layers())
-    weights = (config.weights or "none")
-    transfer = weights.lower() != "none"
-    num_classes = plan.dataset.num_classes
-    if transfer and "weights" in declared:
-        base = arch.component.load()(
-            input_shape=plan.input_shape, num_classes=num_classes, include_top=False, **{**params, "weights": weights}
-        )
+    transfer = (config.weights or "none").lower() != "none"
+    num_classes = num_classes or plan.dataset.num_classes
+    factory = arch.component.load()
+    if transfer and "weights" in declared:  # the base is built bare; its weights are copied in
+        base = factory(input_shape=plan.input_shape, num_classes=num_classes, include_top=False,
+                       **{**params, "weights": "none"})
         base._name = "base" if hasattr(base, "_name") else base.name
         inputs = keras.Input(plan.input_shape, name="image")
         x = base(inputs, training=False if config.freeze_base else None)
@@ -472,19 +506,33 @@ def build_model(plan: Plan):
             x = layer(x)
         outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
         model = keras.Model(inputs, outputs, name=f"{arch.component.name}_transfer")
-        plan.notes.append(f"pretrained base ({weights}) + new {num_classes}-class head")
-        return model
-    model = arch.component.load()(input_shape=plan.input_shape, num_classes=num_classes, include_top=True, **params)
-    if transfer:  # a weights file for an architecture without a weights parameter
-        try:
-            model.load_weights(weights)
-        except Exception as exc:
-            raise ParameterError(f"--weights {weights} does not match {arch.component.name}: {str(exc).splitlines()[0][:200]}") from None
-    if inserted_head:
-        model = _insert_before_classifier(model, inserted_head)
-    if plan.init is not None:
+        inserted_head = []
+    else:
+        model = factory(input_shape=plan.input_shape, num_classes=num_classes, include_top=True, **params)
+    if plan.init is not None and initialise:  # before the weights: only layers they leave keep it
         _initialise(model, plan.init, config.seed)
+    if pretrained and transfer:
+        load_weights(plan, model)
+    if inserted_head:  # after the weights, which were saved without these layers
+        model = _insert_before_classifier(model, inserted_head)
     return model
+
+
+def load_weights(plan: Plan, model) -> None:
+    """Put the starting weights (``--weights``) into ``model``, a model :func:`build_model`
+    built for ``plan``; say what was loaded in the run's notes and manifest."""
+    from cnnreg.training import pretrained
+
+    if plan.source is None:  # resolved without them (cnnreg resume), needed after all
+        plan.source = pretrained.resolve_source(plan.config.weights, plan.architecture.component, get_host().registry)
+    if not plan.source.pretrained:
+        return
+    plan.notes.append(pretrained.load_into(plan, model, plan.source))
+    before = (plan.replayed_weights or {}).get("sha256")
+    now = plan.source.record.get("sha256")
+    if before and now and before != now:
+        plan.warnings.append(f"--weights {plan.source.text} changed since the run this one replays "
+                             f"(sha256 {before[:12]}... then, {now[:12]}... now)")
 
 
 def _insert_before_classifier(model, layers):
@@ -633,6 +681,7 @@ def manifest(plan: Plan, *, status: str, argv: list[str] | None = None, extra: d
         "skipped": len(plan.dataset.skipped) if plan.dataset else 0,
         "skipped_files": list(plan.dataset.skipped[:100]) if plan.dataset else [],
         "bn_momentum": plan.bn_momentum,
+        "weights": (plan.source.record or None) if plan.source is not None else None,
         "class_names": list(plan.dataset.class_names) if plan.dataset else None,
         "data": _used_sizes(plan),
         "distribution": plan.distribution.to_dict() if plan.distribution is not None else None,
