@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import re
 import warnings
@@ -227,11 +226,10 @@ def _keras_file_input_shape(path: Path) -> tuple[int, int, int] | None:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256 in hex, as the manifest records it."""
+    from cnnreg.zoo.cache import sha256_of
+
+    return sha256_of(path).partition(":")[2]
 
 
 # --- putting weights into a model -------------------------------------------------------------
