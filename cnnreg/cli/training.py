@@ -298,7 +298,7 @@ def runs_command(
         rows.append({
             "run_dir": str(path), "architecture": config.get("architecture"), "dataset": config.get("dataset"),
             "status": shown_status(path, data), "best": best, "epochs_done": data.get("epochs_done", 0),
-            "epochs": config.get("epochs"), "seconds": data.get("seconds"), "test": (data.get("test") or {}).get("accuracy"),
+            "epochs": _total_epochs(config), "seconds": data.get("seconds"), "test": (data.get("test") or {}).get("accuracy"),
         })
     if as_json:
         from cnnreg import __version__
@@ -368,6 +368,14 @@ def _runs_columns(cells: list[dict], width: int) -> tuple[list[str], dict[str, s
             break
         columns.remove(column)
     return columns, headers
+
+
+def _total_epochs(config: dict):
+    """Both phases' epochs (--epochs, then --fine-tune-epochs), as the run counts them."""
+    epochs, more = config.get("epochs"), config.get("fine_tune_epochs")
+    if type(epochs) is int and type(more) is int and more > 0:
+        return epochs + more
+    return epochs
 
 
 def evaluate_command(
