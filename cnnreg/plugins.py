@@ -277,7 +277,7 @@ class Host:
             except CnnregError as exc:  # a mistake in CNNREG_ZOO itself: say it, load the rest
                 lines = [str(exc)]
             for line in lines:
-                self._warn(line)
+                self._warn(line, hint="")
 
         self.registry.defer("weights", load)
 
@@ -286,11 +286,12 @@ class Host:
         info.error = f"{info.error}; {error}" if info.error else error
         self._warn(f"plugin '{info.name}' ({info.distribution} {info.version}) {error}")
 
-    def _warn(self, line: str) -> None:
-        """Report one plugin problem: the CLI's reporter prints it, else a warning."""
+    def _warn(self, line: str, *, hint: str = " (see `cnnreg plugins`)") -> None:
+        """Report one problem: the CLI's reporter prints it with ``hint`` (where to look; a
+        zoo's problem is not a plugin's), else a warning."""
         self.problems.append(line)
         if self._report is not None:
-            self._report(line)
+            self._report(line + hint)
         else:
             warnings.warn(line, CnnregPluginWarning, stacklevel=4)
 

@@ -62,9 +62,10 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
 
 
 def _report_plugin_problem(line: str) -> None:
+    """Print a problem the plugin host found (a plugin that failed, an unreachable zoo)."""
     from cnnreg.cli.render import warn
 
-    warn(line if line.startswith(("zoo ", "CNNREG_ZOO")) else line + " (see `cnnreg plugins`)")
+    warn(line)
 
 
 def main(argv: list[str] | None = None) -> None:
