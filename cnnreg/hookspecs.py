@@ -7,7 +7,7 @@ after the hooks below; declare it in your package's ``pyproject.toml``::
     mynet = "cnnreg_mynet.plugin"
 
 Each kind's hook (``register_architectures``, ``register_initialisers``, ``register_regularisers``,
-``register_datasets``, ``register_weights``: one per entry of :data:`cnnreg.registry.KIND_SPECS`,
+``register_datasets``, ``register_weights``, ``register_attacks``: one per entry of :data:`cnnreg.registry.KIND_SPECS`,
 documented there) receives a registry bound to that kind and to your distribution,
 so every component you add is listed with your package as its provider.  Implement only the hooks
 you need.  Keep plugin modules light: import keras, tensorflow or anything heavy inside your

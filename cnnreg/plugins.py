@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "cnnreg.builtin.regularisers",
     "cnnreg.builtin.datasets",
     "cnnreg.builtin.weights",
+    "cnnreg.builtin.attacks",
 )
 
 #: kind → the name of its hook (from cnnreg.registry.KIND_SPECS; read, not stored, so it follows

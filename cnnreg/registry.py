@@ -1,4 +1,4 @@
-"""The component registry: five kinds of named factories, each knowing its provider.
+"""The component registry: six kinds of named factories, each knowing its provider.
 
 Every kind is one :class:`KindSpec` in :data:`KIND_SPECS`: its name and words, its hook, what
 the framework supplies to its factories and where its contract is documented.  Everything else
@@ -127,6 +127,18 @@ KIND_SPECS: tuple[KindSpec, ...] = (
         ``registry.add(entry.name, "cnnreg.zoo.cache:fetch_entry", summary=...,
         **entry.to_metadata())``.  Entries are data: nothing is downloaded until one is used.
         See docs/plugins.md for the fields.
+        """,
+    ),
+    KindSpec(
+        "attack", "attacks", words=("adversary", "adversaries"),
+        contract="cnnreg.attacks",
+        doc="""Add adversarial attacks: the factory returns a :class:`cnnreg.attacks.Attack`.
+
+        ``perturb(target, x, y, eps)`` moves images in [0, 1] pixel space within ``eps`` (L∞ or
+        L2, :attr:`~cnnreg.attacks.Attack.norm`) using ``keras.ops`` and the target's input
+        gradient only, so it runs on every backend, in ``cnnreg attack`` and inside a training
+        step (``--reg adversarial:attack=NAME``).  Give the factory an ``eps`` parameter.
+        See cnnreg.attacks and docs/plugins.md for the full contract.
         """,
     ),
 )

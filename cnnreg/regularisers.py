@@ -15,8 +15,17 @@ what it changes (docs/plugins.md, "Regularisers", has the full contract and a wo
   (pixel values 0..255, before the architecture's ``preprocess``);
 * :meth:`Regulariser.batch_transform` — a function on whole training batches with one-hot labels
   (mixup, cutmix), called from several threads;
+* :meth:`Regulariser.train_step_transform` — a function on each training batch *inside* the
+  compiled training step, with the model at that step's weights (adversarial training): see
+  :class:`StepContext`;
 * :meth:`Regulariser.callbacks` — Keras callbacks;
 * :attr:`Regulariser.label` — the text the run header shows.
+
+``batch_transform`` runs in the input pipeline, on NumPy arrays, and cannot see the model;
+``train_step_transform`` is the extension for what needs the model (an attack needs its
+gradient with respect to the input at the current weights): cnnreg installs it in the backend's
+own training step (:func:`cnnreg.backends.wrap_train_step`), so it is traced into
+``tf.function`` / ``jax.jit`` and written with ``keras.ops`` and the :class:`StepContext` only.
 
 The factory runs when the spec is resolved, before keras is imported: it stores its parameters
 (raising :class:`cnnreg.errors.ParameterError` for a mistake the type hints cannot catch) and
@@ -30,12 +39,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Regulariser", "augmentation_layers", "combine_batch_transforms"]
+__all__ = ["Regulariser", "StepContext", "augmentation_layers", "combine_batch_transforms", "combine_step_transforms"]
 
 #: ``f(x, y_onehot, rng) -> (x, y_onehot)`` on numpy training batches (numpy is not imported
 #: here: plugin modules that subclass Regulariser must stay light).  See
 #: :meth:`Regulariser.batch_transform`.
 BatchTransform = Callable[[Any, Any, Any], "tuple[Any, Any]"]
+
+#: ``f(x, y_onehot, step) -> (x, y_onehot)`` on the tensors of one training step, ``step`` a
+#: :class:`StepContext`.  See :meth:`Regulariser.train_step_transform`.
+StepTransform = Callable[[Any, Any, "StepContext"], "tuple[Any, Any]"]
 
 
 class Regulariser:
@@ -123,6 +136,26 @@ class Regulariser:
         """
         return None
 
+    def train_step_transform(self) -> StepTransform | None:
+        """``f(x, y_onehot, step) -> (x, y_onehot)`` inside every training step, or None.
+
+        Called by the backend's compiled training step (``tf.function``, ``jax.jit``, or eagerly
+        on PyTorch) on each training batch, after the input pipeline (augmentation, the
+        architecture's ``preprocess`` and :meth:`batch_transform`: ``x`` is the model's input,
+        float32 ``(N, H, W, C)``, ``y`` float32 one-hot) and before the forward and backward
+        pass, which then train on what ``f`` returns (same shapes and dtypes).  ``step`` is a
+        :class:`StepContext`: the model's logits at this step's weights, seeded random numbers
+        and the map between the model's input and [0, 1] pixels.  ``f`` is traced: ``keras.ops``
+        and ``step`` only, no NumPy on tensors, no Python branching on tensor values; the batch
+        size may be unknown while tracing (``keras.ops.shape(x)[0]`` is then a tensor).
+        Nothing ``f`` computes is differentiated by the weight update (return constants: an
+        attack's result goes through ``keras.ops.stop_gradient``).  Transforms of several
+        regularisers are chained in ``--reg`` order, sharing the step.  Before the first epoch,
+        cnnreg calls ``f`` once eagerly on two grey images, so that a mistake stops the run in
+        one line before training starts.  Not applied to validation or test data.
+        """
+        return None
+
     def loss_params(self) -> dict[str, Any]:
         """Keyword arguments for ``keras.losses.CategoricalCrossentropy``, e.g. ``{"label_smoothing": 0.1}``.
 
@@ -151,6 +184,75 @@ def combine_batch_transforms(transforms: list[BatchTransform]) -> BatchTransform
     def apply(x, y, rng):
         for transform in transforms:
             x, y = transform(x, y, rng)
+        return x, y
+
+    return apply
+
+
+class StepContext:
+    """What a :meth:`Regulariser.train_step_transform` sees of the training step it runs in.
+
+    Made by :func:`cnnreg.backends.wrap_train_step` for every step (while the step is traced,
+    for a compiled one), so that on every backend:
+
+    * :meth:`logits` is the model at **this step's weights** (on JAX, the values of the step's
+      state, not the variables': the step is a pure function of it);
+    * :meth:`uniform` is seeded by the run's seed and the optimizer's step count: a rerun, and
+      a resumed run (the checkpoint holds the count), draws the same numbers at the same step;
+    * :attr:`pixels` maps the model's input to [0, 1] pixels and back, for budgets measured in
+      pixels (the training batches arrive preprocessed).
+    """
+
+    def __init__(self, logits: Callable[[Any], Any], uniform: Callable[[tuple[Any, ...], float, float], Any], *,
+                 pixels: Any = None, iteration: Any = None) -> None:
+        self._logits, self._uniform, self._pixels = logits, uniform, pixels
+        #: The optimizer's step count before this step's update (a scalar tensor, or an int).
+        self.iteration = iteration
+
+    def logits(self, x_model: Any) -> Any:
+        """The model's scores before its softmax for the model inputs ``x_model``, ``(N, classes)``
+        float32, in inference mode (batch normalisation uses its moving statistics, dropout is
+        off, nothing is updated)."""
+        return self._logits(x_model)
+
+    def uniform(self, shape: tuple[Any, ...], low: float, high: float) -> Any:
+        """float32 random numbers in [low, high) of ``shape`` (ints, or scalar tensors from
+        ``keras.ops.shape`` for a batch size unknown while tracing), different on every call
+        within the step and at every step, the same on a rerun."""
+        return self._uniform(tuple(shape), low, high)
+
+    @property
+    def pixels(self):
+        """The run's preprocessing as a :class:`cnnreg.adversarial.target.PixelSpace`:
+        ``pixels.to_pixels(x)`` gives [0, 1] pixels, ``pixels.from_pixels(x01)`` the model's
+        input.  Found by probing the preprocessing the first time a transform asks; one line
+        (:class:`cnnreg.errors.CnnregError`) when it is not affine per pixel."""
+        if callable(self._pixels):
+            self._pixels = self._pixels()
+        if self._pixels is None:
+            from cnnreg.errors import CnnregError
+
+            raise CnnregError("this training step has no pixel space (no preprocessing was given to it)")
+        return self._pixels
+
+    def target(self):
+        """The model at this step as an attack target (:class:`cnnreg.attacks.AttackTarget`) in
+        [0, 1] pixel space: ``attack.perturb(step.target(), step.pixels.to_pixels(x), y)``."""
+        from cnnreg.adversarial.target import ModelTarget
+
+        return ModelTarget(self._logits, self.pixels.from_pixels, uniform=self.uniform, training=True)
+
+
+def combine_step_transforms(transforms: list[StepTransform]) -> StepTransform | None:
+    """One step transform applying ``transforms`` in order (the ``--reg`` order), or None."""
+    if not transforms:
+        return None
+    if len(transforms) == 1:
+        return transforms[0]
+
+    def apply(x, y, step):
+        for transform in transforms:
+            x, y = transform(x, y, step)
         return x, y
 
     return apply

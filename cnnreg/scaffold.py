@@ -257,6 +257,15 @@ PLUGIN = {
         needs_network=False,
     )
 ''',
+    "attack": _hook("attack") + '''\
+    registry.add(
+        "$name",
+        "$module.$kmod:$name",
+        summary="Basic iterative method: signed gradient steps of eps / steps, no random start",
+        role="iterative",
+        norms=("inf",),
+    )
+''',
 }
 
 COMPONENTS = {
@@ -373,6 +382,38 @@ def $name(size: Annotated[int, Range(8, None)] = 400, image: Annotated[int, Rang
         test=Split(x[test], labels[test]),
     )
 ''',
+    "attack": '''\
+"""The attack's factory: returns a cnnreg.attacks.Attack (perturb images in [0, 1] pixel space)."""
+
+from typing import Annotated
+
+from cnnreg.attacks import Attack, project
+from cnnreg.spec import Range
+
+
+class BasicIterative(Attack):
+    norm = "inf"
+
+    def __init__(self, eps: float, steps: int) -> None:
+        self.eps, self.steps = eps, steps
+        self.label = f"basic iterative L∞ eps {eps:.3g}, {steps} steps"
+
+    def perturb(self, target, x, y, eps=None):
+        from keras import ops  # keras.ops only: it runs on every backend and in a training step
+
+        eps = self.eps if eps is None else float(eps)
+        x = ops.cast(ops.convert_to_tensor(x), "float32")
+        x_adv = x
+        for _ in range(self.steps):  # a count fixed by the parameters, never by tensor values
+            _, grad = target.gradient(x_adv, y)
+            x_adv = project(x_adv + (eps / self.steps) * ops.sign(grad), x, eps, "inf")
+        return ops.stop_gradient(x_adv)
+
+
+def $name(eps: Annotated[float, Range(0, 1)] = 8 / 255, steps: Annotated[int, Range(1, 1000)] = 5) -> Attack:
+    """Basic iterative method (Kurakin et al. 2016): FGSM in ``steps`` steps of eps / steps."""
+    return BasicIterative(eps, steps)
+''',
 }
 
 _TEST_HEAD = '''\
@@ -434,6 +475,26 @@ def test_splits_and_classes():
         data = cnnreg.build("dataset", "$name:size=100")
     assert data.class_names == ["horizontal", "vertical"]
     assert sum(data.sizes().values()) == 100 and data.train.x.shape[1:] == (16, 16, 1)
+''',
+    "attack": '''
+
+def test_the_attack_stays_within_eps_and_lowers_the_loss_margin():
+    import keras
+    import numpy as np
+
+    from cnnreg.adversarial.target import eager_target
+
+    with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
+        attack = cnnreg.build("attack", "$name:eps=8/255,steps=3")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 1)).astype("float32")
+    y = np.eye(3, dtype="float32")[np.arange(16) % 3]
+    target = eager_target(model, lambda pixels: pixels / 255.0)  # cnnreg passes 0..255 pixels
+    x_adv = keras.ops.convert_to_numpy(attack.perturb(target, x, y))
+    assert np.abs(x_adv - x).max() <= 8 / 255 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    loss = lambda images: float(keras.ops.convert_to_numpy(target.gradient(images, y)[0]))
+    assert loss(x_adv) > loss(x)
 ''',
 }
 

@@ -7,8 +7,9 @@
 
 Values stay strings here; :func:`coerce` converts them with the factory's type hints
 (int, float, bool, str, ``Literal`` choices, tuples such as ``224x224x3`` or ``224,224,3``,
-``Optional``, ``Annotated[..., Range(...)]``).  A comma followed by something without ``=``
-continues the previous value, so ``input_shape=32,32,3`` stays one value.
+``Optional``, ``Annotated[..., Range(...)]``); a float may be a fraction, ``eps=8/255``.  A
+comma followed by something without ``=`` continues the previous value, so
+``input_shape=32,32,3`` stays one value.
 
 Every number must be finite: ``nan`` never, ``inf`` (or ``1e309``, which is inf) only where a
 parameter says so with :class:`AllowInf`, and floats within float32's range (what Keras computes
@@ -348,6 +349,8 @@ def _to_int(value: Any, where: str) -> int:
 
 
 def _to_float(value: Any, where: str, allow_inf: bool) -> float:
+    if isinstance(value, str) and "/" in value:
+        return _check_float(_fraction(value, where), value, where, allow_inf)
     try:
         if isinstance(value, bool):
             raise ValueError
@@ -356,6 +359,10 @@ def _to_float(value: Any, where: str, allow_inf: bool) -> float:
         raise _WrongType(f"{where} must be a number (got '{shown(value)}')") from None
     except OverflowError:  # an int beyond float: as good as inf
         result = math.inf if value > 0 else -math.inf
+    return _check_float(result, value, where, allow_inf)
+
+
+def _check_float(result: float, value: Any, where: str, allow_inf: bool) -> float:
     if result != result:  # NaN is never a useful setting
         raise ParameterError(f"{where} must be a number, not nan (got '{shown(value)}')")
     if not allow_inf and not -FLOAT32_MAX <= result <= FLOAT32_MAX:
@@ -363,6 +370,27 @@ def _to_float(value: Any, where: str, allow_inf: bool) -> float:
             raise _NotFinite(f"{where} must be a finite number (got {shown(value)})")
         raise _NotFinite(f"{where} must be a finite number within float32's ±3.4e38 (got {shown(value)})")
     return result
+
+
+def _fraction(text: str, where: str) -> float:
+    """``8/255`` as 8 / 255: budgets in grey levels read as such (``pgd:eps=8/255``).  Both
+    sides finite numbers, one ``/``, a divisor that is not zero; one line otherwise."""
+    top, _, bottom = text.partition("/")
+    if "/" in bottom:
+        raise ParameterError(f"{where} must be a number or one fraction such as 8/255 (got '{shown(text)}')")
+    try:
+        numerator, denominator = float(top.strip()), float(bottom.strip())
+    except ValueError:
+        raise ParameterError(f"{where} must be a number or a fraction of two numbers such as 8/255 "
+                             f"(got '{shown(text)}')") from None
+    if not (math.isfinite(numerator) and math.isfinite(denominator)):
+        raise _NotFinite(f"{where} must be a finite number (got {shown(text)})")
+    if denominator == 0:  # said plainly: ZeroDivisionError's text would not name the parameter
+        raise ParameterError(f"{where}: '{shown(text)}' divides by zero")
+    try:
+        return numerator / denominator
+    except OverflowError:  # 1e300/1e-300
+        return math.inf
 
 
 def _convert_sequence(value: Any, hint: Any, where: str, allow_inf: bool = False) -> Any:

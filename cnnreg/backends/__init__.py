@@ -3,7 +3,8 @@
 The core (architectures, initialisers, regularisers, analysis, training loop) uses Keras 3 APIs
 only.  What needs a framework — op determinism, device lists and their memory, peak memory —
 lives in ``cnnreg.backends.tensorflow`` / ``.jax`` / ``.torch``, imported only for the backend
-in use.
+in use.  :func:`input_gradient` is the one place where a gradient with respect to the input is
+taken (adversarial attacks, on any backend, eagerly or inside a compiled training step).
 """
 
 from __future__ import annotations
@@ -110,3 +111,72 @@ def devices() -> list[dict[str, Any]]:
 def framework_versions() -> dict[str, str]:
     module = _module()
     return module.versions() if module is not None else {}
+
+
+def input_gradient(fn, x) -> tuple[Any, Any]:
+    """``(fn(x), d fn / d x)`` for a scalar function ``fn`` of a float tensor ``x``, built with
+    ``keras.ops`` and model calls, on the backend in use: ``tf.GradientTape``, ``jax.value_and_grad``
+    or ``torch.autograd.grad``.  Works eagerly and while a training step is traced (``tf.function``,
+    ``jax.jit``); only ``x`` is differentiated (nothing accumulates in the weights' gradients)."""
+    module = _module()
+    if module is None:  # pragma: no cover - keras on a backend cnnreg does not know
+        import keras
+
+        from cnnreg.errors import CnnregError
+
+        raise CnnregError(f"input gradients are not available on the {keras.backend.backend()} backend")
+    return module.input_gradient(fn, x)
+
+
+#: The instance attribute :func:`wrap_train_step` sets, marked so that only ours is removed.
+_WRAPPED = "_cnnreg_step_transform"
+
+
+def wrap_train_step(model, transform, *, seed: int, pixels: Any = None) -> None:
+    """Make ``model.fit`` apply ``transform(x, y, step)`` to every training batch inside its
+    compiled step (:meth:`cnnreg.regularisers.Regulariser.train_step_transform`).
+
+    Keras builds its train function from ``self.train_step`` (TensorFlow and PyTorch:
+    ``train_step(data)``; JAX: the pure ``train_step(state, data)``), so an **instance
+    attribute** ``model.train_step`` takes its place without a subclass (the model is a plain
+    ``keras.Model`` that must save and load as one).  It unpacks the batch, builds a
+    :class:`cnnreg.regularisers.StepContext` whose logits read this step's weights and whose
+    random numbers come from ``seed`` and the optimizer's step count, applies ``transform`` and
+    calls the class's own ``train_step``.  ``pixels``: a PixelSpace or a function returning one
+    (called when a transform first asks for ``step.pixels``).  Call after ``compile``; the model's
+    train function is rebuilt at the next ``fit``.  :func:`unwrap_train_step` undoes it."""
+    from cnnreg.adversarial.target import logits_function
+
+    module = _module()
+    if module is None or not hasattr(module, "wrap_train_step"):  # pragma: no cover - an unknown backend
+        import keras
+
+        from cnnreg.errors import CnnregError
+
+        raise CnnregError(f"training-step transforms (adversarial training) are not available on the "
+                          f"{keras.backend.backend()} backend")
+    unwrap_train_step(model)
+    step = module.wrap_train_step(model, transform, logits=logits_function(model), seed=step_seed(seed), pixels=pixels)
+    setattr(step, _WRAPPED, transform)
+    model.train_step = step
+    model.train_function = None  # built again, from ours, by the next fit
+
+
+def unwrap_train_step(model) -> bool:
+    """Remove what :func:`wrap_train_step` installed (the class's ``train_step`` is used again);
+    False when there was nothing of ours."""
+    own = vars(model).get("train_step")
+    if own is None or getattr(own, _WRAPPED, None) is None:
+        return False
+    del model.train_step
+    model.train_function = None
+    return True
+
+
+def step_seed(*numbers: int) -> int:
+    """A seed in 0..2**31-1 mixed from ``numbers`` (any size, negative too): what every backend's
+    generator accepts (JAX keys, TensorFlow's stateless seeds, ``torch.Generator``)."""
+    import numpy as np
+
+    entropy = [int(n) % 2**64 for n in numbers]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)

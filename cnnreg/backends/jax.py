@@ -68,3 +68,76 @@ def initialize_distributed(coordinator: str, num_processes: int, process_id: int
     except Exception as exc:  # jax raises RuntimeError/XlaRuntimeError with multi-line text
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CnnregError(f"cannot join the JAX coordinator at {coordinator} within {timeout} s: {first[:200]}") from None
+
+
+def input_gradient(fn, x):
+    """``(fn(x), d fn / d x)`` with ``jax.value_and_grad`` (traces ``fn``; works inside ``jit``)."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.value_and_grad(fn)(jnp.asarray(x))
+
+
+def wrap_train_step(model, transform, *, logits, seed, pixels):
+    """The pure ``train_step(state, data)`` applying ``transform`` first (see
+    :func:`cnnreg.backends.wrap_train_step`).
+
+    JAX's step is a function of its ``state`` = (trainable, non-trainable, optimizer, metrics
+    values), not of the variables (whose values are stale inside ``jit``): the transform runs in
+    a ``keras.StatelessScope`` mapping the model's variables to the state's values, so its
+    logits and input gradients are those of this step's weights, and whatever it would assign is
+    dropped.  Its random numbers come from a key folded from ``seed``, the optimizer's step count
+    read from the state, and the call's index within the step."""
+    import itertools
+
+    import jax
+    import keras
+
+    from cnnreg.regularisers import StepContext
+
+    _check_not_nnx()
+    own = type(model).train_step
+
+    def train_step(state, data):
+        trainable, non_trainable, optimizer_variables, _ = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        iteration = optimizer_variables[_iterations_index(model.optimizer)]
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), iteration)
+        calls = itertools.count()
+
+        def uniform(shape, low, high):
+            shape = tuple(int(d) for d in shape)
+            return jax.random.uniform(jax.random.fold_in(key, next(calls)), shape, "float32", low, high)
+
+        mapping = [*zip(model.trainable_variables, trainable), *zip(model.non_trainable_variables, non_trainable)]
+        with keras.StatelessScope(state_mapping=mapping):
+            x, y = transform(x, y, StepContext(logits, uniform, pixels=pixels, iteration=iteration))
+        x, y = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
+        return own(model, state, keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
+
+    return train_step
+
+
+def _iterations_index(optimizer) -> int:
+    """Where the optimizer's step count sits in the state's optimizer values (the order of
+    ``optimizer.variables``; a LossScaleOptimizer's count is its inner optimizer's)."""
+    counter = optimizer.iterations
+    for index, variable in enumerate(optimizer.variables):
+        if variable is counter:
+            return index
+    for index, variable in enumerate(optimizer.variables):
+        if variable.path == counter.path:
+            return index
+    raise RuntimeError(f"the optimizer's step count is not among its variables ({type(optimizer).__name__})")
+
+
+def _check_not_nnx() -> None:
+    """With Flax NNX enabled Keras jits ``type(model).train_step``: an instance's step is ignored."""
+    import keras
+
+    enabled = getattr(keras.config, "is_nnx_enabled", lambda: False)
+    if enabled():
+        from cnnreg.errors import CnnregError
+
+        raise CnnregError("adversarial training (a training-step transform) does not work with Keras' Flax NNX "
+                          "mode on JAX; unset KERAS_NNX_ENABLED")

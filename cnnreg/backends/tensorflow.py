@@ -122,3 +122,63 @@ def split_cpu(count: int) -> None:
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def input_gradient(fn, x):
+    """``(fn(x), d fn / d x)`` with a ``tf.GradientTape`` watching ``x`` only."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        value = fn(x)
+    return value, tape.gradient(value, x)
+
+
+def wrap_train_step(model, transform, *, logits, seed, pixels):
+    """``train_step(data)`` applying ``transform`` first (see :func:`cnnreg.backends.wrap_train_step`).
+
+    Traced by Keras' ``tf.function`` (XLA when it compiles the model): the random numbers are
+    ``tf.random.stateless_uniform`` with a seed folded from ``seed``, the call's index within
+    the step, the optimizer's step count and the replica (under ``MirroredStrategy``)."""
+    import itertools
+
+    import keras
+    import tensorflow as tf
+
+    from cnnreg.regularisers import StepContext
+
+    own = type(model).train_step
+
+    def train_step(data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        iteration = tf.cast(tf.convert_to_tensor(model.optimizer.iterations), tf.int64)
+        replica = tf.distribute.get_replica_context()
+        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+        calls = itertools.count()
+
+        def uniform(shape, low, high):
+            base = tf.constant([seed, next(calls)], dtype=tf.int64)
+            key = tf.random.experimental.stateless_fold_in(base, iteration)
+            key = tf.random.experimental.stateless_fold_in(key, tf.cast(replica_id, tf.int64))
+            return tf.random.stateless_uniform(_shape(shape), seed=key, minval=low, maxval=high, dtype=tf.float32)
+
+        x, y = transform(x, y, StepContext(logits, uniform, pixels=pixels, iteration=iteration))
+        x, y = tf.stop_gradient(x), tf.stop_gradient(y)
+        return own(model, keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
+
+    return train_step
+
+
+def _shape(shape):
+    """A shape of ints and scalar tensors (``keras.ops.shape`` of a batch of unknown size)."""
+    import tensorflow as tf
+
+    if any(d is None for d in shape):
+        from cnnreg.errors import CnnregError
+
+        raise CnnregError(f"random numbers of shape {tuple(shape)} inside a training step: pass keras.ops.shape(x), "
+                          "not x.shape (the batch size is unknown while the step is traced)")
+    if all(isinstance(d, int) for d in shape):
+        return list(shape)
+    return tf.stack([tf.cast(d, tf.int32) for d in shape])

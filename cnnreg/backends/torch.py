@@ -33,3 +33,50 @@ def versions() -> dict[str, str]:
     import torch
 
     return {"torch": torch.__version__}
+
+
+def input_gradient(fn, x):
+    """``(fn(x), d fn / d x)`` with ``torch.autograd.grad`` on a leaf copy of ``x`` (the
+    weights' ``.grad`` stay as they were)."""
+    import torch
+
+    from keras import ops
+
+    leaf = ops.convert_to_tensor(x).detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        value = fn(leaf)
+        (grad,) = torch.autograd.grad(value, leaf)
+    return value.detach(), grad.detach()
+
+
+def wrap_train_step(model, transform, *, logits, seed, pixels):
+    """``train_step(data)`` applying ``transform`` first (see :func:`cnnreg.backends.wrap_train_step`).
+
+    PyTorch runs the step eagerly: the random numbers come from a ``torch.Generator`` on the
+    batch's device, seeded each step from ``seed`` and the optimizer's step count.  The
+    transform's input gradients (:func:`input_gradient`) leave the weights' ``.grad`` alone, and
+    Keras' step zeroes them before its own backward pass anyway."""
+    import keras
+    import torch
+
+    from cnnreg.backends import step_seed
+    from cnnreg.regularisers import StepContext
+
+    own = type(model).train_step
+
+    def train_step(data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+        iteration = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        generator = torch.Generator(device=x.device)
+        generator.manual_seed(step_seed(seed, iteration))
+
+        def uniform(shape, low, high):
+            shape = tuple(int(d) for d in shape)
+            return torch.rand(shape, generator=generator, device=x.device, dtype=torch.float32) * (high - low) + low
+
+        x, y = transform(x, y, StepContext(logits, uniform, pixels=pixels, iteration=iteration))
+        x, y = keras.ops.convert_to_tensor(x).detach(), keras.ops.convert_to_tensor(y).detach()
+        return own(model, keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
+
+    return train_step

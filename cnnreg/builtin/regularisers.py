@@ -4,13 +4,16 @@ Penalties (``l1``, ``l2``, ``l1_l2``) and ``max_norm`` go on the kernel of every
 layer; ``dropout`` and ``batchnorm`` set the architecture's own parameters where it has them
 (dropout is otherwise inserted before the classifier); ``label_smoothing`` changes the loss; the
 augmentations (``flip``, ``crop``, ``rotate``, ``zoom``, ``translate``, ``color``,
-``randaugment``, ``mixup``, ``cutmix``) run on the training split only.
+``randaugment``, ``mixup``, ``cutmix``) run on the training split only; ``adversarial`` trains
+on adversarial versions of part of each batch, made inside the training step by an attack.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
+from cnnreg.builtin.attacks import EIGHT_LEVELS, Eps
 from cnnreg.hookspecs import hookimpl
 from cnnreg.regularisers import Regulariser
 from cnnreg.spec import Range
@@ -287,6 +290,95 @@ def _RandomResizedCropLayer(fraction: float, seed: int):
     return RandomCropBack(name="random_crop")
 
 
+class Adversarial(Regulariser):
+    """Adversarial training through :meth:`Regulariser.train_step_transform`: the first
+    ``ceil(ratio · N)`` rows of every training batch are replaced by the attack's adversarial
+    versions at this step's weights, the rest stay clean, and the step trains on the mixed batch
+    (Goodfellow et al.'s mixed loss; ``ratio=1`` with ``attack=pgd`` is Madry et al.'s training)."""
+
+    def __init__(self, attack, attack_name: str, eps: float, ratio: float) -> None:
+        self.attack, self.attack_name, self.eps, self.ratio = attack, attack_name, eps, ratio
+        share = "every example of each batch" if ratio == 1 else f"{_percent(ratio)} of each batch"
+        what = attack.describe() if eps else f"{attack_name} at eps 0 (no change)"
+        self.label = f"adversarial training: {what} on {share}"
+
+    def train_step_transform(self):
+        if self.eps == 0 or self.ratio == 0:
+            return None  # nothing would change: no attack in the step
+        attack, eps, ratio = self.attack, self.eps, self.ratio
+
+        def transform(x, y, step):
+            from keras import ops
+
+            from cnnreg.attacks import clip_unit
+
+            pixels, target = step.pixels, step.target()
+
+            def adversarial(rows, labels):
+                x01 = clip_unit(pixels.to_pixels(rows))
+                return ops.cast(pixels.from_pixels(attack.perturb(target, x01, labels, eps=eps)), rows.dtype)
+
+            size = x.shape[0]
+            if isinstance(size, int):  # known while tracing (JAX, PyTorch): attack those rows only
+                count = min(size, math.ceil(ratio * size))
+                if count == size:
+                    return adversarial(x, y), y
+                return ops.concatenate([adversarial(x[:count], y[:count]), x[count:]], axis=0), y
+            # a batch size unknown while tracing (TensorFlow): attack all, keep the first rows
+            attacked = adversarial(x, y)
+            if ratio == 1:
+                return attacked, y
+            n = ops.shape(x)[0]
+            rows = ops.cast(ops.arange(n), "float32") < ratio * ops.cast(n, "float32")
+            return ops.where(ops.reshape(rows, (-1,) + (1,) * (len(x.shape) - 1)), attacked, x), y
+
+        return transform
+
+
+def _percent(ratio: float) -> str:
+    text = f"{ratio * 100:.1f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def adversarial(eps: Eps = EIGHT_LEVELS, attack: str = "fgsm", ratio: Factor = 0.5,
+                steps: Annotated[int, Range(0, 100_000)] = 0) -> Regulariser:
+    """Adversarial training (Goodfellow et al. 2015; Madry et al. 2018) on attacked batches.
+
+    A share ``ratio`` of every training batch is replaced by ``attack``'s adversarial versions,
+    made inside the training step at its weights.  Goodfellow et al. train on a mix of clean and
+    FGSM examples (``ratio=0.5``, the default); Madry et al. on PGD examples only
+    (``attack=pgd,ratio=1``).  ``eps`` is in [0, 1] pixel units
+    (``8/255``), measured in the attack's norm; ``attack`` names any attack (`cnnreg list
+    attacks`), ``steps`` (0: its own default) sets an iterative attack's steps.  The attack runs
+    inside the training step at that step's weights, so each step costs about ``1 + steps``
+    forward and backward passes more on the attacked rows."""
+    from cnnreg.attacks import Attack
+    from cnnreg.errors import CnnregError, ParameterError, PluginError
+    from cnnreg.plugins import get_host
+
+    try:
+        component = get_host().registry.get("attack", attack)
+    except CnnregError as exc:
+        raise type(exc)(f"regulariser 'adversarial' parameter 'attack': {exc}") from None
+    declared = {p.name for p in component.parameters()}
+    params: dict = {}
+    if "eps" in declared:
+        params["eps"] = eps
+    if steps:
+        if "steps" not in declared:
+            raise ParameterError(f"regulariser 'adversarial': attack '{component.name}' has no 'steps' parameter; "
+                                 "leave steps=0 (its parameters: " + (", ".join(sorted(declared)) or "none") + ")")
+        params["steps"] = steps
+    try:
+        made = component.build(params)
+    except CnnregError as exc:
+        raise type(exc)(f"regulariser 'adversarial': {exc}") from None
+    if not isinstance(made, Attack):
+        raise PluginError(f"attack '{component.name}' from {component.provider} returned {type(made).__name__}, "
+                          "not a cnnreg.attacks.Attack (see docs/plugins.md)")
+    return Adversarial(made, component.name, float(eps), float(ratio))
+
+
 _ENTRIES = [
     (l1, "penalty", ()),
     (l2, "penalty", ("weight_decay",)),
@@ -304,6 +396,7 @@ _ENTRIES = [
     (randaugment, "augmentation", ()),
     (mixup, "batch augmentation", ()),
     (cutmix, "batch augmentation", ()),
+    (adversarial, "adversarial training", ("adversarial_training",)),
 ]
 
 

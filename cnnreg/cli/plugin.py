@@ -19,7 +19,7 @@ def new_command(
     name: str = typer.Argument(..., help="Package name: the distribution becomes cnnreg-NAME (see --dist), the entry point NAME."),
     kind: List[str] = typer.Option(
         [], "--kind", "-k",
-        help="KIND or KIND=COMPONENT, repeatable: architecture, initialiser, regulariser, dataset "
+        help="KIND or KIND=COMPONENT, repeatable: architecture, initialiser, regulariser, dataset, attack "
         "(default: architecture; the component is called NAME unless given).",
     ),
     dist: Optional[str] = typer.Option(None, "--dist", help="Distribution (PyPI) name, e.g. acme-cnn (default: cnnreg-NAME)."),

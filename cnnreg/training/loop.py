@@ -249,6 +249,101 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
     return callbacks
 
 
+def install_step_transforms(plan: Plan, model) -> bool:
+    """Put the regularisers' :meth:`~cnnreg.regularisers.Regulariser.train_step_transform`
+    functions, chained in ``--reg`` order, into ``model``'s training step
+    (:func:`cnnreg.backends.wrap_train_step`, seeded from the run's seed) after
+    :func:`check_step_transforms`; False when there are none."""
+    from cnnreg import backends
+
+    checked = check_step_transforms(plan, model)
+    backends.unwrap_train_step(model)
+    if checked is None:
+        return False
+    transform, pixels = checked
+    backends.wrap_train_step(model, transform, seed=plan.config.seed, pixels=pixels)
+    return True
+
+
+def check_step_transforms(plan: Plan, model):
+    """``(chained transform, pixel space)`` of the run's regularisers, or None when none has one.
+
+    The chain runs once eagerly on two mid-grey images (the run's own preprocessing of pixel
+    127.5) with the model as it is, so that a transform's mistake — a preprocessing that is not
+    affine, a plugin's bug — stops the run in one line before its directory is written (the
+    loop calls this first) and before the first epoch, not from inside the compiled step."""
+    from cnnreg.errors import PluginError
+    from cnnreg.regularisers import combine_step_transforms
+
+    named = [(resolved, transform) for resolved, reg in plan.regularisers
+             if (transform := reg.train_step_transform()) is not None]
+    if not named:
+        return None
+    chained = combine_step_transforms([transform for _, transform in named])
+    pixels = _pixel_space(plan)
+    names = ", ".join(f"'{resolved.component.name}' from {resolved.component.provider}" for resolved, _ in named)
+    try:
+        changed = _try_step_transform(plan, model, chained, pixels)
+    except CnnregError:
+        raise
+    except Exception as exc:  # a plugin's bug: one line naming it, before any training
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PluginError(f"the training-step transform of regulariser {names} failed: "
+                          f"{type(exc).__name__}: {first}") from exc
+    if changed:
+        raise PluginError(f"the training-step transform of regulariser {names} {changed}; it must keep them")
+    return chained, pixels
+
+
+@contextlib.contextmanager
+def _step_transforms_removed(model):
+    """Leave the model as compiled once ``fit`` returns or fails (``model.train_step`` is the class's again)."""
+    try:
+        yield
+    finally:
+        from cnnreg import backends
+
+        backends.unwrap_train_step(model)
+
+
+def _pixel_space(plan: Plan):
+    """A function giving the run's preprocessing as a PixelSpace, probed once, when first asked."""
+    from cnnreg.adversarial.target import PixelSpace
+
+    found: list[Any] = []
+
+    def pixels():
+        if not found:
+            what = f"the preprocessing of {plan.architecture.component.name} ({plan.preprocess_ref})"
+            found.append(PixelSpace.probe(plan.preprocess, int(plan.input_shape[-1]), what=what))
+        return found[0]
+
+    return pixels
+
+
+def _try_step_transform(plan: Plan, model, transform, pixels) -> str:
+    """Run ``transform`` eagerly on two grey images with the model as it is: what it changed of
+    the batch's shapes, else ``""``."""
+    import keras
+
+    from cnnreg.adversarial.target import logits_function
+    from cnnreg.regularisers import StepContext
+
+    x = plan.preprocess(np.full((2, *plan.input_shape), 127.5, dtype="float32"))
+    x = keras.ops.convert_to_tensor(np.asarray(x, dtype="float32"))
+    y = keras.ops.convert_to_tensor(np.eye(plan.dataset.num_classes, dtype="float32")[[0, 1 % plan.dataset.num_classes]])
+    rng = np.random.default_rng(plan.config.seed)
+
+    def uniform(shape, low, high):
+        return keras.ops.convert_to_tensor(rng.uniform(low, high, size=tuple(int(d) for d in shape)).astype("float32"))
+
+    out_x, out_y = transform(x, y, StepContext(logits_function(model), uniform, pixels=pixels, iteration=0))
+    if tuple(out_x.shape) != tuple(x.shape) or tuple(out_y.shape) != tuple(y.shape):
+        return (f"changed the batch's shapes from {tuple(x.shape)}, {tuple(y.shape)} "
+                f"to {tuple(out_x.shape)}, {tuple(out_y.shape)}")
+    return ""
+
+
 def _raise_if_interrupted(state: dict[str, Any]) -> None:
     """Re-raise a Ctrl-C that Keras swallowed: its ``pythonify_logs`` wraps the conversion of
     each batch's logs, where the JAX backend waits for the step, in a bare ``except: pass``."""
@@ -378,6 +473,7 @@ def _tagged(plan: Plan, outcome: Outcome) -> Outcome:
 
 def _start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress=None) -> Outcome:
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_step_transforms(plan, plan.model)  # a transform that cannot run: one line, nothing written
     env = environment()
     extra = {"environment": env, "process": rundir.process_record()}  # `cnnreg runs` tells a killed run by it
     try:
@@ -451,7 +547,8 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
                 if hasattr(progress, "set_run"):  # for the whole run's ETA
                     progress.set_run(before=sum(e for _, e, _ in phases[:index]), total=total)
             data = training_data(plan, first_epoch=len(state["history"]))  # batches of the epochs to come
-            with warnings.catch_warnings(), _catch_ctrl_c(state):
+            install_step_transforms(plan, model)  # after compile, on every model (a resumed one is new)
+            with warnings.catch_warnings(), _catch_ctrl_c(state), _step_transforms_removed(model):
                 if streamed:  # Keras warns whenever a split of unknown length ends, i.e. every epoch
                     warnings.filterwarnings("ignore", message="Your input ran out of data")
                 model.fit(
