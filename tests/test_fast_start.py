@@ -36,6 +36,11 @@ sys.stderr.write('HEAVY=' + json.dumps(heavy) + '\\n')
         # options are checked before a model is built: a mistake costs no keras import
         ["summary", "resnet34", "--precision", "float8"],
         ["compare", "resnet34", "resnt50"],
+        ["diagnose", "--help"],
+        ["diagnose", "plain_net", "--init", "he_normall"],
+        ["lr-find", "--help"],
+        ["lr-find", "mlp_bn", "--steps", "5"],
+        ["run", "mlp_bn", "--lr", "atuo"],
     ],
 )
 def test_command_imports_no_heavy_framework(args, subprocess_env):

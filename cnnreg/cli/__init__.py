@@ -46,12 +46,14 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
     ) -> None:
         """Config-free plugin framework and model registry for convolutional networks."""
 
-    from cnnreg.cli import analysis, attack, components, data, plugin, training, zoo
+    from cnnreg.cli import analysis, attack, components, data, diagnose, lr_find, plugin, training, zoo
 
     components.register(app)
     training.register(app)
+    lr_find.register(app)
     attack.register(app)
     analysis.register(app)
+    diagnose.register(app)
     plugin.register(app)
     data.register(app)
     zoo.register(app)

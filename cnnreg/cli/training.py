@@ -28,6 +28,23 @@ def register(app: typer.Typer) -> None:
     app.command("predict")(predict_command)
 
 
+def parse_lr(text: Optional[str]):
+    """``--lr``: a number, or ``auto`` (any case); one line naming both for anything else."""
+    if text is None:
+        return None
+    if text.strip().lower() == "auto":
+        return "auto"
+    from cnnreg.errors import ParameterError, suggestion_text
+    from cnnreg.training.optim import check_rate
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ParameterError(f"--lr must be a number > 0 or auto (got '{text}')"
+                             f"{suggestion_text(text.strip().lower(), ['auto'])}") from None
+    return check_rate(value, "--lr")  # inf, nan, 0 and negative numbers: its own line
+
+
 def _shape(text: Optional[str]):
     if text is None:
         return None
@@ -43,7 +60,7 @@ def run_command(
     reg: List[str] = typer.Option([], "--reg", help="Regulariser spec; repeatable: --reg l2=1e-4 --reg flip."),
     clip: Optional[str] = typer.Option(None, "--clip", help="Gradient clipping: value=X, norm=X (per tensor) or global_norm=X."),
     optimizer: str = typer.Option("adam", "--optimizer", help="Optimizer spec: sgd:momentum=0.9, adam, adamw, rmsprop, ..."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (overrides the optimizer's)."),
+    lr: Optional[str] = typer.Option(None, "--lr", help="Learning rate (overrides the optimizer's), or auto: a range test (`cnnreg lr-find`) chooses it first and the run records the number."),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="Learning-rate schedule: cosine, step, exponential, plateau (warmup=N epochs)."),
     epochs: int = typer.Option(10, "--epochs", help="Epochs (phase 1 when fine-tuning)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Mini-batch size."),
@@ -77,6 +94,8 @@ def run_command(
 
       cnnreg run alexnet --reg dropout=0.5 --reg crop --optimizer sgd:momentum=0.9 --lr 0.01
 
+      cnnreg run lenet5 --optimizer sgd:momentum=0.9 --lr auto
+
       cnnreg run keras-xception --dataset tf_flowers --weights imagenet --freeze-base --reg flip
 
       cnnreg run lenet5 --dataset digits:classes=5-9,per_class=10 --weights lenet5.digits --freeze-base --fine-tune-epochs 5
@@ -91,7 +110,7 @@ def run_command(
 
     config = RunConfig(
         architecture=architecture, dataset=dataset, init=init, regularisers=list(reg), clip=clip,
-        optimizer=optimizer, lr=lr, schedule=schedule, epochs=epochs, batch_size=batch_size,
+        optimizer=optimizer, lr=parse_lr(lr), schedule=schedule, epochs=epochs, batch_size=batch_size,
         precision=precision, seed=seed, input_shape=_shape(input_shape), weights=weights,
         freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
         early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
@@ -142,7 +161,9 @@ def _train(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> None:
 
     load_framework()
     with console.status("loading data and building the model...") if console.is_terminal else contextlib.nullcontext():
-        prepare(plan)
+        prepare(plan, find_lr=False)  # the range test of --lr auto comes next, with its own progress
+    if plan.config.lr == "auto":
+        _choose_lr(plan, target, dry_run=dry_run, quiet=quiet)
     from cnnreg.cli.runview import header
 
     panel = header(plan)  # computes the cost model, which may add warnings
@@ -157,10 +178,39 @@ def _train(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> None:
     if not quiet or dry_run:
         console.print(panel)
     if dry_run:
+        loop.check_step_transforms(plan, plan.model)  # what the run would check before writing anything
         plan.model.summary(print_fn=lambda text, line_break=True: console.print(text, markup=False, highlight=False))
         return
     outcome = loop.start(plan, target, argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, quiet))
     _closing(outcome)
+
+
+def _choose_lr(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> None:
+    """``--lr auto``: the range test, one line with its choice, and lr_find.png in the run
+    directory; with --dry-run only what would be done."""
+    from cnnreg.cli.render import console
+    from cnnreg.training import lr_find
+
+    if dry_run:
+        console.print(f"--lr auto: a range test of {lr_find.DEFAULT_STEPS} steps from {lr_find.DEFAULT_START:g} to "
+                      f"{lr_find.DEFAULT_END:g} would choose the learning rate (not run with --dry-run; "
+                      "`cnnreg lr-find` runs it alone)", highlight=False, soft_wrap=True)
+        name, kwargs = plan.optimizer
+        plan.optimizer = (name, {**kwargs, "learning_rate": "auto"})  # the header shows it so
+        return
+    status = console.status("--lr auto: range test...") if console.is_terminal and not quiet else None
+
+    def progress(done: int, total: int) -> None:
+        if status is not None:
+            status.update(f"--lr auto: range test, step {done} of {total}...")
+
+    with status if status is not None else contextlib.nullcontext():
+        result = lr_find.choose_lr(plan, progress=progress)
+    if not quiet:
+        console.print(f"--lr auto: {lr_find.describe(result)}; training with lr {plan.config.lr:g}", highlight=False,
+                      soft_wrap=True)
+    if target is not None:
+        lr_find.plot(result, target / "lr_find.png", title=f"--lr auto: {plan.architecture.spec} on {plan.dataset_component.spec}")
 
 
 def _progress(plan, quiet: bool):

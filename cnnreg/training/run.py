@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cnnreg import __version__
 from cnnreg.errors import CnnregError, ParameterError
@@ -35,7 +35,10 @@ class RunConfig:
     regularisers: list[str] = field(default_factory=list)
     clip: str | None = None
     optimizer: str = "adam"
-    lr: float | None = None
+    #: a number, None (the optimizer's own) or ``"auto"``: a range test chooses it
+    #: (:mod:`cnnreg.training.lr_find`) and the number found replaces "auto" before the
+    #: manifest is written, so that rerun and resume use it rather than search again.
+    lr: float | Literal["auto"] | None = None
     schedule: str | None = None
     epochs: int = 10
     batch_size: int = 32
@@ -84,7 +87,7 @@ class RunConfig:
         count("--batch-size", self.batch_size, 1)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= 2**32 - 1:
             raise ParameterError(f"--seed must be an integer from 0 to {2**32 - 1} (2**32 - 1) (got {self.seed!r})")
-        if self.lr is not None:
+        if self.lr is not None and self.lr != "auto":
             check_rate(self.lr, "--lr")
         if self.fine_tune_lr is not None:
             check_rate(self.fine_tune_lr, "--fine-tune-lr")
@@ -163,6 +166,10 @@ class Plan:
     source: Any = None
     #: The ``weights`` record of the run replayed by ``cnnreg rerun``: a changed file is said.
     replayed_weights: dict[str, Any] | None = None
+    #: ``--lr auto``: how the rate was found (the manifest's ``lr_find``), and the whole test
+    #: (:class:`cnnreg.training.lr_find.LRFind`, for its plot).
+    lr_find: dict[str, Any] | None = None
+    lr_find_result: Any = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -210,7 +217,7 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
                 "not a cnnreg.regularisers.Regulariser (see docs/plugins.md)"
             )
         regs.append((Resolved(component, params), made))
-    optimizer = optim.resolve_optimizer(config.optimizer, lr=config.lr)
+    optimizer = optim.resolve_optimizer(config.optimizer, lr=None if config.lr == "auto" else config.lr)
     schedule = optim.resolve_schedule(config.schedule)
     clip = optim.parse_clip(config.clip)
     if config.fine_tune_lr is not None and not config.fine_tune_lr > 0:
@@ -252,7 +259,9 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
 def _check_initialiser(plan: Plan) -> None:
     from cnnreg.builtin.initialisers import suggest_for, suits
 
-    activation = plan.architecture.component.metadata.get("activation", "")
+    # an architecture whose activation is a parameter (plain_net:activation=tanh) says which in its spec
+    chosen = plan.architecture.params.get("activation")
+    activation = chosen if isinstance(chosen, str) else plan.architecture.component.metadata.get("activation", "")
     if plan.init is None or not activation:
         return
     if suits(plan.init.component, activation) is False:
@@ -265,10 +274,13 @@ def _check_initialiser(plan: Plan) -> None:
 # --- data and model -------------------------------------------------------------------------
 
 
-def prepare(plan: Plan, *, input_shape: tuple[int, int, int] | None = None, pretrained: bool = True) -> Plan:
+def prepare(plan: Plan, *, input_shape: tuple[int, int, int] | None = None, pretrained: bool = True,
+            find_lr: bool = True) -> Plan:
     """Load the data and build the model (imports keras).  ``input_shape``: the run's own
     (``cnnreg resume``); ``pretrained=False`` builds the model without its starting weights
-    (resume loads a checkpoint instead)."""
+    (resume loads a checkpoint instead).  With ``--lr auto`` the range test then chooses the
+    rate (:func:`cnnreg.training.lr_find.choose_lr`) unless ``find_lr`` is False (the CLI runs
+    it itself, to show its progress)."""
     import keras
 
     config = plan.config
@@ -306,6 +318,10 @@ def prepare(plan: Plan, *, input_shape: tuple[int, int, int] | None = None, pret
         plan.model = build_model(plan, pretrained=pretrained)
     plan.bn_momentum = _bn_momentum(plan)
     apply_training_settings(plan, plan.model)
+    if find_lr and config.lr == "auto":
+        from cnnreg.training.lr_find import choose_lr
+
+        choose_lr(plan)
     return plan
 
 
@@ -623,22 +639,27 @@ def _sum_regularizers(regularizers):
     return lambda w: sum(r(w) for r in regularizers)
 
 
-def compile_model(plan: Plan, model, *, learning_rate: float | None = None, epochs: int | None = None) -> None:
+def compile_model(plan: Plan, model, *, learning_rate: float | None = None, epochs: int | None = None,
+                  schedule: bool = True) -> None:
+    """Compile ``model`` with the run's optimizer, clipping, loss and metrics; ``schedule=False``
+    leaves the learning-rate schedule out (the range test sets the rate itself)."""
     import contextlib
 
     scope = plan.distribution.scope() if plan.distribution is not None else contextlib.nullcontext()
     with scope:
-        _compile(plan, model, learning_rate=learning_rate, epochs=epochs)
+        _compile(plan, model, learning_rate=learning_rate, epochs=epochs, schedule=schedule)
 
 
-def _compile(plan: Plan, model, *, learning_rate: float | None, epochs: int | None) -> None:
+def _compile(plan: Plan, model, *, learning_rate: float | None, epochs: int | None, schedule: bool = True) -> None:
     import keras
 
+    if plan.config.lr == "auto" and learning_rate is None:  # a caller's bug: prepare(find_lr=False), no choose_lr
+        raise RuntimeError("--lr auto: the learning rate has not been chosen (cnnreg.training.lr_find.choose_lr)")
     name, kwargs = plan.optimizer
     if learning_rate is not None:
         kwargs = {**kwargs, "learning_rate": learning_rate}
     optimizer = optim.make_optimizer(
-        name, kwargs, clip=plan.clip, schedule=plan.schedule, steps_per_epoch=plan.steps_per_epoch,
+        name, kwargs, clip=plan.clip, schedule=plan.schedule if schedule else None, steps_per_epoch=plan.steps_per_epoch,
         epochs=epochs or plan.config.epochs,
     )
     loss_params: dict[str, Any] = {}
@@ -685,6 +706,7 @@ def manifest(plan: Plan, *, status: str, argv: list[str] | None = None, extra: d
         "class_names": list(plan.dataset.class_names) if plan.dataset else None,
         "data": _used_sizes(plan),
         "distribution": plan.distribution.to_dict() if plan.distribution is not None else None,
+        "lr_find": plan.lr_find,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     data.update(extra or {})

@@ -83,6 +83,10 @@ ARCHITECTURES: tuple[tuple[str, str, dict[str, Any]], ...] = (
           size=(150, 100, 3), min_size=1, family="lecture", tags=("lecture",), primary="filters",
           paper={"authors": "Géron", "year": 2019, "title": "Hands-On Machine Learning with Scikit-Learn, "
                  "Keras, and TensorFlow (2nd ed.), ch. 14"}),
+    _ours("plain_net", "plain", "depth plain layers (3x3 convs or Dense), no BN, no shortcuts: the initialisation "
+          "experiments", size=(32, 32, 1), min_size=1, family="plain", tags=("initialisation",),
+          paper={"authors": "He, Zhang, Ren, Sun", "year": 2015, "title": "Delving Deep into Rectifiers: Surpassing "
+                 "Human-Level Performance on ImageNet Classification"}),
 )
 
 #: cnnreg names for three keras.applications models the lecture names: name → APPLICATIONS key.

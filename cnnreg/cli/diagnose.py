@@ -1,0 +1,124 @@
+"""``cnnreg diagnose``: initialisation health, per hidden layer, on one real batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from cnnreg.cli.common import backend_option, load_framework, use_backend
+from cnnreg.errors import CnnregError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("diagnose")(diagnose_command)
+
+
+def diagnose_command(
+    architecture: str = typer.Argument(..., metavar="SPEC", help="Architecture spec, e.g. plain_net:depth=30 or resnet18."),
+    init: List[str] = typer.Option([], "--init", help="Initialiser spec; repeatable to compare: --init he_normal --init glorot_uniform (default: the architecture's own)."),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset spec the batch comes from (its training split; default: digits)."),
+    batch: int = typer.Option(64, "--batch", help="Training examples in the batch, drawn with --seed."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the weights and of the batch's draw."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Model input HxWxC, e.g. 8x8x1 (default: the dataset's, as cnnreg run)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for diagnose.png (std per hidden layer, forward and backward)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    backend: Optional[str] = backend_option(),
+) -> None:
+    """At initialisation, on one batch of real data, per hidden layer: activation mean and std,
+    dead ReLUs or saturated tanh/sigmoid units, the std of the loss gradient with respect to
+    the layer's output and the weights' std; forward ratio = activation std of the last hidden
+    layer / the first's, backward ratio = gradient std at the first / at the last (the Glorot &
+    Bengio 2010 and He et al. 2015 criterion: both near 1).  One warning line per initialiser
+    whose ratios leave [1e-3, 1e3].
+
+    Examples:
+
+      cnnreg diagnose plain_net:depth=30 --init he_normal --init glorot_uniform --out diag/
+
+      cnnreg diagnose plain_net:depth=5,width=1000,conv=false,activation=tanh --init glorot_uniform --init variance_scaling:scale=1/3,mode=fan_in,distribution=uniform
+
+      cnnreg diagnose resnet18 --dataset digits --batch 32 --json
+    """
+    from cnnreg.analysis import diagnose
+    from cnnreg.backends import select
+    from cnnreg.cli.training import _shape
+
+    chosen = select(backend, activate=False)
+    plans = diagnose.resolve(architecture, list(init) or [None], dataset=dataset, batch=batch, seed=seed,
+                             input_shape=_shape(input_shape))  # every mistake: one line, before keras loads
+    if out is not None:
+        _check_out(out)
+    use_backend(chosen)
+    load_framework()
+    from cnnreg.cli.render import console, err_console, warn
+
+    def run(progress=None):
+        return diagnose.run(plans, list(init) or [None], out=out, progress=progress)
+
+    if as_json or not err_console.is_terminal:
+        result = run()
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task("diagnose", total=len(plans))
+
+            def progress(done: int, total: int, what: str) -> None:
+                bar.update(task, completed=done, total=total, description=f"diagnose: {what}")
+
+            result = run(progress)
+    for line in result["warnings"]:
+        warn(line)
+    if as_json:
+        from cnnreg.cli.render import print_json
+
+        print_json(result)
+        return
+    _print(result, console)
+
+
+def _check_out(out: Path) -> None:
+    """A folder that cannot be written costs no model build."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        raise CnnregError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CnnregError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise CnnregError(f"--out {out} is not writable")
+
+
+def _number(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:#.3g}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.2e}"
+
+
+def _print(result: dict, console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from cnnreg.cli.render import print_wide
+
+    console.print(f"{result['architecture']} at initialisation: {result['batch']} training examples of "
+                  f"{result['dataset']} at {'x'.join(map(str, result['input_shape']))}, {result['hidden_layers']} "
+                  f"hidden layers ({result['backend']})", highlight=False, soft_wrap=True)
+    for one in result["results"]:
+        table = Table(title=f"{one['label']}: forward ratio {_number(one['forward_ratio'])}, backward ratio "
+                      f"{_number(one['backward_ratio'])}, loss {one['loss']:.4f}", title_justify="left",
+                      show_edge=False, pad_edge=False)
+        for column in ("#", "layer", "activation", "mean", "std", "dead/sat.", "grad std", "weights std"):
+            table.add_column(column, justify="left" if column in ("layer", "activation") else "right", no_wrap=True)
+        for layer in one["layers"]:
+            share = next((f"{layer[k]:.1%}" for k in ("dead", "saturated") if layer[k] is not None), "")
+            table.add_row(str(layer["index"]), Text(layer["name"]), layer["activation"], _number(layer["mean"]),
+                          _number(layer["std"]), share, _number(layer["grad_std"]), _number(layer["weights_std"]))
+        print_wide(table)  # whole rows, even through a pipe's 80 columns
+    if result["files"].get("plot"):
+        console.print(f"plot: {result['files']['plot']}", highlight=False, soft_wrap=True)
