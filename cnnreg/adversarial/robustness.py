@@ -223,21 +223,9 @@ def _pixels(trained, split: str, dataset: str | None, limit: int | None):
     """The split's first ``limit`` examples as float32 pixels (0..255) fitted to the model's
     input, with integer labels, the class names, the dataset's name and the split's name; read
     as ``cnnreg evaluate`` reads it (same resize, no preprocessing yet)."""
-    from cnnreg.training import rundir
-    from cnnreg.training.run import RunConfig, prepare_data, resolve
+    from cnnreg.training.report import split_plan
 
-    if split in ("val", "valid"):
-        split = "validation"
-    if trained.data is not None:
-        config = rundir.run_config(trained.data, trained.run_dir)
-        config.dataset = dataset or config.dataset
-    else:
-        if not (dataset or trained.dataset):
-            raise CnnregError(f"{trained.what} do not say what they were trained on: give --dataset")
-        config = RunConfig(architecture=trained.architecture, dataset=dataset or trained.dataset, batch_size=64)
-    config.freeze_base, config.fine_tune_epochs = False, 0
-    plan = prepare_data(resolve(config, weights=False), input_shape=trained.input_shape, splits=(split,))
-    plan.dataset.split(split)  # one-line error for a missing split
+    split, config, plan = split_plan(trained, split, dataset)
     if split in plan.arrays:
         x, y = plan.arrays[split]
         x, y = np.asarray(x[:limit], dtype="float32"), np.asarray(y[:limit])

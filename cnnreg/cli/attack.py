@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from cnnreg.cli.common import check_out_folder
 from cnnreg.errors import CnnregError
 
 
@@ -61,16 +62,7 @@ def attack_command(
 
     trained = open_trained(model)
     if out is not None:  # before the model loads: a folder that cannot be written costs nothing
-        if out.exists() and not out.is_dir():
-            raise CnnregError(f"--out {out} is a file, not a folder")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CnnregError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
-        import os
-
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise CnnregError(f"--out {out} is not writable")
+        check_out_folder(out)
     from cnnreg.cli.training import _use_backend_of
 
     _use_backend_of(trained)

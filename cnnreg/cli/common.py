@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
+
+from cnnreg.errors import CnnregError
 
 
 def backend_option():
@@ -60,3 +63,18 @@ def load_framework() -> None:
         from cnnreg.backends.tensorflow import hide_until_imported
 
         hide_until_imported()
+
+
+def check_out_folder(out: Path) -> None:
+    """``--out``: a folder that can be written, made if missing, checked before any model loads
+    (a folder that cannot be written costs nothing)."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        raise CnnregError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CnnregError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise CnnregError(f"--out {out} is not writable")

@@ -7,8 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cnnreg.cli.common import backend_option, load_framework, use_backend
-from cnnreg.errors import CnnregError
+from cnnreg.cli.common import backend_option, check_out_folder, load_framework, use_backend
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +48,7 @@ def diagnose_command(
     plans = diagnose.resolve(architecture, list(init) or [None], dataset=dataset, batch=batch, seed=seed,
                              input_shape=_shape(input_shape))  # every mistake: one line, before keras loads
     if out is not None:
-        _check_out(out)
+        check_out_folder(out)
     use_backend(chosen)
     load_framework()
     from cnnreg.cli.render import console, err_console, warn
@@ -79,19 +78,6 @@ def diagnose_command(
         return
     _print(result, console)
 
-
-def _check_out(out: Path) -> None:
-    """A folder that cannot be written costs no model build."""
-    import os
-
-    if out.exists() and not out.is_dir():
-        raise CnnregError(f"--out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CnnregError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise CnnregError(f"--out {out} is not writable")
 
 
 def _number(value) -> str:

@@ -7,8 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cnnreg.cli.common import backend_option, load_framework, use_backend
-from cnnreg.errors import CnnregError
+from cnnreg.cli.common import backend_option, check_out_folder, load_framework, use_backend
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +62,7 @@ def lr_find_command(
     config.backend = use_backend(backend)
     plan = resolve(config)  # every user mistake is caught here, before keras is imported
     if out is not None:
-        _check_out(out)
+        check_out_folder(out)
     load_framework()
     from cnnreg.cli.render import console, err_console, warn
     from cnnreg.training.run import prepare
@@ -105,16 +104,3 @@ def lr_find_command(
     if files:
         console.print(f"plot: {files['plot']}", highlight=False, soft_wrap=True)
 
-
-def _check_out(out: Path) -> None:
-    """--out: a folder that can be written, made if missing, before anything loads."""
-    import os
-
-    if out.exists() and not out.is_dir():
-        raise CnnregError(f"--out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CnnregError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise CnnregError(f"--out {out} is not writable")

@@ -287,10 +287,10 @@ def evaluate_run(run_dir: Path, split: str = "test", dataset: str | None = None)
     return evaluate(trained_run(Path(run_dir)), split, dataset)
 
 
-def evaluate(trained: Trained, split: str = "test", dataset: str | None = None) -> dict[str, Any]:
-    """Evaluate a run's model or a weights entry on one split of a dataset (default: the one it
-    was trained on).  A run writes confusion.png into its directory."""
-    from cnnreg.training.loop import held_out
+def split_plan(trained: Trained, split: str, dataset: str | None = None):
+    """``(split, config, plan)``: one split of the dataset ``trained`` was trained on (or
+    ``dataset``), loaded at its input shape with its preprocessing, as ``cnnreg evaluate`` and
+    ``cnnreg attack`` read it.  ``val``/``valid`` name the validation split; a missing split is one line."""
     from cnnreg.training.run import RunConfig, prepare_data, resolve
 
     if split in ("val", "valid"):
@@ -307,6 +307,15 @@ def evaluate(trained: Trained, split: str = "test", dataset: str | None = None) 
     plan = prepare_data(resolve(config, weights=False), input_shape=trained.input_shape, splits=(split,))
     plan.preprocess = trained.preprocess
     plan.dataset.split(split)  # one-line error for a missing split
+    return split, config, plan
+
+
+def evaluate(trained: Trained, split: str = "test", dataset: str | None = None) -> dict[str, Any]:
+    """Evaluate a run's model or a weights entry on one split of a dataset (default: the one it
+    was trained on).  A run writes confusion.png into its directory."""
+    from cnnreg.training.loop import held_out
+
+    split, config, plan = split_plan(trained, split, dataset)
     model = trained.load_model()
     if model.output_shape[-1] != plan.dataset.num_classes:
         raise CnnregError(f"{trained.what}: the model predicts {model.output_shape[-1]} classes, dataset "
