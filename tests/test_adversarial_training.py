@@ -9,7 +9,6 @@ epochs of 8x8 digits.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 import os
@@ -26,26 +25,12 @@ from cnnreg import testing
 from cnnreg.errors import CnnregError
 from cnnreg.testing import run_cli
 
-from runhelpers import interrupted_run  # noqa: E402
+from runhelpers import history, interrupted_run, one_line  # noqa: E402
 
 FAST = ["--dataset", "digits:size=8", "--batch-size", "64", "--quiet"]
 TESTS = Path(__file__).resolve().parent
 #: The backend of this process (the conftest leaves keras on its default unless asked).
 HERE = (os.environ.get("KERAS_BACKEND") or "tensorflow").strip().lower()
-
-
-def one_line(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:"), result.stderr
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
-
-
-def history(run_dir: Path) -> list[dict]:
-    with open(run_dir / "history.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 # --- the model-level check, run here on TensorFlow and in a subprocess on JAX and PyTorch ------
 
 

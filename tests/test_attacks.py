@@ -8,7 +8,6 @@ run in subprocesses (a process picks its Keras backend once, before keras is imp
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -224,14 +223,9 @@ def test_fgsm_is_eps_times_the_sign_of_the_gradient_by_hand():
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_fgsm_by_hand_on_the_other_backends(backend, subprocess_env):
-    import keras
+    from runhelpers import script_on_backend
 
-    if backend == keras.backend.backend():
-        pytest.skip("checked in this process")
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    proc = subprocess.run([sys.executable, "-c", BY_HAND], capture_output=True, text=True,
-                          env=dict(subprocess_env, KERAS_BACKEND=backend), timeout=300)
+    proc = script_on_backend(BY_HAND, backend, subprocess_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"OK {backend} "), proc.stdout
     if backend != "torch":

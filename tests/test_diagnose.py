@@ -4,10 +4,7 @@ warning and one-line mistakes.  Models are tiny (8x8 digits, Dense layers of 5 t
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -127,12 +124,9 @@ def test_layer_statistics_by_hand():
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_layer_statistics_by_hand_on_the_other_backends(backend, subprocess_env):
-    if backend == keras.backend.backend():
-        pytest.skip("checked in this process")
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    proc = subprocess.run([sys.executable, "-c", BY_HAND], capture_output=True, text=True,
-                          env=dict(subprocess_env, KERAS_BACKEND=backend), timeout=300)
+    from runhelpers import script_on_backend
+
+    proc = script_on_backend(BY_HAND, backend, subprocess_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == f"OK {backend}"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import types
 from pathlib import Path
@@ -14,6 +13,8 @@ import cnnreg
 from cnnreg import testing
 from cnnreg.testing import run_cli
 
+from runhelpers import history  # noqa: E402
+
 FAST = ["--dataset", "digits:size=8", "--batch-size", "64", "--quiet"]
 
 
@@ -21,11 +22,6 @@ def run(tmp_path: Path, *args: str, name: str = "run") -> tuple[testing.CliResul
     target = tmp_path / name
     result = run_cli("run", *args, "--run-dir", str(target))
     return result, target
-
-
-def history(run_dir: Path) -> list[dict]:
-    with open(run_dir / "history.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_run_writes_a_complete_run_directory(tmp_path):

@@ -7,7 +7,6 @@ interrupted after epoch 2 of 3 (Ctrl-C, as the loop sees it), with its two check
 
 from __future__ import annotations
 
-import csv
 import errno
 import json
 import os
@@ -24,24 +23,9 @@ import pytest
 from cnnreg.testing import run_cli
 from cnnreg.training import loop, rundir
 
-from runhelpers import interrupted_run  # noqa: E402
+from runhelpers import history, interrupted_run, one_line  # noqa: E402
 
 FAST = ["--dataset", "digits:size=8", "--batch-size", "64", "--quiet"]
-
-
-def one_line(result, *needles: str) -> None:
-    """Exit status 2 and one `error:` line on stderr holding every needle."""
-    assert result.exit_code == 2, result.output
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:"), result.stderr
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
-
-
-def history(run_dir: Path) -> list[dict]:
-    with open(run_dir / "history.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def manifest(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
 
