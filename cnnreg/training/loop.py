@@ -271,7 +271,17 @@ def check_step_transforms(plan: Plan, model):
     The chain runs once eagerly on two mid-grey images (the run's own preprocessing of pixel
     127.5) with the model as it is, so that a transform's mistake — a preprocessing that is not
     affine, a plugin's bug — stops the run in one line before its directory is written (the
-    loop calls this first) and before the first epoch, not from inside the compiled step."""
+    loop calls this first) and before the first epoch, not from inside the compiled step.  It
+    is tried once per plan (the transforms do not change with the model: a resumed or a
+    fine-tuning phase's model installs the same chain)."""
+    if plan.step_transforms_checked:
+        return plan.step_transforms
+    plan.step_transforms = _checked_step_transforms(plan, model)
+    plan.step_transforms_checked = True
+    return plan.step_transforms
+
+
+def _checked_step_transforms(plan: Plan, model):
     from cnnreg.errors import PluginError
     from cnnreg.regularisers import combine_step_transforms
 

@@ -170,6 +170,10 @@ class Plan:
     #: (:class:`cnnreg.training.lr_find.LRFind`, for its plot).
     lr_find: dict[str, Any] | None = None
     lr_find_result: Any = None
+    #: The regularisers' training-step transforms, chained and tried once
+    #: (:func:`cnnreg.training.loop.check_step_transforms`): ``(transform, pixel space)`` or None.
+    step_transforms: Any = field(default=None, repr=False)
+    step_transforms_checked: bool = False
 
     @property
     def steps_per_epoch(self) -> int:
