@@ -20,6 +20,9 @@ from cnnreg.errors import CnnregError, ParameterError, choices_text
 #: Classes when neither ``--classes``, the metadata nor the factory's signature says.
 DEFAULT_CLASSES = 1000
 
+#: ``cnnreg estimate --method``: the cost model, or XLA's plan of the compiled step (JAX).
+METHODS = ("analytic", "compiled")
+
 
 def register(app: typer.Typer) -> None:
     app.command("summary")(summary_command)
@@ -150,6 +153,12 @@ def _signature_defaults(component) -> dict[str, Any]:
             if name in ("input_shape", "num_classes") and p.default is not p.empty}
 
 
+def _build(target: Target):
+    """The architecture's Keras model at the target's input shape and classes (current dtype policy)."""
+    return target.component.load()(
+        **{**target.params, "input_shape": target.input_shape, "num_classes": target.num_classes})
+
+
 def _summarize(targets: list[Target], *, precision: str, expand: bool = False) -> list:
     """Build each model symbolically under ``precision`` and summarize it (imports keras).
 
@@ -170,8 +179,7 @@ def _summarize(targets: list[Target], *, precision: str, expand: bool = False) -
     try:
         keras.config.set_dtype_policy(precision)
         for target in targets:
-            model = target.component.load()(
-                **{**target.params, "input_shape": target.input_shape, "num_classes": target.num_classes})
+            model = _build(target)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UncountedLayerWarning)
                 summary = summarize(model, expand=expand, precision=precision)
@@ -395,18 +403,31 @@ def estimate_command(
     classes: Optional[int] = _classes_option(),
     precision: str = _precision_option(),
     optimizer: str = _optimizer_option(),
+    method: str = typer.Option(
+        "analytic", "--method", help="analytic (the cost model, instant) or compiled (XLA's plan of the compiled "
+        "training step; JAX backend, seconds a compile)."),
     as_json: bool = _json_option(),
     backend: Optional[str] = backend_option(),
 ) -> None:
     """The largest batch that fits a device; when --batch does not fit, the remedies ranked by bytes saved.
+
+    --method compiled compiles the whole training step on JAX with abstract shapes (nothing is
+    allocated) and reads XLA's memory plan; the largest batch is then found by bisection.
 
     Examples:
 
       cnnreg estimate resnet50 --device-memory 16GiB --batch 256
 
       cnnreg estimate vgg16 --device-memory 80GiB --precision mixed_bfloat16
+
+      cnnreg estimate resnet50 --method compiled --device-memory 16GiB
     """
-    use_backend(backend)
+    key = method.strip().lower()
+    if key not in METHODS:
+        raise ParameterError(f"unknown method '{method}'" + choices_text(key, METHODS))
+    if key == "compiled" and backend is not None and backend.strip().lower() != "jax":
+        raise CnnregError("--method compiled needs the JAX backend: --backend jax")
+    use_backend("jax" if key == "compiled" and backend is None else backend)
     from cnnreg.analysis import parse_memory
 
     opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
@@ -421,6 +442,9 @@ def estimate_command(
     if device_bytes is None:
         device = _detected_device()
         device_bytes = device["memory_bytes"]
+    if key == "compiled":
+        _estimate_compiled(target, precision, opt, device, batch, as_json)
+        return
     summary, = _summarize([target], precision=precision)
     from cnnreg.analysis import max_batch_size, oom_remedies, training_budget
 
@@ -436,8 +460,9 @@ def estimate_command(
         from cnnreg.cli.render import print_json
 
         print_json({
-            "cnnreg": __version__, "architecture": target.spec, "input_shape": list(target.input_shape),
-            "num_classes": target.num_classes, "precision": precision, "optimizer": budget.optimizer,
+            "cnnreg": __version__, "method": "analytic", "architecture": target.spec,
+            "input_shape": list(target.input_shape), "num_classes": target.num_classes, "precision": precision,
+            "optimizer": budget.optimizer,
             "device": device, "max_batch_size": largest, "batch_size": budget.batch_size,
             "fits": budget.total_bytes <= device_bytes, "budget": budget.to_dict(),
             "remedies": [r.to_dict() for r in advice.remedies] if advice else [],
@@ -462,12 +487,12 @@ def _both(n: int) -> str:
     return f"{format_bytes(n)} = {format_bytes(n, binary=True)}"
 
 
-def _print_estimate(target, precision, optimizer, device, largest, budget, advice) -> None:
+def _print_header(target, precision, optimizer, device) -> None:
+    """The model, precision and optimizer; the device memory and where it came from."""
     from rich.markup import escape
-    from rich.table import Table
 
     from cnnreg.builtin.architectures._common import shape_text
-    from cnnreg.cli.render import console, print_wide
+    from cnnreg.cli.render import console
 
     memory = device["memory_bytes"]
     console.print(f"[bold]{escape(target.spec)}[/]: input {shape_text(target.input_shape)}, {target.num_classes} classes, "
@@ -475,6 +500,16 @@ def _print_estimate(target, precision, optimizer, device, largest, budget, advic
     source = (f"{device['name']}, detected; the framework and CUDA context need some of it" if device["detected"]
               else f"--device-memory {device['given']}")
     console.print(f"[bold]device[/]: {_int(memory)} bytes = {_both(memory)}  [dim]({escape(source)})[/]", soft_wrap=True)
+
+
+def _print_estimate(target, precision, optimizer, device, largest, budget, advice) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.cli.render import console, print_wide
+
+    memory = device["memory_bytes"]
+    _print_header(target, precision, optimizer, device)
     if largest:
         console.print(f"[bold]largest batch that fits[/]: {largest}")
     else:
@@ -508,6 +543,89 @@ def _print_estimate(target, precision, optimizer, device, largest, budget, advic
     print_wide(table)
     if any(r.key.startswith("devices_") for r in advice.remedies):
         console.print("[dim]several devices: figures are per device (data parallel)[/]")
+
+
+def _estimate_compiled(target: Target, precision: str, opt: Any, device: dict, batch: Optional[int],
+                       as_json: bool) -> None:
+    """``--method compiled``: XLA's plan of the compiled step at --batch (else at the largest
+    batch), and the largest batch that fits, by bisection over compiled plans."""
+    from cnnreg.cli.common import load_framework
+
+    load_framework()
+    import keras
+
+    from cnnreg.analysis.compiled import StepPlanner, compiled_max_batch
+
+    previous = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy(precision)
+        planner = StepPlanner(_build(target), optimizer=_budget_optimizer(opt))
+        largest, _ = compiled_max_batch(planner, device["memory_bytes"])
+        plan = planner.plan(batch or largest or 1)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    fits = plan.total_bytes <= device["memory_bytes"]
+    if as_json:
+        from cnnreg.cli.render import print_json
+
+        print_json({
+            "cnnreg": __version__, "method": "compiled", "architecture": target.spec,
+            "input_shape": list(target.input_shape), "num_classes": target.num_classes, "precision": precision,
+            "optimizer": plan.optimizer, "device": device, "max_batch_size": largest, "batch_size": plan.batch_size,
+            "fits": fits, "budget": plan.to_dict(), "remedies": [], "compiles": planner.compiles,
+        })
+        return
+    from rich.markup import escape
+
+    from cnnreg.cli.render import console, print_wide
+
+    memory = device["memory_bytes"]
+    _print_header(target, precision, plan.optimizer, device)
+    compiles = f"{planner.compiles} compile{'s' if planner.compiles != 1 else ''}"
+    how = f"(compiled on {escape(plan.platform)}, {compiles}, {planner.seconds:.1f} s)"
+    console.print(f"[bold]largest batch that fits[/]: {largest or 'none: batch 1 does not fit'} {how}", soft_wrap=True)
+    need = plan.total_bytes
+    if batch is not None or not largest:
+        if fits:
+            console.print(f"batch {plan.batch_size} [green]fits[/]: {_both(need)} ({need / memory:.0%} of the device)",
+                          soft_wrap=True)
+        else:
+            console.print(f"batch {plan.batch_size} [red]does not fit[/]: needs {_both(need)}, "
+                          f"{_both(need - memory)} more than the device", soft_wrap=True)
+            console.print("[dim]remedies ranked by bytes saved come from the cost model: the same command with "
+                          "--method analytic[/]", soft_wrap=True)
+    console.print()
+    print_wide(_plan_table(plan))
+
+
+def _plan_table(plan):
+    """XLA's four figures of a compiled step (and its code size) in bytes, MB and MiB; the total last."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.analysis import format_mb, format_mib
+
+    where = plan.platform if plan.device.lower() == plan.platform else f"{plan.platform}, {plan.device}"
+    title = f"XLA's plan of the training step at batch {plan.batch_size} ({where})"
+    table = Table(title=escape(title), title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("term", style="bold", no_wrap=True)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("MB (10^6 bytes)", justify="right", no_wrap=True)
+    table.add_column("MiB (2^20 bytes)", justify="right", no_wrap=True)
+    table.add_column("note")
+    rows = [
+        ("arguments", plan.argument_bytes, "weights, optimizer slots, metrics state and the input batch"),
+        ("outputs", plan.output_bytes, "the updated weights, slots and metrics state, and the logs"),
+        ("temporaries", plan.temp_bytes, "what the step allocates: activations kept for backprop, gradients, scratch"),
+        ("aliased", -plan.alias_bytes, "donated state buffers reused for the outputs (counted in both above)"),
+        ("generated code", plan.generated_code_bytes, "the compiled program (not in the total)"),
+    ]
+    for name, n, note in rows:
+        table.add_row(name, _int(n), format_mb(n), format_mib(n), note, end_section=name == "generated code")
+    total = plan.total_bytes
+    table.add_row("total", _int(total), format_mb(total), format_mib(total), "arguments + outputs + temporaries - aliased",
+                  style="bold")
+    return table
 
 
 # --- cnnreg compare ----------------------------------------------------------------------------
