@@ -1,4 +1,4 @@
-"""Compare cnnreg's training-memory estimate with the measured peak on a GPU.
+"""Compare cnnreg's training-memory estimate with XLA's compiled plan and the measured peak on a GPU.
 
 Each configuration (model × batch × precision) runs in a fresh subprocess, because the peak
 counters are process-wide. It builds a keras.applications model (weights=None, 224×224×3,
@@ -8,9 +8,14 @@ counters are process-wide. It builds a keras.applications model (weights=None, 2
 * TensorFlow: ``tf.config.experimental.get_memory_info('GPU:0')['peak']``
 * PyTorch: ``torch.cuda.max_memory_allocated()``
 
-On a CPU the measured column is n/a. Needs only keras, numpy and the backend (no network).
+On JAX the compiled column is XLA's memory plan of the same training step, compiled on abstract
+shapes (``cnnreg.analysis.compiled``: arguments + outputs + temporaries - aliased); on a CPU it is
+the CPU's plan, and the measured column is n/a (``--no-train`` skips the training steps there).
+Needs only keras, numpy and the backend (no network).
 
     KERAS_BACKEND=jax python benchmarks/memory_check.py --json memory.json
+    python benchmarks/memory_check.py --backend jax --no-train --batches 32 --precisions float32 \
+        --models resnet50,vgg16,mobilenet_v2,densenet121,xception   # analytic against compiled, CPU
     python benchmarks/memory_check.py --quick          # CPU smoke run: batch 2, one step
 """
 
@@ -30,7 +35,8 @@ _STATS: dict = {}  # the backend's full memory statistics, when it has them
 MODELS = {"resnet50": "ResNet50", "vgg16": "VGG16", "mobilenet_v2": "MobileNetV2"}
 #: Also accepted by --models, for checks outside the models the constants were fitted on.
 MORE_MODELS = {"resnet101": "ResNet101", "xception": "Xception", "densenet121": "DenseNet121",
-               "inception_v3": "InceptionV3", "efficientnet_b0": "EfficientNetB0"}
+               "inception_v3": "InceptionV3", "efficientnet_b0": "EfficientNetB0", "resnet50_v2": "ResNet50V2",
+               "vgg19": "VGG19", "mobilenet": "MobileNet", "convnext_tiny": "ConvNeXtTiny"}
 ALL_MODELS = {**MODELS, **MORE_MODELS}
 
 
@@ -44,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="adam", help="sgd, momentum or adam (default adam)")
     p.add_argument("--steps", type=int, default=3, help="training steps per configuration (default 3)")
     p.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "jax"), help="jax (default), tensorflow, torch")
+    p.add_argument("--no-train", action="store_true", help="estimate and compiled plan only (no training steps, "
+                   "no measured peak): for a CPU")
     p.add_argument("--quick", action="store_true", help="CPU smoke run: batch 2, float32, one step")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--jobs", type=int, default=1, help="configurations run at once (each in its own process; "
@@ -99,6 +107,15 @@ def run_one(model_name: str, batch: int, precision: str, optimizer: str, steps: 
     summary = summarize(model, precision=precision)
     analyse_s = time.perf_counter() - start
     budget = training_budget(summary, batch_size=batch, precision=precision, optimizer=optimizer)
+    compiled = None
+    if backend == "jax":  # XLA's plan of the same step, before any buffer is allocated
+        from cnnreg.analysis.compiled import compiled_plan
+
+        compiled = compiled_plan(model, batch_size=batch, optimizer=_optimizer(keras, optimizer)).to_dict()
+    if not steps:
+        return {"model": model_name, "batch": batch, "precision": precision, "optimizer": optimizer,
+                "backend": backend, "estimate_bytes": budget.total_bytes, "measured_bytes": None, "ratio": None,
+                "compiled": compiled, "terms": {t.name: t.bytes for t in budget.terms}, "analyse_s": analyse_s}
     model.compile(optimizer=_optimizer(keras, optimizer), loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.random((batch, 224, 224, 3), dtype=np.float32)
@@ -117,6 +134,7 @@ def run_one(model_name: str, batch: int, precision: str, optimizer: str, steps: 
         "estimate_bytes": budget.total_bytes,
         "measured_bytes": measured,
         "ratio": budget.total_bytes / measured if measured else None,
+        "compiled": compiled,
         "terms": {t.name: t.bytes for t in budget.terms},
         "memory_stats": {k: v for k, v in _STATS.items() if isinstance(v, (int, float))},
         "analyse_s": analyse_s,
@@ -166,7 +184,10 @@ def main(argv=None) -> int:
     precisions = ["float32"] if args.quick else [p.strip() for p in args.precisions.split(",")]
     if args.quick:
         args.steps = 1
-    header = f"{'model':<13} {'batch':>5} {'precision':<15} {'estimate':>11} {'measured':>11} {'est/meas':>8}"
+    if args.no_train:
+        args.steps = 0
+    header = (f"{'model':<15} {'batch':>5} {'precision':<15} {'estimate':>11} {'compiled':>11} {'est/comp':>8} "
+              f"{'measured':>11} {'est/meas':>8}")
     print(header)
     print("-" * len(header))
     configs = [(m, b, p) for m in models for p in precisions for b in batches]
@@ -177,8 +198,10 @@ def main(argv=None) -> int:
             r = future.result()
             results.append(r)
             ratio = "n/a" if r.get("ratio") is None else f"{r['ratio']:.3f}"
-            line = (f"{r['model']:<13} {r['batch']:>5} {r['precision']:<15} {_gib(r.get('estimate_bytes')):>11} "
-                    f"{_gib(r.get('measured_bytes')):>11} {ratio:>8}")
+            compiled = (r.get("compiled") or {}).get("total_bytes")
+            by_plan = f"{r['estimate_bytes'] / compiled:.3f}" if compiled and r.get("estimate_bytes") else "n/a"
+            line = (f"{r['model']:<15} {r['batch']:>5} {r['precision']:<15} {_gib(r.get('estimate_bytes')):>11} "
+                    f"{_gib(compiled):>11} {by_plan:>8} {_gib(r.get('measured_bytes')):>11} {ratio:>8}")
             print(line + (f"  error: {r['error']}" if r.get("error") else ""), flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps({"results": results}, indent=2))

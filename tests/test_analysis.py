@@ -242,6 +242,55 @@ def test_kept_activations_follow_fusion_rules():
     assert s.saved_elements == sum(saved.values())
 
 
+def test_a_separable_convolution_keeps_its_depthwise_result():
+    """XLA keeps the depthwise half's output for the pointwise half's backward pass: measured on a
+    stack of SeparableConv2D (docs/cost-model.md, structural fixes), 2 copies of the layer's size."""
+    inp = keras.Input((8, 8, 4))
+    a = L.SeparableConv2D(6, 3, depth_multiplier=2, name="sep")(inp)  # depthwise 6x6x8, output 6x6x6
+    b = L.SeparableConv2D(6, 3, padding="same", activation="relu", name="sep_relu")(a)  # 6x6x6, output 6x6x6
+    c = L.DepthwiseConv2D(3, padding="same", name="dw")(b)
+    s = summarize(keras.Model(inp, c))
+    saved = {r.name: r.saved_elements for r in s.rows}
+    assert saved["sep"] == 6 * 6 * 6 + 6 * 6 * 8
+    assert saved["sep_relu"] == 2 * 6 * 6 * 6 + 6 * 6 * 6
+    assert saved["dw"] == 6 * 6 * 6  # a depthwise convolution alone keeps its output only
+
+
+def test_a_cpu_plan_keeps_a_biased_output_that_a_normalisation_reads():
+    """On a CPU the bias add is not fused into the convolution (measured, docs/cost-model.md):
+    conv(bias) → BN keeps one more copy there; a GPU budget (the default) does not change."""
+    inp = keras.Input((8, 8, 4))
+    a = L.Conv2D(4, 3, padding="same", name="biased")(inp)
+    b = L.BatchNormalization(name="bn")(a)
+    c = L.Conv2D(4, 3, padding="same", use_bias=False, name="plain")(L.ReLU(name="relu")(b))
+    d = L.BatchNormalization(name="bn2")(c)
+    e = L.Conv2D(4, 3, padding="same", activation="relu", name="fused")(L.ReLU(name="relu2")(d))
+    s = summarize(keras.Model(inp, L.BatchNormalization(name="bn3")(e)))
+    n = 8 * 8 * 4
+    extra = {r.name: r.cpu_extra_elements for r in s.rows}
+    assert extra["biased"] == n and extra["plain"] == 0 and extra["fused"] == 0  # no bias; activation fused
+    assert s.cpu_extra_elements == n and s.to_dict()["cpu_extra_elements"] == n
+    gpu, cpu = (training_budget(s, batch_size=3, platform=p) for p in ("gpu", "cpu"))
+    assert cpu.total_bytes - gpu.total_bytes == 3 * n * 4
+    assert gpu.to_dict()["platform"] == "gpu" and training_budget(s, batch_size=3).total_bytes == gpu.total_bytes
+    with pytest.raises(ParameterError, match="did you mean 'cpu'"):
+        training_budget(s, batch_size=3, platform="cpuu")
+
+
+def test_a_cpu_plan_keeps_what_swish_and_gelu_need_for_their_derivative():
+    inp = keras.Input((8, 8, 4))
+    a = L.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inp)
+    b = L.BatchNormalization(name="bn")(a)
+    c = L.Activation("swish", name="swish")(b)
+    d = L.BatchNormalization(name="bn2")(L.Conv2D(4, 3, padding="same", use_bias=False, name="conv2")(c))
+    e = L.Activation("gelu", name="gelu")(L.ReLU(name="relu")(d))
+    s = summarize(keras.Model(inp, e))
+    n = 8 * 8 * 4
+    extra = {r.name: r.cpu_extra_elements for r in s.rows}
+    assert extra["bn"] == n and extra["bn2"] == 0  # swish needs its input; ReLU does not
+    assert extra["gelu"] == 2 * n and extra["swish"] == extra["relu"] == extra["conv"] == 0
+
+
 def test_budget_needs_known_input_size():
     model = keras.Sequential([keras.Input((None, None, 3)), L.Conv2D(4, 3), L.GlobalAveragePooling2D()])
     with pytest.warns(UncountedLayerWarning):

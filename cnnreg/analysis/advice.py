@@ -98,6 +98,7 @@ def _without(summary: ModelSummary, removed: list[LayerRow]) -> ModelSummary:
         param_bytes=summary.param_bytes - total("param_bytes"),
         trainable_param_bytes=summary.trainable_param_bytes - int(total("trainable_params") * ratio),
         saved_elements=summary.saved_elements - total("saved_elements"),
+        cpu_extra_elements=summary.cpu_extra_elements - total("cpu_extra_elements"),
         activation_elements=summary.activation_elements - total("activation_elements"),
     )
 

@@ -8,7 +8,7 @@ One rule per layer type, matched on the layer's class or its nearest base class 
 |---|---|---|---|---|
 | conv | Conv1D/2D/3D (BaseConv) | out positions × filters × kernel volume × in channels / groups | bias 1 + fused activation 1 per output element | output; ×2 with a fused activation |
 | depthwise | DepthwiseConv1D/2D | out positions × in channels × depth multiplier × kernel volume | bias + activation per output element | as conv |
-| separable | SeparableConv1D/2D | depthwise part + out positions × (in channels × depth multiplier) × filters | bias + activation per output element | as conv |
+| separable | SeparableConv1D/2D | depthwise part + out positions × (in channels × depth multiplier) × filters | bias + activation per output element | as conv, + the depthwise intermediate (out positions × in channels × multiplier) |
 | conv_transpose | Conv1D/2D/3DTranspose | in positions × in channels × kernel volume × filters | bias + activation per output element | as conv |
 | dense | Dense (N-D input: per position) | positions × in features × units | bias + activation per output element | as conv |
 | einsum_dense | EinsumDense | product of every index size of the equation | bias + activation per output element | as conv |
@@ -54,6 +54,8 @@ __all__ = [
     "UnknownShapeError",
     "dtype_bytes",
     "saved_copies",
+    "saved_intermediate",
+    "cpu_extra_copies",
     "layer_cost",
     "rule_for",
 ]
@@ -324,6 +326,62 @@ def saved_copies(layer, consumers=None) -> int:
                 return 1
         return 0
     return 1
+
+
+def saved_intermediate(layer, input_shapes: Sequence[Shape], output_shapes: Sequence[Shape]) -> int:
+    """Values per instance a layer keeps for backprop *inside* itself, on top of its output.
+
+    A separable convolution is two convolutions in one layer: the pointwise one needs its input,
+    the depthwise result (out positions × in channels × depth multiplier), in the backward pass,
+    and XLA keeps it (measured on a stack of SeparableConv2D: 2 copies of the layer's size, not 1;
+    docs/cost-model.md). Every other rule: 0.
+    """
+    rule = rule_for(layer)
+    if rule is None or rule.name != "separable":
+        return 0
+    out_spatial, _ = _split(layer, tuple(output_shapes[0]))
+    _, cin = _split(layer, tuple(input_shapes[0]))
+    return _size(out_spatial) * _size((cin,)) * layer.depth_multiplier
+
+
+#: Activations whose derivative needs their input, not only their output (ReLU's, tanh's and
+#: the sigmoid's can be had from the output).
+INPUT_GRADIENT_ACTIVATIONS = ("silu", "swish", "gelu", "softplus", "mish", "hard_silu", "hard_swish", "log_sigmoid")
+
+
+def _activation_name(layer) -> str:
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return type(layer).__name__.lower()
+    return (act if isinstance(act, str) else getattr(act, "__name__", type(act).__name__)).lower()
+
+
+def cpu_extra_copies(layer, consumers=None) -> int:
+    """Copies of this layer's output that XLA keeps on a CPU on top of :func:`saved_copies`.
+
+    Measured on stacks of 3×3 convolutions, 8 blocks, batches 16 and 48 (docs/cost-model.md), in
+    copies of the block's output kept per block; a GPU keeps what :func:`saved_copies` models:
+
+    * the bias add is not fused into the convolution, so a biased weight layer read by a
+      normalisation keeps its raw result and the biased one (Conv2D → BN → ReLU: 3 with a
+      bias, 2 without): +1;
+    * a normalisation (or other elementwise layer) read by an activation whose derivative needs
+      its input (swish, GELU, ...: :data:`INPUT_GRADIENT_ACTIVATIONS`) is kept, not recomputed
+      (Conv2D → BN → swish: 3, → ReLU: 2): +1;
+    * GELU keeps two more tensors of its size for its derivative (Conv2D → GELU: 4.25, → ReLU:
+      2.38 with the workspace): +2.
+    """
+    rule = rule_for(layer)
+    if rule is None:
+        return 0
+    if rule.name == "activation":
+        return 2 if _activation_name(layer) == "gelu" else 0
+    if rule.saves == "fusible":
+        return int(any(rule_for(c) is not None and rule_for(c).name == "activation"
+                       and _activation_name(c) in INPUT_GRADIENT_ACTIVATIONS for c in consumers or ()))
+    if rule.saves != "weight" or not getattr(layer, "use_bias", False) or _activation_ops(layer, 1):
+        return 0
+    return int(any(rule_for(c) is not None and rule_for(c).name == "batch_norm" for c in consumers or ()))
 
 
 _BITS = re.compile(r"(\d+)")

@@ -26,6 +26,10 @@ float32 and mixed_bfloat16): estimate / measured peak was 0.93-1.10 for ResNet50
 MobileNetV2 (docs/cost-model.md has the table).
 
 Frozen layers (``trainable=False``, transfer learning) carry no gradients and no slots.
+
+``platform="cpu"`` models XLA's CPU plan instead (``cnnreg estimate --method compiled`` on a
+CPU): there the bias add is not fused into the convolution, so a biased layer read by a
+normalisation keeps one more copy of its output (``costs.cpu_extra_copies``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from cnnreg.errors import ParameterError, choices_text
 __all__ = [
     "DEFAULT_WORKSPACE",
     "FROZEN_CHOICES",
+    "PLATFORMS",
     "OPTIMIZER_SLOTS",
     "Budget",
     "BudgetTerm",
@@ -72,6 +77,9 @@ OPTIMIZER_SLOTS: dict[str, float] = {
     "adafactor": 1,
 }
 """Optimizer name → slot variables per trainable weight."""
+
+PLATFORMS = ("gpu", "cpu")
+"""Whose XLA plan the activation terms model: a GPU's (the default: calibrated on an H200) or a CPU's."""
 
 FROZEN_CHOICES = ("base", "all")
 """``frozen=None``: the model's own trainable flags; ``"base"``: only the head (the trailing
@@ -127,6 +135,7 @@ class Budget:
     per_instance_bytes: int
     trainable_params: int
     workspace: Workspace = field(default=DEFAULT_WORKSPACE, repr=False)
+    platform: str = "gpu"
 
     @property
     def total_bytes(self) -> int:
@@ -148,6 +157,7 @@ class Budget:
             "precision": self.precision,
             "optimizer": self.optimizer,
             "frozen": self.frozen,
+            "platform": self.platform,
             "total_bytes": self.total_bytes,
             "fixed_bytes": self.fixed_bytes,
             "per_instance_bytes": self.per_instance_bytes,
@@ -213,7 +223,7 @@ def _in_paths(path: str, tops: set[str]) -> bool:
     return path.split("/", 1)[0] in tops
 
 
-def _trainable_view(summary: ModelSummary, frozen: str | None) -> tuple[int, int, int]:
+def _trainable_view(summary: ModelSummary, frozen: str | None, platform: str = "gpu") -> tuple[int, int, int]:
     """(trainable params, trainable param bytes, kept activation elements per instance)."""
     leaves = summary.leaves
     if frozen is None:
@@ -230,7 +240,8 @@ def _trainable_view(summary: ModelSummary, frozen: str | None) -> tuple[int, int
     if True not in trainable:
         return params, nbytes, 0
     first = max(trainable.index(True) - 1, 0)  # the input of the first trainable layer is kept too
-    return params, nbytes, sum(r.saved_elements for r in leaves[first:])
+    kept = sum(r.saved_elements + (r.cpu_extra_elements if platform == "cpu" else 0) for r in leaves[first:])
+    return params, nbytes, kept
 
 
 def training_budget(
@@ -242,12 +253,14 @@ def training_budget(
     frozen: str | None = None,
     workspace: Workspace | None = None,
     activation_scale: float = 1.0,
+    platform: str = "gpu",
 ) -> Budget:
     """Estimated peak memory of one training step at ``batch_size``, by term (see module doc).
 
     ``frozen``: None (the model's own flags), ``"base"`` (only the head trains) or ``"all"``.
     ``activation_scale`` multiplies the activation-sized terms (used to estimate e.g. a smaller
-    input; 1.0 for the model as built).
+    input; 1.0 for the model as built). ``platform``: ``"gpu"`` (default) or ``"cpu"``, whose
+    XLA plan keeps more (module doc).
     """
     summary = _as_summary(summary_or_model)
     _check_batch(batch_size)
@@ -261,11 +274,13 @@ def training_budget(
     opt_name, slots = optimizer_slots(optimizer)
     if frozen is not None and frozen not in FROZEN_CHOICES:
         raise ParameterError(f"unknown frozen choice '{frozen}'" + choices_text(str(frozen), FROZEN_CHOICES))
+    if platform not in PLATFORMS:
+        raise ParameterError(f"unknown platform '{platform}'" + choices_text(str(platform), PLATFORMS))
     ws = workspace or DEFAULT_WORKSPACE
     act = PRECISIONS[precision]
     mixed = precision != "float32"
 
-    params, grad_bytes, kept = _trainable_view(summary, frozen)
+    params, grad_bytes, kept = _trainable_view(summary, frozen, platform)
     largest = max((r.activation_elements for r in summary.leaves), default=0)
     act_per = int(kept * act * activation_scale)
     input_per = int((summary.input_elements + summary.output_elements) * 4 * activation_scale)
@@ -291,7 +306,7 @@ def training_budget(
     fixed_bytes = sum(b for _, b, _ in fixed) + ws.fixed_bytes
     per_instance = sum(b for _, b, _ in per) + ws_per
     budget = Budget(summary.name, batch_size, precision, opt_name, frozen, terms, fixed_bytes,
-                    per_instance, params, ws)
+                    per_instance, params, ws, platform)
     total = budget.total_bytes
     for t in terms:
         t.share = t.bytes / total if total else 0.0

@@ -56,6 +56,7 @@ class LayerRow:
     activation_elements: int = 0  # output values per instance
     activation_bytes: int = 0  # ... at the summary's precision
     saved_elements: int = 0  # output values per instance kept for backprop in training
+    cpu_extra_elements: int = 0  # ... kept on top of those on a CPU (costs.cpu_extra_copies)
     rule: str = ""  # cost rule name, "container", or "uncounted"
     note: str = ""
     children: list[LayerRow] = field(default_factory=list, repr=False)
@@ -83,7 +84,7 @@ class LayerRow:
 _ROW_FIELDS = [
     "name", "type", "path", "depth", "parent", "calls", "params", "trainable_params",
     "non_trainable_params", "param_bytes", "macs", "other_ops", "activation_elements",
-    "activation_bytes", "saved_elements", "rule", "note",
+    "activation_bytes", "saved_elements", "cpu_extra_elements", "rule", "note",
 ]
 
 
@@ -103,6 +104,7 @@ class ModelSummary:
     other_ops: int = 0
     activation_elements: int = 0  # every layer output, per instance
     saved_elements: int = 0  # outputs kept for backprop, per instance
+    cpu_extra_elements: int = 0  # kept on top of those on a CPU, per instance
     input_elements: int = 0  # model inputs, per instance
     output_elements: int = 0  # model outputs, per instance (the targets are the same size)
     input_shapes: list[tuple] = field(default_factory=list)
@@ -152,7 +154,7 @@ class ModelSummary:
 _SUMMARY_FIELDS = [
     "name", "precision", "expand", "total_params", "trainable_params", "non_trainable_params",
     "param_bytes", "trainable_param_bytes", "macs", "other_ops", "activation_elements",
-    "saved_elements", "input_elements", "output_elements", "uncounted",
+    "saved_elements", "cpu_extra_elements", "input_elements", "output_elements", "uncounted",
 ]
 
 
@@ -214,6 +216,7 @@ def summarize(model, *, expand: bool = False, precision: str | None = None) -> M
         other_ops=sum(r.other_ops for r in leaves),
         activation_elements=sum(r.activation_elements for r in leaves),
         saved_elements=sum(r.saved_elements for r in leaves),
+        cpu_extra_elements=sum(r.cpu_extra_elements for r in leaves),
         input_elements=sum(_size_or_zero(s) for s in inputs),
         output_elements=sum(_size_or_zero(s) for s in outputs),
         input_shapes=inputs,
@@ -328,6 +331,11 @@ class _Walker:
         out_elements = sum(_size_or_zero(s) for s in outs)
         r.activation_elements += mult * out_elements
         r.saved_elements += mult * out_elements * costs.saved_copies(layer, consumers)
+        try:
+            r.saved_elements += mult * costs.saved_intermediate(layer, ins, outs)
+        except costs.UnknownShapeError:
+            pass  # the shape error is reported with the layer's cost below
+        r.cpu_extra_elements += mult * out_elements * costs.cpu_extra_copies(layer, consumers)
         if rule is None:
             r.rule = "uncounted"
             r.note = "no cost rule"
@@ -347,7 +355,7 @@ def _aggregate(rows: list[LayerRow]) -> None:
     for r in rows:
         if r.children:
             _aggregate(r.children)
-            for k in ("macs", "other_ops", "activation_elements", "saved_elements"):
+            for k in ("macs", "other_ops", "activation_elements", "saved_elements", "cpu_extra_elements"):
                 setattr(r, k, sum(getattr(c, k) for c in r.children))
             if any(not c.counted or c.note.startswith("partial") for c in _walk(r.children)):
                 r.note = "partial: some layers inside have no cost rule"

@@ -381,11 +381,13 @@ def _budget_panel(budget, summary):
                                f"{_bytes(largest.activation_bytes)} per instance"),
                   Text(f"  at batch {budget.batch_size}: {_int(at_batch)} bytes = {format_bytes(at_batch)} = "
                        f"{format_bytes(at_batch, binary=True)}")]
-    doubled = [r for r in summary.leaves if r.saved_elements > r.activation_elements]
-    extra = sum(r.saved_elements - r.activation_elements for r in doubled)
-    if summary.saved_elements and extra >= 0.01 * summary.saved_elements:  # worth a line when it shows
-        names = ", ".join(r.path for r in doubled[:3]) + (", ..." if len(doubled) > 3 else "")
-        parts.append(Text(f"activations: {names} keep their output before and after the fused activation (×2)"))
+    for kind, why in (("separable", "keep the depthwise result inside the layer as well as their output"),
+                      (None, "keep their output before and after the fused activation (×2)")):
+        more = [r for r in summary.leaves if r.saved_elements > r.activation_elements and (r.rule == "separable") == bool(kind)]
+        extra = sum(r.saved_elements - r.activation_elements for r in more)
+        if summary.saved_elements and extra >= 0.01 * summary.saved_elements:  # worth a line when it shows
+            names = ", ".join(r.path for r in more[:3]) + (", ..." if len(more) > 3 else "")
+            parts.append(Text(f"activations: {names} {why}"))
     title = (f"training memory at batch {budget.batch_size} ({budget.precision}, {budget.optimizer}): "
              f"{format_bytes(budget.total_bytes)} = {format_bytes(budget.total_bytes, binary=True)}")
     return Panel(Group(*parts), title=title, title_align="left", expand=False)
