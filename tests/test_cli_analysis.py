@@ -195,6 +195,22 @@ def test_estimate_that_fits_has_no_remedies_and_without_batch_shows_the_largest(
     assert data["batch_size"] == data["max_batch_size"] and data["fits"] is True
 
 
+def test_estimate_platform_cpu_models_the_cpu_plan():
+    """keras.applications' ResNet50 has biased convolutions before BatchNormalization: one more
+    copy each on a CPU (the cost model's CPU rules); the GPU budget is the default."""
+    from cnnreg.analysis import summarize, training_budget
+
+    args = ("estimate", "keras-resnet50", "--input-shape", "32x32x3", "--classes", "10", "--device-memory", "8GB",
+            "--batch", "4")
+    gpu, cpu = run_json(*args), run_json(*args, "--platform", "cpu")
+    assert gpu["budget"]["platform"] == "gpu" and cpu["budget"]["platform"] == "cpu"
+    summary = summarize(cnnreg.build("architecture", "keras-resnet50", input_shape=(32, 32, 3), num_classes=10))
+    assert summary.cpu_extra_elements > 0
+    assert gpu["budget"]["total_bytes"] == training_budget(summary, batch_size=4).total_bytes
+    assert cpu["budget"]["total_bytes"] == training_budget(summary, batch_size=4, platform="cpu").total_bytes
+    assert cpu["budget"]["total_bytes"] - gpu["budget"]["total_bytes"] == 4 * 4 * summary.cpu_extra_elements
+
+
 def test_estimate_uses_the_detected_gpu(monkeypatch):
     from cnnreg import backends
 
@@ -254,6 +270,10 @@ def test_compare_side_by_side():
         (("summary", "resnet34", "--input-shape", "0x32x3"), "error: --input-shape must be height x width x channels"),
         (("summary", "resnet34:dropout=2"), "error: architecture 'resnet34' parameter 'dropout' must be in [0, 1)"),
         (("compare", "resnet34"), "error: compare needs two or more architectures (got 'resnet34')"),
+        (("estimate", "resnet34", "--device-memory", "8GB", "--platform", "cpuu"),
+         "error: unknown platform 'cpuu'; did you mean 'cpu'?"),
+        (("estimate", "resnet34", "--device-memory", "8GB", "--method", "compiled", "--platform", "cpu"),
+         "error: --platform is for --method analytic"),
     ],
 )
 def test_mistakes_get_one_line_and_status_2(args, start):

@@ -112,11 +112,12 @@ def oom_remedies(
     optimizer="adam",
     frozen: str | None = None,
     workspace=None,
+    platform: str = "gpu",
 ) -> OomAdvice:
     """Does ``batch_size`` fit ``device_bytes``? If not, the remedies ranked by bytes saved."""
     summary = _as_summary(summary_or_model)
     device = parse_memory(device_bytes)
-    opts = dict(precision=precision, optimizer=optimizer, frozen=frozen, workspace=workspace)
+    opts = dict(precision=precision, optimizer=optimizer, frozen=frozen, workspace=workspace, platform=platform)
     budget = training_budget(summary, batch_size=batch_size, **opts)
     advice = OomAdvice(budget, device, budget.total_bytes <= device, max_batch_size(summary, device, **opts))
     if advice.fits:

@@ -408,6 +408,8 @@ def estimate_command(
     method: str = typer.Option(
         "analytic", "--method", help="analytic (the cost model, instant) or compiled (XLA's plan of the compiled "
         "training step; JAX backend, seconds a compile)."),
+    platform: Optional[str] = typer.Option(
+        None, "--platform", help="Whose XLA plan the analytic budget models: gpu (default) or cpu."),
     as_json: bool = _json_option(),
     backend: Optional[str] = backend_option(),
 ) -> None:
@@ -423,10 +425,19 @@ def estimate_command(
       cnnreg estimate vgg16 --device-memory 80GiB --precision mixed_bfloat16
 
       cnnreg estimate resnet50 --method compiled --device-memory 16GiB
+
+      cnnreg estimate resnet50 --platform cpu --device-memory 16GiB
     """
     key = method.strip().lower()
     if key not in METHODS:
         raise ParameterError(f"unknown method '{method}'" + choices_text(key, METHODS))
+    from cnnreg.analysis.memory import PLATFORMS
+
+    if platform is not None and key == "compiled":
+        raise ParameterError("--platform is for --method analytic; the compiled plan is the platform's own")
+    platform = (platform or "gpu").strip().lower()
+    if platform not in PLATFORMS:
+        raise ParameterError(f"unknown platform '{platform}'" + choices_text(platform, PLATFORMS))
     if key == "compiled" and backend is not None and backend.strip().lower() != "jax":
         raise CnnregError("--method compiled needs the JAX backend: --backend jax")
     use_backend("jax" if key == "compiled" and backend is None else backend)
@@ -450,7 +461,7 @@ def estimate_command(
     summary, = _summarize([target], precision=precision)
     from cnnreg.analysis import max_batch_size, oom_remedies, training_budget
 
-    options = dict(precision=precision, optimizer=_budget_optimizer(opt))
+    options = dict(precision=precision, optimizer=_budget_optimizer(opt), platform=platform)
     largest = max_batch_size(summary, device_bytes, **options)
     advice = None
     if batch is not None or largest == 0:
@@ -504,6 +515,10 @@ def _print_header(target, precision, optimizer, device) -> None:
     console.print(f"[bold]device[/]: {_int(memory)} bytes = {_both(memory)}  [dim]({escape(source)})[/]", soft_wrap=True)
 
 
+def _plan_note(budget) -> str:
+    return "" if budget.platform == "gpu" else f" (modelled on XLA's {budget.platform} plan)"
+
+
 def _print_estimate(target, precision, optimizer, device, largest, budget, advice) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -518,7 +533,7 @@ def _print_estimate(target, precision, optimizer, device, largest, budget, advic
         console.print("[bold]largest batch that fits[/]: none: batch 1 does not fit")
     if advice is None:
         console.print()
-        print_wide(_budget_table(budget, title=f"training memory at batch {largest}"))
+        print_wide(_budget_table(budget, title=f"training memory at batch {largest}" + _plan_note(budget)))
         return
     need = budget.total_bytes
     if advice.fits:
@@ -527,7 +542,7 @@ def _print_estimate(target, precision, optimizer, device, largest, budget, advic
         console.print(f"batch {budget.batch_size} [red]does not fit[/]: needs {_both(need)}, "
                       f"{_both(need - memory)} more than the device", soft_wrap=True)
     console.print()
-    print_wide(_budget_table(budget, title=f"training memory at batch {budget.batch_size}"))
+    print_wide(_budget_table(budget, title=f"training memory at batch {budget.batch_size}" + _plan_note(budget)))
     if advice.fits:
         return
     console.print()
