@@ -9,6 +9,7 @@ inputs.  ART runs on TensorFlow: on another backend the module reruns itself in 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,7 +17,9 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("art")
+# not pytest.importorskip: importing art (and the torch it imports) takes seconds, in every
+# pytest-xdist worker's collection
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("art") is None, reason="art is not installed")
 
 ON_TENSORFLOW = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
 EXAMPLES = 400

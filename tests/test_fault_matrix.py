@@ -3,12 +3,14 @@ write), then each file of the run directory deleted or cut short in turn, then `
 ``predict``, ``resume`` and ``rerun``.  Counted: tracebacks (an exit status other than 0, 2 or 130,
 or "Traceback" in the output) and silently lost epochs (after a resume, a history that is not
 1..N once each, or an epoch that a surviving checkpoint had on record trained again).  Both must
-be 0.  ``pytest -s`` prints the counts.
+be 0.  Each case is a test of its own, which any pytest-xdist worker can take; ``pytest -s`` prints
+each case's counts.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import random
@@ -21,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cnnreg.testing import run_cli
 
@@ -182,16 +185,36 @@ def _case(counts: dict, base: Path, work: Path, image: Path, name: str, action: 
         _command(counts, label, "rerun", str(run_dir), "--set", "epochs=1", "--run-dir", str(run_dir) + "-rerun", "--quiet")
 
 
-def test_fault_matrix(tmp_path, subprocess_env):
-    from PIL import Image
+#: Every file of the run killed while writing a checkpoint, deleted or cut short; the runs killed
+#: at the other moments as they are.  `rerun` reads run.json alone: it runs where that differs
+#: (the cases of run.json, the first run) rather than 14 times on the same file.
+CASES = [("ckpt", "", ""), *(("ckpt", name, action) for name in FILES for action in ("delete", "truncate")),
+         ("random", "", ""), ("early", "", "")]
 
+
+@pytest.fixture(scope="session")
+def killed(tmp_path_factory) -> dict[str, Path]:
+    """The killed runs by moment, made once a session: under pytest-xdist the first worker here
+    makes them in the folder the workers share while any other waits on its lock (the cases copy
+    them and never change them)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    root, done = shared / "fault-matrix", shared / "fault-matrix.done"
+    with open(shared / "fault-matrix.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            # conftest's subprocess_env, which a session fixture cannot use
+            _kill_all(root, dict(os.environ, CNNREG_LOAD_PLUGINS="", COLUMNS="200"))
+            done.touch()
+    return {moment: root / f"killed-{moment}" for moment in EPOCHS}
+
+
+def _kill_all(root: Path, env: dict) -> None:
     rng = random.Random(SEED)
-    image = tmp_path / "digit.png"
-    Image.fromarray(np.full((8, 8), 128, dtype=np.uint8)).save(image)
-    work = tmp_path / "cases"
-    work.mkdir()
     # the kills run side by side: their start-up is most of their time
-    jobs = [_kill(tmp_path / f"killed-{moment}", subprocess_env, moment=moment, rng=rng) for moment in EPOCHS]
+    jobs = [_kill(root / f"killed-{moment}", env, moment=moment, rng=rng) for moment in EPOCHS]
     deadline = time.time() + 240
     pending = list(jobs)
     while pending and time.time() < deadline:
@@ -204,24 +227,27 @@ def test_fault_matrix(tmp_path, subprocess_env):
         assert job["proc"].returncode == -signal.SIGKILL, job["proc"].stderr.read().decode()[-2000:]
         assert json.loads((job["run_dir"] / "run.json").read_text())["status"] == "running"
 
-    # what `cnnreg runs` says of a run killed with kill -9
-    listing = run_cli("runs", "--root", str(tmp_path), "--json")
-    assert {r["status"] for r in json.loads(listing.stdout)["runs"]} == {"interrupted"}, listing.output
 
+def test_runs_lists_the_killed_runs_as_interrupted(killed):
+    listing = run_cli("runs", "--root", str(killed["ckpt"].parent), "--json")
+    assert {r["status"] for r in json.loads(listing.stdout)["runs"]} == {"interrupted"}, listing.output
+    assert len(json.loads(listing.stdout)["runs"]) == len(EPOCHS), listing.output
+
+
+@pytest.mark.parametrize(("moment", "name", "action"), CASES,
+                         ids=[f"{m}-{n or 'as-killed'}-{a}".strip("-").replace(" ", "-") for m, n, a in CASES])
+def test_fault_matrix(killed, tmp_path, moment, name, action):
+    """One case of the matrix (together they take minutes: one pytest item each)."""
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.full((8, 8), 128, dtype=np.uint8)).save(image)
     counts = {"cases": 0, "tracebacks": 0, "lost": 0, "refused": 0, "not_one_line": 0, "details": []}
-    # Every file of the run killed while writing a checkpoint, deleted or cut short; the runs
-    # killed at the other moments as they are.  `rerun` reads run.json alone: it runs where that
-    # differs (the cases of run.json, the first run) rather than 14 times on the same file.
-    ckpt, other, early = (job["run_dir"] for job in jobs)
-    _case(counts, ckpt, work, image, "", "", rerun=True)
-    for name in FILES:
-        for action in ("delete", "truncate"):
-            _case(counts, ckpt, work, image, name, action, rerun=name == "run.json")
-    _case(counts, other, work, image, "", "", rerun=False)
-    _case(counts, early, work, image, "", "", rerun=False)
-    print(f"\nfault matrix: {counts['cases']} cases, {counts['tracebacks']} tracebacks, "
-          f"{counts['lost']} silently lost epochs ({counts['refused']} refusals where a checkpoint survived, "
-          f"{counts['not_one_line']} errors longer than one line)")
+    _case(counts, killed[moment], tmp_path, image, name, action, rerun=moment == "ckpt" and name in ("", "run.json"))
+    if not counts["cases"]:
+        pytest.skip(f"the run killed at {moment!r} has no {name}")
+    print(f"\nfault matrix: {counts['tracebacks']} tracebacks, {counts['lost']} silently lost epochs "
+          f"({counts['refused']} refusals where a checkpoint survived, {counts['not_one_line']} errors longer than one line)")
     for line in counts["details"]:
         print("  " + line)
     assert counts["tracebacks"] == 0 and counts["lost"] == 0, counts["details"]
