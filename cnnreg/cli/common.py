@@ -7,8 +7,6 @@ from typing import Optional
 
 import typer
 
-from cnnreg.errors import CnnregError
-
 
 def backend_option():
     return typer.Option(
@@ -68,13 +66,6 @@ def load_framework() -> None:
 def check_out_folder(out: Path) -> None:
     """``--out``: a folder that can be written, made if missing, checked before any model loads
     (a folder that cannot be written costs nothing)."""
-    import os
+    from cnnreg.training.rundir import writable_folder
 
-    if out.exists() and not out.is_dir():
-        raise CnnregError(f"--out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CnnregError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise CnnregError(f"--out {out} is not writable")
+    writable_folder(out, "--out")

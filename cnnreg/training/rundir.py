@@ -399,6 +399,19 @@ def probe_writable(path: Path) -> None:
         raise CnnregError(f"{path} is not writable ({exc.strerror or exc}); nothing was started") from None
 
 
+def writable_folder(path: Path, what: str, *, not_a_folder: str = "is a file, not a folder") -> None:
+    """``path`` as a folder this process can write to, made if missing; one line naming it as
+    ``what`` (``--out``, ``DEST``) when it is a file, cannot be made or cannot be written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CnnregError(f"{what} {path} {not_a_folder}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CnnregError(f"{what} {path} cannot be created ({exc.strerror or exc})") from None
+    probe_writable(path)
+
+
 def claim(run_dir: Path, *, fresh: bool, created: bool = False) -> RunLock:
     """Check that ``run_dir`` can take a new run (``fresh``) or be resumed, and lock it, before
     any data is loaded or model built.  A new run needs a new or empty directory (``created``:

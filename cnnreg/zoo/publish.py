@@ -228,13 +228,7 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
     fields, model, data, notes = entry_from_run(run_dir, name=name, license=license)
     name = fields["name"]
     dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise CnnregError(f"DEST {dest} is a file; give a folder (new or a zoo) or hf://USER/REPO")
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CnnregError(f"cannot create {dest} ({exc.strerror or exc})") from None
-    rundir.probe_writable(dest)
+    rundir.writable_folder(dest, "DEST", not_a_folder="is a file; give a folder (new or a zoo) or hf://USER/REPO")
     with _locked(dest):
         index = read_index(dest)
         folder = dest / name
