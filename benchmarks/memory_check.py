@@ -107,39 +107,26 @@ def run_one(model_name: str, batch: int, precision: str, optimizer: str, steps: 
     summary = summarize(model, precision=precision)
     analyse_s = time.perf_counter() - start
     budget = training_budget(summary, batch_size=batch, precision=precision, optimizer=optimizer)
-    compiled = None
-    if backend == "jax":  # XLA's plan of the same step, before any buffer is allocated
+    result = {"model": model_name, "batch": batch, "precision": precision, "optimizer": optimizer, "backend": backend,
+              "estimate_bytes": budget.total_bytes, "measured_bytes": None, "ratio": None, "compiled": None,
+              "terms": {t.name: t.bytes for t in budget.terms}, "analyse_s": analyse_s}
+    if steps:
+        model.compile(optimizer=_optimizer(keras, optimizer), loss="sparse_categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x = rng.random((batch, 224, 224, 3), dtype=np.float32)
+        y = rng.integers(0, 1000, size=(batch,))
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        measured = _peak_bytes(backend)
+        result.update(measured_bytes=measured, ratio=budget.total_bytes / measured if measured else None,
+                      step_s=(time.perf_counter() - start) / steps,
+                      memory_stats={k: v for k, v in _STATS.items() if isinstance(v, (int, float))})
+    if backend == "jax":  # XLA's plan of the same step; after the peak is read (a GPU compile autotunes on buffers)
         from cnnreg.analysis.compiled import compiled_plan
 
-        compiled = compiled_plan(model, batch_size=batch, optimizer=_optimizer(keras, optimizer)).to_dict()
-    if not steps:
-        return {"model": model_name, "batch": batch, "precision": precision, "optimizer": optimizer,
-                "backend": backend, "estimate_bytes": budget.total_bytes, "measured_bytes": None, "ratio": None,
-                "compiled": compiled, "terms": {t.name: t.bytes for t in budget.terms}, "analyse_s": analyse_s}
-    model.compile(optimizer=_optimizer(keras, optimizer), loss="sparse_categorical_crossentropy")
-    rng = np.random.default_rng(0)
-    x = rng.random((batch, 224, 224, 3), dtype=np.float32)
-    y = rng.integers(0, 1000, size=(batch,))
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    step_s = (time.perf_counter() - start) / steps
-    measured = _peak_bytes(backend)
-    return {
-        "model": model_name,
-        "batch": batch,
-        "precision": precision,
-        "optimizer": optimizer,
-        "backend": backend,
-        "estimate_bytes": budget.total_bytes,
-        "measured_bytes": measured,
-        "ratio": budget.total_bytes / measured if measured else None,
-        "compiled": compiled,
-        "terms": {t.name: t.bytes for t in budget.terms},
-        "memory_stats": {k: v for k, v in _STATS.items() if isinstance(v, (int, float))},
-        "analyse_s": analyse_s,
-        "step_s": step_s,
-    }
+        result["compiled"] = compiled_plan(model, batch_size=batch, optimizer=_optimizer(keras, optimizer)).to_dict()
+    return result
 
 
 def _child(args) -> None:

@@ -376,12 +376,13 @@ def cpu_extra_copies(layer, consumers=None) -> int:
         return 0
     if rule.name == "activation":
         return 2 if _activation_name(layer) == "gelu" else 0
+    consumers = list(consumers or ())
     if rule.saves == "fusible":
-        return int(any(rule_for(c) is not None and rule_for(c).name == "activation"
-                       and _activation_name(c) in INPUT_GRADIENT_ACTIVATIONS for c in consumers or ()))
+        return int(any(getattr(rule_for(c), "name", None) == "activation" and _activation_name(c) in
+                       INPUT_GRADIENT_ACTIVATIONS for c in consumers))
     if rule.saves != "weight" or not getattr(layer, "use_bias", False) or _activation_ops(layer, 1):
         return 0
-    return int(any(rule_for(c) is not None and rule_for(c).name == "batch_norm" for c in consumers or ()))
+    return int(any(getattr(rule_for(c), "name", None) == "batch_norm" for c in consumers))
 
 
 _BITS = re.compile(r"(\d+)")

@@ -415,8 +415,7 @@ def estimate_command(
 ) -> None:
     """The largest batch that fits a device; when --batch does not fit, the remedies ranked by bytes saved.
 
-    --method compiled compiles the whole training step on JAX with abstract shapes (nothing is
-    allocated) and reads XLA's memory plan; the largest batch is then found by bisection.
+    --method compiled reads XLA's plan of the compiled training step (JAX, nothing allocated).
 
     Examples:
 
