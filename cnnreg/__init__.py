@@ -7,18 +7,92 @@ Public API (importing cnnreg never imports keras)::
     cnnreg.get("initialiser", "he_normal")         # one component (name, alias or provider/name)
     cnnreg.build("initialiser", "variance_scaling:scale=2,mode=fan_avg")
     cnnreg.build("architecture", "resnet34", input_shape=(32, 32, 3), num_classes=10)
+
+The contract classes of the kinds (``cnnreg.Regulariser``, ``cnnreg.Attack``, ``cnnreg.Dataset``
+...) are exported from here; each lives with its kind in :mod:`cnnreg.kinds`.  Everything is
+imported when first used.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 from typing import Any
 
-__version__ = "0.1.0"
+from cnnreg.errors import CnnregError
+from cnnreg.hookspecs import hookimpl
+from cnnreg.version import __version__
 
-from cnnreg.errors import CnnregError  # noqa: E402
-from cnnreg.hookspecs import hookimpl  # noqa: E402
+#: What ``cnnreg.NAME`` is, imported when first read: ``"module:attribute"``.
+_LAZY = {
+    # the contracts, one module per kind
+    "KindSpec": "cnnreg.kinds:KindSpec",
+    "Regulariser": "cnnreg.kinds.regularisers:Regulariser",
+    "StepContext": "cnnreg.kinds.regularisers:StepContext",
+    "Dataset": "cnnreg.kinds.datasets:Dataset",
+    "Split": "cnnreg.kinds.datasets:Split",
+    "WeightsEntry": "cnnreg.kinds.weights:WeightsEntry",
+    "WeightsFile": "cnnreg.kinds.weights:WeightsFile",
+    "Attack": "cnnreg.kinds.attacks:Attack",
+    "AttackTarget": "cnnreg.kinds.attacks:AttackTarget",
+    "Schedule": "cnnreg.kinds.schedules:Schedule",
+    # the registry
+    "Component": "cnnreg.registry:Component",
+}
 
-__all__ = ["__version__", "hookimpl", "components", "get", "build", "get_registry", "CnnregError"]
+__all__ = ["__version__", "hookimpl", "components", "get", "build", "get_registry", "CnnregError", *_LAZY]
+
+#: Modules that moved, by their old name: ``import cnnreg.regularisers`` still works (with a
+#: DeprecationWarning) and gives the module under its new name, the same object.
+MOVED = {
+    "cnnreg.regularisers": "cnnreg.kinds.regularisers",
+    "cnnreg.data": "cnnreg.kinds.datasets",
+    "cnnreg.attacks": "cnnreg.kinds.attacks",
+    "cnnreg.adversarial.target": "cnnreg.kinds.attacks",
+    "cnnreg.zoo.entry": "cnnreg.kinds.weights",
+    "cnnreg.zoo.publish": "cnnreg.training.publish",
+    "cnnreg.builtin.architectures.preprocess": "cnnreg.kinds.architectures",
+    "cnnreg.builtin.architectures._common": "cnnreg.kinds.architectures",
+    "cnnreg.builtin.keras_weights": "cnnreg.builtin.weights.applications",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, _, attribute = _LAZY[name].partition(":")
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cnnreg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds a module's old name (:data:`MOVED`) and gives the module under its new one."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None):
+        if fullname not in MOVED:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        warnings.warn(f"{spec.name} is now {MOVED[spec.name]}; import it from there", DeprecationWarning, stacklevel=2)
+        module = importlib.import_module(MOVED[spec.name])
+        spec.loader_state = module.__spec__  # put back in exec_module: the module keeps its own
+        return module
+
+    def exec_module(self, module) -> None:
+        module.__spec__ = module.__spec__.loader_state
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModules())
 
 
 def get_registry():

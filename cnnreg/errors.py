@@ -21,6 +21,8 @@ __all__ = [
     "suggestions",
     "suggestion_text",
     "choices_text",
+    "first_line",
+    "gist",
 ]
 
 
@@ -149,3 +151,21 @@ def choices_text(word: str, choices: Iterable[str], *, limit: int = 30, hint: st
         if hint:
             shown += f"; {hint}"
     return text + f" (valid: {shown})"
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (an error of ours
+    is one line); the exception's type name when it has no message."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+def gist(exc: BaseException, limit: int = 300) -> str:
+    """The gist of a library's (Keras') error on one line: its first paragraph, and the next one
+    after a ':', whitespace collapsed, at most ``limit`` characters."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", str(exc).strip()) if p.strip()] or [type(exc).__name__]
+    text = paragraphs[0]
+    if text.rstrip().endswith(":") and len(paragraphs) > 1:
+        text += " " + paragraphs[1].split("Target variable:")[0]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

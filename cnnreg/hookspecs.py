@@ -6,11 +6,11 @@ after the hooks below; declare it in your package's ``pyproject.toml``::
     [project.entry-points.cnnreg]
     mynet = "cnnreg_mynet.plugin"
 
-Each kind's hook (``register_architectures``, ``register_initialisers``, ``register_regularisers``,
-``register_datasets``, ``register_weights``, ``register_attacks``: one per entry of :data:`cnnreg.registry.KIND_SPECS`,
-documented there) receives a registry bound to that kind and to your distribution,
-so every component you add is listed with your package as its provider.  Implement only the hooks
-you need.  Keep plugin modules light: import keras, tensorflow or anything heavy inside your
+Each kind of :data:`cnnreg.kinds.KIND_SPECS` has its hook, ``register_<kinds>(registry)``
+(``register_architectures``, ``register_initialisers`` ...: ``help(cnnreg.hookspecs)`` lists
+them with their contracts, each written in full in its module of :mod:`cnnreg.kinds`).  The hook
+receives a registry bound to that kind and to your distribution, so every component you add is
+listed with your package as its provider.  Implement only the hooks you need.  Keep plugin modules light: import keras, tensorflow or anything heavy inside your
 factories, never at module level (``cnnreg list`` and ``--help`` must not pay for it), and give
 factories as ``"package.module:attr"`` strings where you can.
 """
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from cnnreg import registry
-from cnnreg.registry import KindSpec
+from cnnreg import kinds
+from cnnreg.kinds import KindSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import typer
@@ -51,8 +51,8 @@ def _kind_hookspec(kind: KindSpec) -> Callable[..., None]:
 
 
 def kind_hookspecs() -> dict[str, Callable[..., None]]:
-    """One hookspec per kind of :data:`cnnreg.registry.KIND_SPECS`, by hook name."""
-    return {kind.hook: _kind_hookspec(kind) for kind in registry.KIND_SPECS}
+    """One hookspec per kind of :data:`cnnreg.kinds.KIND_SPECS`, by hook name."""
+    return {kind.hook: _kind_hookspec(kind) for kind in kinds.KIND_SPECS}
 
 
 def add_to(pm: pluggy.PluginManager) -> None:

@@ -19,34 +19,43 @@ from typing import Any
 
 import pluggy
 
-from cnnreg import hookspecs
-from cnnreg import registry as kinds
-from cnnreg.errors import CnnregError, closest
+from cnnreg import hookspecs, kinds
+from cnnreg.errors import closest
 from cnnreg.registry import Registry
+from cnnreg.version import __version__
 
-__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "EntryPointInfo", "PluginInfo", "Host", "get_host", "reset_host"]
+__all__ = [
+    "BUILTIN_PACKAGE", "BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "EntryPointInfo", "PluginInfo", "Host", "LoadSettings",
+    "settings", "get_host", "reset_host", "set_reporter", "builtin_plugins",
+]
 
 ENTRY_POINT_GROUP = "cnnreg"
 
-#: The built-in plugins, registered through the same hooks as third-party ones.
-BUILTIN_PLUGINS = (
-    "cnnreg.builtin.initialisers",
-    "cnnreg.builtin.architectures",
-    "cnnreg.builtin.regularisers",
-    "cnnreg.builtin.datasets",
-    "cnnreg.builtin.weights",
-    "cnnreg.builtin.attacks",
-)
+#: The package of cnnreg's built-in plugins: each of its public modules is one, registered
+#: through the same hooks as third-party plugins (a new one is picked up by being there).
+BUILTIN_PACKAGE = "cnnreg.builtin"
 
-#: kind → the name of its hook (from cnnreg.registry.KIND_SPECS; read, not stored, so it follows
-#: the table).
+#: kind → the name of its hook, and the built-in plugin modules (read, not stored, so that they
+#: follow the kind table and the package).
 KIND_HOOKS: dict[str, str]
+BUILTIN_PLUGINS: tuple[str, ...]
 
 
 def __getattr__(name: str) -> Any:
     if name == "KIND_HOOKS":
         return {kind.name: kind.hook for kind in kinds.KIND_SPECS}
+    if name == "BUILTIN_PLUGINS":
+        return builtin_plugins()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def builtin_plugins() -> tuple[str, ...]:
+    """The built-in plugin modules: the public modules of :data:`BUILTIN_PACKAGE`, by name."""
+    import pkgutil
+
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return tuple(sorted(f"{BUILTIN_PACKAGE}.{module.name}" for module in pkgutil.iter_modules(package.__path__)
+                        if not module.name.startswith("_")))
 
 
 class CnnregPluginWarning(UserWarning):
@@ -154,11 +163,10 @@ class Host:
         extra_plugins: Iterable[EntryPointInfo] = (),
         report: Callable[[str], None] | None = None,
     ) -> None:
-        from cnnreg import __version__
-
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         hookspecs.add_to(self.pm)
         self.registry = Registry()
+        self.registry.report = lambda line: self._warn(line, hint="")  # a zoo's problem is not a plugin's
         self.plugins: dict[str, PluginInfo] = {}
         self.problems: list[str] = []
         self._report = report
@@ -167,7 +175,7 @@ class Host:
 
     # -- loading ------------------------------------------------------------------------------
     def _load(self, entry_points: Iterable[EntryPointInfo] | None, extra: Iterable[EntryPointInfo]) -> None:
-        for module in BUILTIN_PLUGINS:
+        for module in builtin_plugins():
             self._add(EntryPointInfo(module.rsplit(".", 1)[-1], module, "cnnreg", self._version), builtin=True)
         disabled = _split_env("CNNREG_DISABLE_PLUGINS") or set()
         allowed = _split_env("CNNREG_LOAD_PLUGINS")
@@ -190,12 +198,11 @@ class Host:
         self.registry.failed_plugins = {
             name: info.error for name, info in self.plugins.items() if info.status in ("failed", "hook-error")
         }
-        self._add_zoos()
 
     def _check_names(self, points: list[EntryPointInfo]) -> None:
         """Warn once per name in CNNREG_DISABLE_PLUGINS / CNNREG_LOAD_PLUGINS that no plugin has
         (a typo there would otherwise silently load, or block, the wrong plugins)."""
-        builtin = {"cnnreg", *(_norm(m.rsplit(".", 1)[-1]) for m in BUILTIN_PLUGINS)}
+        builtin = {"cnnreg", *(_norm(m.rsplit(".", 1)[-1]) for m in builtin_plugins())}
         installed = sorted({n for ep in points for n in (ep.name, ep.distribution)}, key=str.lower)
         known = builtin | {_norm(n) for n in installed}
         for variable in ("CNNREG_DISABLE_PLUGINS", "CNNREG_LOAD_PLUGINS"):
@@ -209,7 +216,7 @@ class Host:
 
     def _note_shadowed(self) -> None:
         """Record, per plugin, the components a built-in's name or alias shadows."""
-        for c in self.registry.shadowed():
+        for c in self.registry.shadowed(loaded=True):  # a deferred zoo is no plugin
             info = self.plugins.get(c.plugin)
             if info is None:
                 continue
@@ -263,25 +270,6 @@ class Host:
             view.commit()  # only a hook that completed adds its components
             info.components += len(view.added)
 
-    def _add_zoos(self) -> None:
-        """The weights of the zoos named by ``CNNREG_ZOO``, registered when the weights kind is first
-        read (an http zoo's index is a download: --help and a run without --weights skip it); each
-        problem is one warning line (an unreachable zoo), and the rest of cnnreg keeps working."""
-        if not os.environ.get("CNNREG_ZOO", "").strip():
-            return
-
-        def load() -> None:
-            from cnnreg.zoo.index import register_zoos
-
-            try:
-                lines = register_zoos(self.registry)
-            except CnnregError as exc:  # a mistake in CNNREG_ZOO itself: say it, load the rest
-                lines = [str(exc)]
-            for line in lines:
-                self._warn(line, hint="")
-
-        self.registry.defer("weights", load)
-
     def _fail(self, info: PluginInfo, status: str, error: str) -> None:
         info.status = status
         info.error = f"{info.error}; {error}" if info.error else error
@@ -289,7 +277,7 @@ class Host:
 
     def _warn(self, line: str, *, hint: str = " (see `cnnreg plugins`)") -> None:
         """Report one problem: the CLI's reporter prints it with ``hint`` (where to look; a
-        zoo's problem is not a plugin's), else a warning."""
+        problem the registry reports, such as a zoo's, is not a plugin's), else a warning."""
         self.problems.append(line)
         if self._report is not None:
             self._report(line + hint)
@@ -315,9 +303,19 @@ def _hook_names(pm: pluggy.PluginManager, plugin_name: str) -> list[str]:
     return [caller.name for caller in callers]
 
 
+@dataclass
+class LoadSettings:
+    """What :func:`get_host` loads besides the built-ins (:mod:`cnnreg.testing` changes it)."""
+
+    #: The entry points to load instead of the installed ones (None: the installed ones).
+    entry_points: list[EntryPointInfo] | None = None
+    #: Plugins registered in code, loaded whatever CNNREG_LOAD_PLUGINS / _DISABLE_PLUGINS say.
+    extra: list[EntryPointInfo] = field(default_factory=list)
+
+
+#: The process's load settings.
+settings = LoadSettings()
 _host: Host | None = None
-_extra: list[EntryPointInfo] = []
-_entry_point_override: list[EntryPointInfo] | None = None
 _reporter: Callable[[str], None] | None = None
 
 
@@ -325,7 +323,7 @@ def get_host() -> Host:
     """The process-wide plugin host, loaded once on first use."""
     global _host
     if _host is None:
-        _host = Host(entry_points=_entry_point_override, extra_plugins=_extra, report=_reporter)
+        _host = Host(entry_points=settings.entry_points, extra_plugins=settings.extra, report=_reporter)
     return _host
 
 
@@ -339,8 +337,3 @@ def set_reporter(report: Callable[[str], None] | None) -> None:
     """How plugin problems are reported (the CLI prints one line; the library warns)."""
     global _reporter
     _reporter = report
-
-
-def _set_entry_points(points: list[EntryPointInfo] | None) -> None:
-    global _entry_point_override
-    _entry_point_override = points

@@ -1,10 +1,7 @@
-"""The component registry: six kinds of named factories, each knowing its provider.
+"""The component registry: named factories of every kind, each knowing its provider.
 
-Every kind is one :class:`KindSpec` in :data:`KIND_SPECS`: its name and words, its hook, what
-the framework supplies to its factories and where its contract is documented.  Everything else
-(:data:`KINDS`, :func:`normalize_kind`, :data:`SUPPLIED`, :data:`FRAMEWORK`, the hooks in
-:mod:`cnnreg.hookspecs`, ``cnnreg list KIND``) follows from that table, so a new kind is one entry
-there (and a built-in plugin that registers its components).
+The kinds are declared in :mod:`cnnreg.kinds` (one module per kind, with its contract; the table
+:data:`cnnreg.kinds.KIND_SPECS`); the registry keeps what plugins register of each.
 
 Hooks receive a :class:`KindRegistry` (the registry seen from one plugin and one kind) and call
 ``registry.add(name, factory, ...)``.  A factory is a callable or a lazy ``"package.module:attr"``
@@ -29,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnreg import kinds
 from cnnreg import spec as spec_mod
 from cnnreg.errors import (
     AmbiguousComponentError,
@@ -37,7 +35,9 @@ from cnnreg.errors import (
     PluginError,
     UnknownComponentError,
     choices_text,
+    first_line,
 )
+from cnnreg.kinds import KindSpec, kind_spec, normalize_kind
 
 __all__ = [
     "KindSpec", "KIND_SPECS", "KINDS", "SUPPLIED", "FRAMEWORK", "kind_spec", "normalize_kind",
@@ -45,106 +45,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class KindSpec:
-    """One kind of component, declared once.
-
-    ``name`` is the singular used in hooks, the CLI and JSON (``"architecture"``); ``plural`` names
-    its ``cnnreg list`` table; ``hook`` is the hook plugins implement (default
-    ``register_<plural>``); ``words`` are other words the CLI accepts for the kind.  ``supplied``
-    are the arguments the framework passes when it builds a component (never user parameters);
-    ``framework`` are further arguments of the framework's contract with the kind (never chosen as
-    the primary ``NAME=VALUE`` parameter).  ``doc`` is the hook's docstring, the contract in
-    short, and ``contract`` where the whole contract is written.
-    """
-
-    name: str
-    plural: str
-    hook: str = ""
-    words: tuple[str, ...] = ()
-    supplied: tuple[str, ...] = ()
-    framework: tuple[str, ...] = ()
-    doc: str = ""
-    contract: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.hook:
-            object.__setattr__(self, "hook", f"register_{self.plural}")
-
-
-#: Every kind of component, in the order ``cnnreg list`` shows them.  Adding a kind is adding an
-#: entry here (and a built-in plugin that registers its components).
-KIND_SPECS: tuple[KindSpec, ...] = (
-    KindSpec(
-        "architecture", "architectures", words=("arch", "archs", "model", "models"),
-        supplied=("input_shape", "num_classes"),
-        framework=("include_top", "weights", "input_tensor", "pooling", "classifier_activation"),
-        contract="docs/plugins.md#architectures",
-        doc="""Add architectures: ``registry.add(name, factory, summary=..., **metadata)``.
-
-        The factory is ``factory(input_shape, num_classes, *, include_top=True, **params) ->
-        keras.Model`` built from Keras 3 layers only.  Useful metadata: ``default_input_shape``,
-        ``min_input_size``, ``family``, ``paper``, ``activation``, ``batchnorm``, ``preprocess``
-        (a ``"module:attr"`` string) and ``weights`` (name → ``{"url": ..., "sha256": ...}``).
-        See docs/plugins.md for the full contract.
-        """,
-    ),
-    KindSpec(
-        "initialiser", "initialisers", words=("initializer", "initializers", "init", "inits"),
-        contract="docs/plugins.md#initialisers",
-        doc="""Add weight initialisers: the factory returns a ``keras.initializers.Initializer``.
-
-        Give the activations it suits as metadata, ``suits=("relu", "elu", ...)``, so that
-        ``cnnreg run`` can warn when it is paired with an architecture whose activation it does not
-        suit.
-        """,
-    ),
-    KindSpec(
-        "regulariser", "regularisers", words=("regularizer", "regularizers", "reg", "regs"),
-        contract="cnnreg.regularisers",
-        doc="""Add regularisers: weight penalties, layers to insert, augmentations, loss changes.
-
-        The factory returns a :class:`cnnreg.regularisers.Regulariser` (see docs/plugins.md); give
-        ``primary="rate"`` (or another parameter name) as metadata to choose what ``NAME=VALUE`` sets.
-        """,
-    ),
-    KindSpec(
-        "dataset", "datasets", words=("data",),
-        contract="cnnreg.data",
-        doc="""Add datasets: the factory returns the train / validation / test splits and class names.
-
-        Say ``needs_network=True`` in the metadata when the data must be downloaded.
-        """,
-    ),
-    KindSpec(
-        "weights", "weights", words=("weight", "zoo", "pretrained"),
-        supplied=("entry",),
-        contract="cnnreg.zoo.entry",
-        doc="""Add pretrained weights, named ``ARCH.TAG`` (``lenet5.digits``).
-
-        Build a :class:`cnnreg.zoo.entry.WeightsEntry` (architecture spec, classes, input shape,
-        files with URL and hash, metrics, license, source ...) and register it with
-        ``registry.add(entry.name, "cnnreg.zoo.cache:fetch_entry", summary=...,
-        **entry.to_metadata())``.  Entries are data: nothing is downloaded until one is used.
-        See docs/plugins.md for the fields.
-        """,
-    ),
-    KindSpec(
-        "attack", "attacks", words=("adversary", "adversaries"),
-        contract="cnnreg.attacks",
-        doc="""Add adversarial attacks: the factory returns a :class:`cnnreg.attacks.Attack`.
-
-        ``perturb(target, x, y, eps)`` moves images in [0, 1] pixel space within ``eps`` (L∞ or
-        L2, :attr:`~cnnreg.attacks.Attack.norm`) using ``keras.ops`` and the target's input
-        gradient only, so it runs on every backend, in ``cnnreg attack`` and inside a training
-        step (``--reg adversarial:attack=NAME``).  Give the factory an ``eps`` parameter.
-        See cnnreg.attacks and docs/plugins.md for the full contract.
-        """,
-    ),
-)
-
-# The names below are derived from KIND_SPECS each time they are read (module __getattr__), so
-# they always agree with the table, even when a test adds a kind to it.
+# The kinds are declared in cnnreg.kinds; these names are read from its table each time (module
+# __getattr__), so that they always agree with it, even when a test adds a kind.
 #: The kinds, singular, as used in hooks, the CLI and JSON output.
 KINDS: tuple[str, ...]
 #: Parameters the framework supplies when it builds a component of each kind; the user never
@@ -155,47 +57,24 @@ SUPPLIED: dict[str, tuple[str, ...]]
 #: component names it with ``primary=`` metadata, as the keras.applications bridge does for
 #: ``weights``.
 FRAMEWORK: dict[str, tuple[str, ...]]
+#: The table of kinds (:data:`cnnreg.kinds.KIND_SPECS`).
+KIND_SPECS: tuple[KindSpec, ...]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "KIND_SPECS":
+        return kinds.KIND_SPECS
     if name == "KINDS":
-        return tuple(k.name for k in KIND_SPECS)
+        return _kinds()
     if name == "SUPPLIED":
-        return {k.name: _supplied(k.name) for k in KIND_SPECS}
+        return {k.name: kinds.supplied(k.name) for k in kinds.KIND_SPECS}
     if name == "FRAMEWORK":
-        return {k.name: _framework(k.name) for k in KIND_SPECS}
+        return {k.name: kinds.framework(k.name) for k in kinds.KIND_SPECS}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _kinds() -> tuple[str, ...]:
-    return tuple(k.name for k in KIND_SPECS)
-
-
-def kind_spec(kind: str) -> KindSpec:
-    """The declaration of ``kind`` (any word for it: ``"archs"``, ``"weights"``, ``"init"`` ...)."""
-    text = kind.strip().lower()
-    for spec in KIND_SPECS:
-        if text in (spec.name, spec.plural, *spec.words):
-            return spec
-    hint = choices_text(kind, _kinds())
-    if "did you mean" not in hint:  # close to another word for a kind ('zooo' → zoo → weights)?
-        hint = choices_text(kind, _kinds(), aliases={w: k.name for k in KIND_SPECS for w in (k.plural, *k.words)})
-    raise CnnregError(f"unknown component kind '{kind}'" + hint)
-
-
-def _supplied(kind: str) -> tuple[str, ...]:
-    """What the framework supplies to ``kind``'s factories (nothing for a kind not in the table,
-    such as the optimiser and schedule tables cnnreg.training resolves like components)."""
-    return next((k.supplied for k in KIND_SPECS if k.name == kind), ())
-
-
-def _framework(kind: str) -> tuple[str, ...]:
-    return next(((*k.supplied, *k.framework) for k in KIND_SPECS if k.name == kind), ())
-
-
-def normalize_kind(text: str) -> str:
-    """``"architectures"``, ``"initializer"``, ``"reg"`` ... → the canonical singular kind."""
-    return kind_spec(text).name
+    return tuple(k.name for k in kinds.KIND_SPECS)
 
 
 @dataclass(frozen=True)
@@ -210,7 +89,7 @@ class Parameter:
 
     @property
     def type_text(self) -> str:
-        return spec_mod._describe(self.hint) if self.hint is not inspect.Parameter.empty else "any value"
+        return spec_mod.describe_type(self.hint) if self.hint is not inspect.Parameter.empty else "any value"
 
     def to_dict(self) -> dict[str, Any]:
         hint = self.hint
@@ -220,7 +99,7 @@ class Parameter:
             "name": self.name,
             "type": _hint_text(hint),
             "description": self.type_text,
-            "default": _jsonable(self.default) if not self.required else None,
+            "default": jsonable(self.default) if not self.required else None,
             "required": self.required,
         }
 
@@ -239,13 +118,13 @@ def _hint_text(hint: Any) -> str:
     return str(hint).replace("typing.", "")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     return str(value)
 
 
@@ -302,7 +181,7 @@ class Component:
         except (TypeError, ValueError):
             return []
         hints = _type_hints(factory)
-        supplied = _supplied(self.kind)
+        supplied = kinds.supplied(self.kind)
         params = []
         for p in signature.parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in supplied:
@@ -332,7 +211,7 @@ class Component:
         if "primary" in self.metadata:
             return self.metadata["primary"]
         params = self.parameters()
-        if not params or params[0].name in _framework(self.kind):
+        if not params or params[0].name in kinds.framework(self.kind):
             return None
         return params[0].name
 
@@ -397,15 +276,15 @@ class Component:
             "shadowed_aliases": list(self.shadowed_aliases),
         }
         if detail:
-            data["factory"] = self.factory if isinstance(self.factory, str) else _callable_ref(self.factory)
-            data["metadata"] = _jsonable(self.metadata)
+            data["factory"] = self.factory if isinstance(self.factory, str) else callable_ref(self.factory)
+            data["metadata"] = jsonable(self.metadata)
             data["parameters"] = [p.to_dict() for p in self.parameters()]
             data["primary"] = self.primary
             data["doc"] = self.doc
         return data
 
 
-def _callable_ref(fn: Callable[..., Any]) -> str:
+def callable_ref(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
 
 
@@ -441,18 +320,12 @@ def resolve_reference(ref: str, *, what: str) -> Any:
     except CnnregError:
         raise
     except ImportError as exc:
-        raise PluginError(f"{what} cannot be loaded: {_line(exc)}") from exc
+        raise PluginError(f"{what} cannot be loaded: {first_line(exc)}") from exc
     except AttributeError as exc:
-        raise PluginError(f"{what} cannot be loaded: '{ref}' does not exist ({_line(exc)})") from exc
+        raise PluginError(f"{what} cannot be loaded: '{ref}' does not exist ({first_line(exc)})") from exc
     except Exception as exc:  # a plugin module that raises on import must not escape as a traceback
-        raise PluginError(f"{what} cannot be loaded: {type(exc).__name__}: {_line(exc)}") from exc
+        raise PluginError(f"{what} cannot be loaded: {type(exc).__name__}: {first_line(exc)}") from exc
     return obj
-
-
-def _line(exc: BaseException) -> str:
-    """The first line of an exception's message (error lines are one line)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 class Registry:
@@ -465,6 +338,9 @@ class Registry:
         self._deferred: defaultdict[str, list[Callable[[], None]]] = defaultdict(list)
         #: Plugins that failed, by plugin name → error line; used to explain unknown names.
         self.failed_plugins: dict[str, str] = {}
+        #: Where problems found while registering are said, one line each (the plugin host sets
+        #: it: the CLI prints them; the library warns).
+        self.report: Callable[[str], None] = _warn
 
     def defer(self, kind: str, loader: Callable[[], None]) -> None:
         """Run ``loader`` (which adds components of ``kind``) when ``kind`` is first read."""
@@ -492,16 +368,20 @@ class Registry:
         """What a hook of ``plugin`` (from distribution ``provider``) registers ``kind`` through."""
         return KindRegistry(self, normalize_kind(kind), provider, version, plugin, builtin=builtin)
 
-    def shadowed(self, kind: str | None = None) -> list[Component]:
-        """Components whose bare name or an alias a built-in took (reachable as provider/name)."""
-        return [c for c in self.components(kind) if c.shadowed_by or c.shadowed_aliases]
+    def shadowed(self, kind: str | None = None, *, loaded: bool = False) -> list[Component]:
+        """Components whose bare name or an alias a built-in took (reachable as provider/name);
+        ``loaded``: only among those registered so far (no deferred loader runs)."""
+        found = self.components(kind, loaded=loaded)
+        return [c for c in found if c.shadowed_by or c.shadowed_aliases]
 
-    def components(self, kind: str | None = None) -> list[Component]:
+    def components(self, kind: str | None = None, *, loaded: bool = False) -> list[Component]:
+        """Every component of ``kind`` (all kinds when None), in the table's order, then by name;
+        ``loaded``: only those registered so far (the deferred loaders of a kind are not run)."""
         order = _kinds()
-        kinds = order if kind is None else (normalize_kind(kind),)
-        return sorted(
-            (c for k in kinds for c in self._bucket(k)), key=lambda c: (order.index(c.kind), c.name.lower(), c.provider)
-        )
+        wanted = order if kind is None else (normalize_kind(kind),)
+        buckets = (self._by_kind[k] if loaded else self._bucket(k) for k in wanted)
+        return sorted((c for bucket in buckets for c in bucket),
+                      key=lambda c: (order.index(c.kind), c.name.lower(), c.provider))
 
     def __iter__(self) -> Iterator[Component]:
         return iter(self.components())
@@ -605,7 +485,7 @@ class KindRegistry:
         ``cnnreg list``.  Extra keyword arguments are metadata shown by ``cnnreg show``
         (e.g. ``default_input_shape=(224, 224, 3)``, ``suits=("relu",)``, ``primary="rate"``).
         """
-        if not isinstance(name, str) or not spec_mod._NAME.match(name) or "/" in name:
+        if not isinstance(name, str) or not spec_mod.NAME.match(name) or "/" in name:
             raise ValueError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
         if isinstance(factory, str):
             if ":" not in factory:
@@ -631,6 +511,21 @@ class KindRegistry:
     def commit(self) -> None:
         for component in self.added:
             self.registry.add_component(component)
+
+    def defer(self, loader: Callable[["Registry"], None]) -> None:
+        """Call ``loader(registry)`` the first time this kind is read, instead of now: for
+        components whose listing costs time (a zoo's index over http), so that ``cnnreg --help``
+        or a run that never reads this kind does not wait for them.  ``loader`` adds them through
+        ``registry.view(...)`` (with a provider of its own) and says problems with
+        ``registry.report(line)``."""
+        registry = self.registry
+        registry.defer(self.kind, lambda: loader(registry))
+
+
+def _warn(line: str) -> None:
+    import warnings
+
+    warnings.warn(line, UserWarning, stacklevel=3)
 
 
 def _mark_shadowed(bucket: list[Component]) -> None:

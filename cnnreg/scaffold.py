@@ -5,7 +5,9 @@ initialiser=acme_init`` writes the distribution ``cnnreg-acme`` (or ``--dist NAM
 module ``cnnreg_acme``: a pyproject declaring the ``cnnreg`` entry point, one plugin module
 implementing the hook of each kind, one module of factories per kind (importing keras only when
 called), tests using :mod:`cnnreg.testing` (including the lazy-import rule), and a README with the
-install and publish steps naming the files the build really writes.
+install and publish steps naming the files the build really writes.  What it writes for each
+kind (the registration, the factory, its test) is that kind's ``scaffold``, declared with the
+kind in :mod:`cnnreg.kinds`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from string import Template
 
-from cnnreg import __version__
+from cnnreg import kinds
 from cnnreg.errors import CnnregError, choices_text
-from cnnreg.registry import kind_spec, normalize_kind
+from cnnreg.kinds import kind_spec, normalize_kind
+from cnnreg.version import __version__
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: PEP 508 project names (case-insensitive).
@@ -69,9 +72,10 @@ def parse_kinds(items: Sequence[str], name: str) -> dict[str, str]:
         try:
             kind = normalize_kind(kind_text)
         except CnnregError:
-            raise CnnregError(f"unknown component kind '{kind_text.strip()}'" + choices_text(kind_text.strip(), KINDS)) from None
-        if kind not in KINDS:
-            raise CnnregError(f"cnnreg plugin new cannot scaffold a {kind} yet" + choices_text(kind, KINDS))
+                raise CnnregError(f"unknown component kind '{kind_text.strip()}'"
+                              + choices_text(kind_text.strip(), scaffold_kinds())) from None
+        if kind not in scaffold_kinds():
+            raise CnnregError(f"cnnreg plugin new cannot scaffold a {kind} yet" + choices_text(kind, scaffold_kinds()))
         if kind in chosen:
             raise CnnregError(f"--kind {kind} is given twice; one component per kind")
         chosen[kind] = check_name(component or name, what=f"{kind} name")
@@ -96,8 +100,8 @@ def new_plugin(
         kinds = [kinds]
     components = dict(kinds) if isinstance(kinds, Mapping) else parse_kinds(list(kinds), name)
     for kind in components:
-        if kind not in KINDS:
-            raise CnnregError(f"unknown kind '{kind}'" + choices_text(kind, KINDS))
+        if kind not in scaffold_kinds():
+            raise CnnregError(f"unknown kind '{kind}'" + choices_text(kind, scaffold_kinds()))
     dist = check_distribution(distribution or f"cnnreg-{name.replace('_', '-')}")
     module = normalized(dist)
     if not module.isidentifier():
@@ -119,7 +123,7 @@ def new_plugin(
         "components_dict": "{" + ", ".join(f'"{k}": "{v}"' for k, v in components.items()) + "}",
         "show_lines": "\n".join(f"cnnreg show {kind}/{component}" for kind, component in components.items()),
         "factory_lines": "\n".join(
-            f"* `$module/{KIND_MODULES[kind]}.py`: the {kind} `{component}`." for kind, component in components.items()
+            f"* `$module/{kind_spec(kind).plural}.py`: the {kind} `{component}`." for kind, component in components.items()
         ).replace("$module", module),
     }
     files = {
@@ -127,12 +131,14 @@ def new_plugin(
         "README.md": Template(README).substitute(values),
         f"{module}/__init__.py": Template(INIT).substitute(values),
         f"{module}/plugin.py": Template(_PLUGIN_HEAD).substitute(values)
-        + "".join(Template(PLUGIN[k]).substitute(values, name=c, kmod=KIND_MODULES[k]) for k, c in components.items()),
+        + "".join(_hook(k) + Template(kind_spec(k).scaffold.register).substitute(values, name=c, kmod=kind_spec(k).plural)
+                  for k, c in components.items()),
         "tests/test_plugin.py": Template(_TEST_HEAD).substitute(values)
-        + "".join(Template(TEST[k]).substitute(values, name=c) for k, c in components.items()),
+        + "".join(Template(kind_spec(k).scaffold.test).substitute(values, name=c) for k, c in components.items()),
     }
     for kind, component in components.items():
-        files[f"{module}/{KIND_MODULES[kind]}.py"] = Template(COMPONENTS[kind]).substitute(values, name=component)
+        files[f"{module}/{kind_spec(kind).plural}.py"] = Template(kind_spec(kind).scaffold.factories).substitute(
+            values, name=component)
     for relative, text in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,206 +221,9 @@ import cnnreg
 
 
 def _hook(kind: str) -> str:
-    """The start of a plugin's hook for ``kind``, named as cnnreg.registry.KIND_SPECS declares."""
+    """The start of a plugin's hook for ``kind``, named as the kind declares it."""
     return f"\n\n@cnnreg.hookimpl\ndef {kind_spec(kind).hook}(registry):\n"
 
-
-PLUGIN = {
-    "architecture": _hook("architecture") + '''\
-    registry.add(
-        "$name",
-        "$module.$kmod:$name",  # lazy: imported when the architecture is built or shown
-        summary="A small convolutional network (conv-BN-ReLU blocks, global pooling)",
-        default_input_shape=(32, 32, 3),
-        min_input_size=8,
-        family="$name",
-        activation="relu",
-        batchnorm=True,
-        preprocess="cnnreg.builtin.architectures.preprocess:scale_0_1",
-    )
-''',
-    "initialiser": _hook("initialiser") + '''\
-    registry.add(
-        "$name",
-        "$module.$kmod:$name",
-        summary="Scaled He normal: variance gain * 2 / fan_in",
-        suits=("relu", "leaky_relu", "elu", "gelu"),
-    )
-''',
-    "regulariser": _hook("regulariser") + '''\
-    registry.add(
-        "$name",
-        "$module.$kmod:$name",
-        summary="Smooth L1/L2 penalty on every Conv and Dense kernel",
-        primary="factor",
-    )
-''',
-    "dataset": _hook("dataset") + '''\
-    registry.add(
-        "$name",
-        "$module.$kmod:$name",
-        summary="Generated stripes: horizontal vs vertical (no download)",
-        needs_network=False,
-    )
-''',
-    "attack": _hook("attack") + '''\
-    registry.add(
-        "$name",
-        "$module.$kmod:$name",
-        summary="Basic iterative method: signed gradient steps of eps / steps, no random start",
-        role="iterative",
-        norms=("inf",),
-    )
-''',
-}
-
-COMPONENTS = {
-    "architecture": '''\
-"""The architecture's factory: factory(input_shape, num_classes, *, include_top=True, **params)."""
-
-from typing import Annotated
-
-from cnnreg.spec import Range
-
-
-def $name(
-    input_shape: tuple[int, int, int] = (32, 32, 3),
-    num_classes: int = 10,
-    *,
-    include_top: bool = True,
-    width: Annotated[int, Range(1, 1024)] = 32,
-    blocks: Annotated[int, Range(1, 8)] = 3,
-    dropout: Annotated[float, Range(0, 1, max_inclusive=False)] = 0.0,
-):
-    """A small CNN: ``blocks`` × (conv 3×3 → BN → ReLU → max-pool), doubling ``width``."""
-    import keras
-
-    inputs = keras.Input(input_shape, name="image")
-    x = inputs
-    for block in range(blocks):
-        x = keras.layers.Conv2D(width * 2**block, 3, padding="same", use_bias=False, name=f"block{block + 1}_conv")(x)
-        x = keras.layers.BatchNormalization(name=f"block{block + 1}_bn")(x)
-        x = keras.layers.ReLU(name=f"block{block + 1}_relu")(x)
-        if min(x.shape[1:3]) >= 2:
-            x = keras.layers.MaxPooling2D(name=f"block{block + 1}_pool")(x)
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="dropout")(x)
-        x = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
-    return keras.Model(inputs, x, name="$name")
-''',
-    "initialiser": '''\
-"""The initialiser's factory: returns a keras.initializers.Initializer."""
-
-from typing import Annotated
-
-from cnnreg.spec import Range
-
-
-def $name(
-    gain: Annotated[float, Range(0, 100, min_inclusive=False)] = 1.0,
-    seed: Annotated[int, Range(0, 2**32 - 1)] | None = None,  # JAX takes unsigned 32-bit seeds
-):
-    """He normal scaled by ``gain``: variance gain * 2 / fan_in."""
-    import keras
-
-    return keras.initializers.VarianceScaling(scale=2.0 * gain, mode="fan_in", distribution="truncated_normal", seed=seed)
-''',
-    "regulariser": '''\
-"""The regulariser's factory: returns a cnnreg.regularisers.Regulariser."""
-
-from typing import Annotated
-
-from cnnreg.regularisers import Regulariser
-from cnnreg.spec import Range
-
-
-class SmoothPenalty(Regulariser):
-    def __init__(self, factor: float, delta: float) -> None:
-        self.factor, self.delta = factor, delta
-        self.label = f"smooth L1 penalty {factor:g} (delta {delta:g})"
-
-    def kernel_regularizer(self):
-        import keras
-
-        factor, delta = self.factor, self.delta
-
-        def penalty(w):
-            a = keras.ops.abs(w)
-            return factor * keras.ops.sum(keras.ops.where(a < delta, 0.5 * a * a / delta, a - 0.5 * delta))
-
-        return penalty
-
-
-def $name(
-    factor: Annotated[float, Range(0, None)] = 1e-4,
-    delta: Annotated[float, Range(0, None, min_inclusive=False)] = 0.1,
-) -> Regulariser:
-    """Huber-style penalty: quadratic for small weights, linear for large ones."""
-    return SmoothPenalty(factor, delta)
-''',
-    "dataset": '''\
-"""The dataset's factory: returns a cnnreg.data.Dataset of 0..255 images and integer labels."""
-
-from typing import Annotated
-
-from cnnreg.spec import Range
-
-
-def $name(size: Annotated[int, Range(8, None)] = 400, image: Annotated[int, Range(4, 256)] = 16, seed: int = 0):
-    """``size`` noisy grayscale images of horizontal (0) or vertical (1) stripes."""
-    import numpy as np
-
-    from cnnreg.data import Dataset, Split, split_indices
-
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, size)
-    stripes = (np.arange(image) // 2 % 2 * 255.0)[None, :].repeat(image, axis=0)
-    x = np.where(labels[:, None, None] == 0, stripes.T[None], stripes[None])
-    x = np.clip(x + rng.normal(0, 40, x.shape), 0, 255).astype("float32")[..., None]
-    train, val, test = split_indices(labels, (0.7, 0.15, 0.15), seed=seed)
-    return Dataset(
-        name="$name",
-        class_names=["horizontal", "vertical"],
-        train=Split(x[train], labels[train]),
-        validation=Split(x[val], labels[val]),
-        test=Split(x[test], labels[test]),
-    )
-''',
-    "attack": '''\
-"""The attack's factory: returns a cnnreg.attacks.Attack (perturb images in [0, 1] pixel space)."""
-
-from typing import Annotated
-
-from cnnreg.attacks import Attack, project
-from cnnreg.spec import Range
-
-
-class BasicIterative(Attack):
-    norm = "inf"
-
-    def __init__(self, eps: float, steps: int) -> None:
-        self.eps, self.steps = eps, steps
-        self.label = f"basic iterative L∞ eps {eps:.3g}, {steps} steps"
-
-    def perturb(self, target, x, y, eps=None):
-        from keras import ops  # keras.ops only: it runs on every backend and in a training step
-
-        eps = self.eps if eps is None else float(eps)
-        x = ops.cast(ops.convert_to_tensor(x), "float32")
-        x_adv = x
-        for _ in range(self.steps):  # a count fixed by the parameters, never by tensor values
-            _, grad = target.gradient(x_adv, y)
-            x_adv = project(x_adv + (eps / self.steps) * ops.sign(grad), x, eps, "inf")
-        return ops.stop_gradient(x_adv)
-
-
-def $name(eps: Annotated[float, Range(0, 1)] = 8 / 255, steps: Annotated[int, Range(1, 1000)] = 5) -> Attack:
-    """Basic iterative method (Kurakin et al. 2016): FGSM in ``steps`` steps of eps / steps."""
-    return BasicIterative(eps, steps)
-''',
-}
 
 _TEST_HEAD = '''\
 """Tests for the $dist plugin, without installing it (cnnreg.testing)."""
@@ -439,65 +248,16 @@ def test_loading_the_plugin_imports_no_heavy_library():
     testing.assert_light_imports("$module.plugin")  # `cnnreg list` stays fast with it installed
 '''
 
-TEST = {
-    "architecture": '''
+def scaffold_kinds() -> tuple[str, ...]:
+    """The kinds ``cnnreg plugin new`` can write: those whose declaration has a scaffold."""
+    return tuple(k.name for k in kinds.KIND_SPECS if k.scaffold is not None)
 
-def test_it_builds_with_the_requested_classes():
-    with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
-        model = cnnreg.build("architecture", "$name:width=8,blocks=2", input_shape=(16, 16, 3), num_classes=4)
-    assert model.output_shape == (None, 4)
-''',
-    "initialiser": '''
 
-def test_variance_is_gain_times_he():
-    import keras
+#: The kinds the scaffold can write (read from the kind table each time).
+KINDS: tuple[str, ...]
 
-    with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
-        init = cnnreg.build("initialiser", "$name:gain=0.5,seed=1")
-    values = keras.ops.convert_to_numpy(init((500, 500)))
-    assert abs(values.var() - 0.5 * 2 / 500) < 0.1 * 0.5 * 2 / 500
-''',
-    "regulariser": '''
 
-def test_penalty_is_positive_and_scales_with_factor():
-    import numpy as np
-
-    with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
-        small = cnnreg.build("regulariser", "$name=1e-3").kernel_regularizer()
-        large = cnnreg.build("regulariser", "$name=1e-2").kernel_regularizer()
-    w = np.linspace(-1, 1, 50).astype("float32")
-    assert 0 < float(small(w)) < float(large(w))
-''',
-    "dataset": '''
-
-def test_splits_and_classes():
-    with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
-        data = cnnreg.build("dataset", "$name:size=100")
-    assert data.class_names == ["horizontal", "vertical"]
-    assert sum(data.sizes().values()) == 100 and data.train.x.shape[1:] == (16, 16, 1)
-''',
-    "attack": '''
-
-def test_the_attack_stays_within_eps_and_lowers_the_loss_margin():
-    import keras
-    import numpy as np
-
-    from cnnreg.adversarial.target import eager_target
-
-    with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
-        attack = cnnreg.build("attack", "$name:eps=8/255,steps=3")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
-    x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 1)).astype("float32")
-    y = np.eye(3, dtype="float32")[np.arange(16) % 3]
-    target = eager_target(model, lambda pixels: pixels / 255.0)  # cnnreg passes 0..255 pixels
-    x_adv = keras.ops.convert_to_numpy(attack.perturb(target, x, y))
-    assert np.abs(x_adv - x).max() <= 8 / 255 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
-    loss = lambda images: float(keras.ops.convert_to_numpy(target.gradient(images, y)[0]))
-    assert loss(x_adv) > loss(x)
-''',
-}
-
-#: The kinds the scaffold can write, and the module of the package that holds each kind's factory.
-KINDS = tuple(COMPONENTS)
-KIND_MODULES = {kind: kind_spec(kind).plural for kind in KINDS}
+def __getattr__(name: str):
+    if name == "KINDS":
+        return scaffold_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,7 @@ __all__ = ["Spec", "Range", "AllowInf", "PRIMARY", "parse", "coerce", "format_sp
 PRIMARY = "__primary__"
 
 # \Z, not $: "$" also matches before a final newline, which would let "name\n" through.
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?\Z")
+NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?\Z")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 #: The largest float32 (Keras' weights and losses are float32; anything larger is inf there).
@@ -95,6 +95,11 @@ class Spec:
         return self.text or format_spec(self.name, self.params)
 
 
+def shape_text(shape: Any) -> str:
+    """``(224, 224, 3)`` → ``"224x224x3"``: a shape as ``--input-shape`` writes it."""
+    return "x".join(str(d) for d in shape)
+
+
 def shown(value: Any, limit: int = 100) -> str:
     """``value`` as text for an error line: control characters (newlines...) escaped, and cut
     to ``limit`` characters, so that the line stays one readable line."""
@@ -132,7 +137,7 @@ def parse(text: str) -> Spec:
 def _check_name(name: str, original: str) -> None:
     if not name:
         raise SpecError(f"bad spec '{original}': the component name is missing before ':' or '='")
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise SpecError(
             f"bad spec '{original}': '{shown(name)}' is not a component name "
             "(letters, digits, '_', '-', '.', optionally 'provider/name')"
@@ -246,21 +251,21 @@ class _WrongType(ParameterError):
     """Not a value of the hint's type at all (``X | None`` then says "X or none")."""
 
 
-def _describe(hint: Any) -> str:
+def describe_type(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if hint is Any or hint is None or hint is type(None):
         return "any value" if hint is Any else "none"
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(hint))
+        return " or ".join(describe_type(a) for a in typing.get_args(hint))
     if origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a tuple of {_describe(args[0])} like 224x224x3"
+            return f"a tuple of {describe_type(args[0])} like 224x224x3"
         return "a tuple like " + "x".join("N" for _ in args)
     if typing.get_origin(hint) is typing.Annotated:
-        return _describe(typing.get_args(hint)[0])
+        return describe_type(typing.get_args(hint)[0])
     names = {int: "an integer", float: "a number", bool: "true or false", str: "text", Path: "a path"}
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
@@ -280,14 +285,14 @@ def _convert(value: Any, hint: Any, where: str, allow_inf: bool = False) -> Any:
             try:
                 return _convert(value, others[0], where, allow_inf)
             except _WrongType:
-                raise ParameterError(f"{where} must be {_describe(hint)} (got '{shown(value)}')") from None
+                raise ParameterError(f"{where} must be {describe_type(hint)} (got '{shown(value)}')") from None
             # anything else is X's own line: "must be in [0, 4294967295]", "must be a finite number"
         for arg in others:
             try:
                 return _convert(value, arg, where, allow_inf)
             except ParameterError:
                 continue
-        raise ParameterError(f"{where} must be {_describe(hint)} (got '{shown(value)}')")
+        raise ParameterError(f"{where} must be {describe_type(hint)} (got '{shown(value)}')")
     if origin is Literal:
         options = typing.get_args(hint)
         if value in options:
@@ -320,7 +325,7 @@ def _convert(value: Any, hint: Any, where: str, allow_inf: bool = False) -> Any:
         try:
             return hint(value)
         except Exception:
-            raise _WrongType(f"{where} must be {_describe(hint)} (got '{shown(value)}')") from None
+            raise _WrongType(f"{where} must be {describe_type(hint)} (got '{shown(value)}')") from None
     return value
 
 
@@ -408,7 +413,7 @@ def _convert_sequence(value: Any, hint: Any, where: str, allow_inf: bool = False
     else:
         if len(items) != len(args):
             raise ParameterError(
-                f"{where} must be {_describe(hint)} with {len(args)} values (got '{shown(_format_value(value))}')"
+                f"{where} must be {describe_type(hint)} with {len(args)} values (got '{shown(_format_value(value))}')"
             )
         element_hints = list(args)
     converted = []
@@ -418,7 +423,7 @@ def _convert_sequence(value: Any, hint: Any, where: str, allow_inf: bool = False
         except ParameterError as exc:
             finite = ", each a finite number" if isinstance(exc, _NotFinite) else ""
             raise ParameterError(
-                f"{where} must be {_describe(hint)}{finite} (got '{shown(_format_value(value))}')"
+                f"{where} must be {describe_type(hint)}{finite} (got '{shown(_format_value(value))}')"
             ) from None
     origin = typing.get_origin(hint) or hint
     return list(converted) if origin is list else tuple(converted)

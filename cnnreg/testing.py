@@ -41,15 +41,16 @@ HEAVY_MODULES = ("keras", "tensorflow", "jax", "torch")
 @contextlib.contextmanager
 def isolated(*simulated: _plugins.EntryPointInfo) -> Iterator[Registry]:
     """Within the block only the built-ins and ``simulated`` entry points are loaded."""
-    saved_override, saved_extra = _plugins._entry_point_override, list(_plugins._extra)
-    _plugins._set_entry_points(list(simulated))
-    _plugins._extra.clear()
+    settings = _plugins.settings
+    saved_override, saved_extra = settings.entry_points, list(settings.extra)
+    settings.entry_points = list(simulated)
+    settings.extra.clear()
     _plugins.reset_host()
     try:
         yield _LazyRegistry()
     finally:
-        _plugins._set_entry_points(saved_override)
-        _plugins._extra[:] = saved_extra
+        settings.entry_points = saved_override
+        settings.extra[:] = saved_extra
         _plugins.reset_host()
 
 
@@ -85,12 +86,12 @@ def entry_point(
 
 @contextlib.contextmanager
 def _added(info: _plugins.EntryPointInfo) -> Iterator[Registry]:
-    _plugins._extra.append(info)
+    _plugins.settings.extra.append(info)
     _plugins.reset_host()
     try:
         yield _LazyRegistry()
     finally:
-        _plugins._extra.remove(info)
+        _plugins.settings.extra.remove(info)
         _plugins.reset_host()
 
 

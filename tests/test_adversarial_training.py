@@ -45,7 +45,8 @@ def check_backend() -> str:
     from keras import ops
 
     from cnnreg import backends
-    from cnnreg.adversarial.target import PixelSpace
+    from cnnreg.kinds.attacks import PixelSpace
+    from cnnreg.kinds.regularisers import bind_step_transform
 
     if keras.backend.backend() != "tensorflow":  # as runs do: keras' seeding imports TensorFlow else
         from cnnreg.backends.tensorflow import hide_until_imported
@@ -73,7 +74,7 @@ def check_backend() -> str:
     four.set_weights(one.get_weights())
     start = one.get_weights()
     for model, steps in ((one, 1), (four, 4)):
-        backends.wrap_train_step(model, follow_yourself, seed=0)
+        backends.wrap_train_step(model, bind_step_transform(model, follow_yourself), seed=0)
         model.fit(x, y, batch_size=8, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     moved = max(float(np.abs(a - b).max()) for a, b in zip(start, one.get_weights()))
     after = max(float(np.abs(a - b).max()) for a, b in zip(one.get_weights(), four.get_weights()))
@@ -110,7 +111,7 @@ def check_backend() -> str:
     models = []
     for seed in (0, 1):
         models.append(normalised())
-        backends.wrap_train_step(models[-1], transform, seed=seed, pixels=lambda: pixels)
+        backends.wrap_train_step(models[-1], bind_step_transform(models[-1], transform, pixels=lambda: pixels), seed=seed)
     # the same model again (its compiled step kept): the same numbers, so no state but the seed
     # and the step count feeds the randomness; another seed: other numbers, so the attack ran
     first, again, other = trained(models[0]), trained(models[0]), trained(models[1])
@@ -147,8 +148,8 @@ def test_the_step_transform_on_the_other_backends(backend, subprocess_env):
 def _transform_setup(spec: str):
     import keras
 
-    from cnnreg.adversarial.target import PixelSpace, logits_function
-    from cnnreg.regularisers import StepContext
+    from cnnreg.kinds.attacks import PixelSpace, logits_function
+    from cnnreg.kinds.regularisers import StepContext
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((4, 4, 1))
@@ -189,7 +190,7 @@ def test_eps_or_ratio_zero_installs_nothing():
 
 
 def test_step_context_and_chaining():
-    from cnnreg.regularisers import StepContext, combine_step_transforms
+    from cnnreg.kinds.regularisers import StepContext, combine_step_transforms
 
     calls = []
     first = lambda x, y, step: (calls.append("first") or x + 1, y)
@@ -269,7 +270,7 @@ def _sqrt_plugin():
 
 def _broken_plugin():
     """A regulariser whose step transform drops a row."""
-    from cnnreg.regularisers import Regulariser
+    from cnnreg.kinds.regularisers import Regulariser
 
     class Drop(Regulariser):
         label = "drops the first row"

@@ -34,7 +34,7 @@ def setup():
     from art.estimators.classification import TensorFlowV2Classifier
     from sklearn.datasets import load_digits
 
-    from cnnreg.adversarial.target import eager_target, logits_function
+    from cnnreg.kinds.attacks import eager_target, logits_function
 
     digits = load_digits()
     x = (digits.images[..., None] / 16.0).astype("float32")

@@ -137,7 +137,7 @@ def test_bad_fractions(text, message):
 BY_HAND = r"""
 import numpy as np, keras
 from keras import ops
-from cnnreg.adversarial.target import eager_target, logits_function, ModelTarget
+from cnnreg.kinds.attacks import eager_target, logits_function, ModelTarget
 from cnnreg.plugins import get_host
 
 def build(spec):
@@ -258,7 +258,7 @@ def attack_accuracy(conv, spec, eps, seed=0):
     """(x_adv, accuracy) for ``spec`` at ``eps``, with a fresh target (same seed: same draws)."""
     from keras import ops
 
-    from cnnreg.adversarial.target import eager_target
+    from cnnreg.kinds.attacks import eager_target
 
     model, x, y = conv
     target = eager_target(model, lambda pixels: pixels / 255.0, batch_size=16, seed=seed)

@@ -10,7 +10,7 @@ import pytest
 
 import cnnreg
 from cnnreg import testing
-from cnnreg.data import Dataset, Split, class_indices
+from cnnreg.kinds.datasets import Dataset, Split, class_indices
 from cnnreg.datasets import build_dataset, resolve_dataset
 from cnnreg.errors import ParameterError
 from cnnreg.testing import run_cli

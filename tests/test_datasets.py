@@ -177,7 +177,7 @@ def test_a_plain_path_is_a_folder_dataset(tmp_path, monkeypatch):
 
 
 def test_resize_modes_stretch_crop_pad():
-    from cnnreg.data import fit_images
+    from cnnreg.kinds.datasets import fit_images
 
     wide = np.zeros((1, 10, 40, 1), "float32")
     wide[:, :, 15:25] = 255  # a white 10x10 square in the middle of a black 10x40 image
@@ -194,7 +194,7 @@ def test_resize_modes_stretch_crop_pad():
 @pytest.mark.parametrize("mode", ["stretch", "crop", "pad"])
 def test_pipeline_resize_matches_fit_images(mode):
     pytest.importorskip("tensorflow")
-    from cnnreg.data import fit_images
+    from cnnreg.kinds.datasets import fit_images
     from cnnreg.datasets.pipeline import fit_tensor, to_channels
 
     for height, width in ((9, 31), (31, 9), (16, 16)):
@@ -284,7 +284,7 @@ def test_rerun_of_a_folder_run_reproduces_it(tmp_path):
 
 
 def test_balanced_class_weights():
-    from cnnreg.data import class_weights, imbalance
+    from cnnreg.kinds.datasets import class_weights, imbalance
 
     labels = np.array([0] * 30 + [1] * 10)
     weights = class_weights(labels, 3)

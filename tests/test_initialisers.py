@@ -64,7 +64,7 @@ def test_seed_makes_draws_reproducible():
 
 
 def test_suits_metadata_matches_the_table():
-    from cnnreg.builtin.initialisers import suggest_for, suits
+    from cnnreg.kinds.initialisers import suggest_for, suits
 
     assert suits(cnnreg.get("initialiser", "he_normal"), "selu") is False
     assert suits(cnnreg.get("initialiser", "lecun_normal"), "selu") is True

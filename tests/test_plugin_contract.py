@@ -4,7 +4,7 @@ The worked example (section 5) is a whole plugin package, one fenced block per f
 preceded by ``<!-- worked-example: PATH -->``.  These tests write the blocks to a folder, load
 the package the way an installed one is loaded and run the example's own tests, so the docs
 cannot drift from what cnnreg does.  The regulariser contract's method table and role table are
-checked against ``cnnreg.regularisers.Regulariser`` and the built-ins, and the scaffold's
+checked against ``cnnreg.kinds.regularisers.Regulariser`` and the built-ins, and the scaffold's
 output printed in the quick start against ``cnnreg plugin new``.
 """
 
@@ -111,7 +111,7 @@ def test_the_run_header_shows_each_label(example):
 
 
 def test_every_method_of_the_regulariser_base_class_is_in_the_contract():
-    from cnnreg.regularisers import Regulariser
+    from cnnreg.kinds.regularisers import Regulariser
 
     text = section("Regularisers")
     methods = {name: f for name, f in vars(Regulariser).items() if callable(f) and not name.startswith("_")}

@@ -6,7 +6,7 @@ import types
 
 import cnnreg
 from cnnreg import testing
-from cnnreg.regularisers import Regulariser, augmentation_layers
+from cnnreg.kinds.regularisers import Regulariser, augmentation_layers
 from cnnreg.testing import run_cli
 
 FAST = ["--dataset", "digits:size=8", "--batch-size", "64"]
@@ -28,7 +28,7 @@ def test_a_factory_that_returns_no_regulariser_is_one_line():
     with testing.plugin(_plugin(notreg=lambda: object()), distribution="cnnreg-odd"):
         result = run_cli("run", "mlp_bn", "--reg", "notreg", *FAST, "--dry-run")
     assert result.exit_code == 2, result.output
-    assert "regulariser 'notreg' from cnnreg-odd returned object, not a cnnreg.regularisers.Regulariser" in result.stderr
+    assert "regulariser 'notreg' from cnnreg-odd returned object, not a cnnreg.kinds.regularisers.Regulariser" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
 
 

@@ -94,7 +94,7 @@ def test_assert_light_imports_catches_a_heavy_plugin(tmp_path, monkeypatch):
     [
         (["plugin", "new", "My Net"], "plugin name 'my net' must start with a letter"),
         (["plugin", "new", "1bad"], "plugin name '1bad' must start with a letter"),
-        (["plugin", "new", "x", "--kind", "optimiser"], "unknown component kind 'optimiser'"),
+        (["plugin", "new", "x", "--kind", "callback"], "unknown component kind 'callback'"),
         (["plugin", "new", "x", "--kind", "architecture=My Net"], "architecture name 'my net' must start with a letter"),
         (["plugin", "new", "x", "--kind", "init", "--kind", "initializer=y"], "--kind initialiser is given twice"),
         (["plugin", "new", "x", "--dist", "-bad-"], "distribution name '-bad-' is not a valid package name"),

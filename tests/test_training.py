@@ -83,7 +83,7 @@ def test_evaluate_and_predict(two_epochs, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_what_was_written(tmp_path):
-    from cnnreg.regularisers import Regulariser
+    from cnnreg.kinds.regularisers import Regulariser
 
     class Poison(Regulariser):
         """A penalty that turns NaN once the weights have moved (from the second epoch on)."""

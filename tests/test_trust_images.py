@@ -134,8 +134,8 @@ def run16(tmp_path_factory):
 
 def test_training_and_predict_read_a_16_bit_png_alike(run16, tmp_path, monkeypatch):
     tf = pytest.importorskip("tensorflow")
-    import cnnreg.data
-    from cnnreg.data import Split
+    import cnnreg.kinds.datasets
+    from cnnreg.kinds.datasets import Split
     from cnnreg.datasets.pipeline import Source
 
     root, run_dir = run16
@@ -143,8 +143,8 @@ def test_training_and_predict_read_a_16_bit_png_alike(run16, tmp_path, monkeypat
     mid = png16(tmp_path / "mid.png", np.full((6, 10), 32896, np.uint16))  # 16-bit mid-gray
     color = root / "data" / "b" / "0.png"
     fitted = []  # what predict feeds the model, before the architecture's preprocess
-    real_fit = cnnreg.data.fit_images
-    monkeypatch.setattr(cnnreg.data, "fit_images", lambda *a, **k: fitted.append(real_fit(*a, **k)) or fitted[-1])
+    real_fit = cnnreg.kinds.datasets.fit_images
+    monkeypatch.setattr(cnnreg.kinds.datasets, "fit_images", lambda *a, **k: fitted.append(real_fit(*a, **k)) or fitted[-1])
     result = run_cli("predict", str(run_dir), str(gray), str(mid), str(color), "--json")
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["predictions"]) == 3 and len(fitted) == 3
@@ -201,7 +201,7 @@ def test_a_lower_limit_applies_to_the_folder_and_the_pipeline(tmp_path, monkeypa
     pytest.importorskip("tensorflow")
     from PIL import Image
 
-    from cnnreg.data import Split
+    from cnnreg.kinds.datasets import Split
     from cnnreg.datasets.folder import folder
     from cnnreg.datasets.pipeline import Source
 

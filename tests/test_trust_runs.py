@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnnreg import files
 from cnnreg.testing import run_cli
 from cnnreg.training import loop, rundir
 
@@ -274,7 +275,7 @@ def test_runs_shows_a_killed_run_as_interrupted(interrupted, tmp_path):
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["once", "until-freed"])
 def test_disk_full_mid_run_is_one_line_and_resumable(persistent, tmp_path, monkeypatch):
-    write_atomic = rundir.write_atomic
+    write_atomic = files.write_atomic
     full = {"on": False}
 
     def disk_full_at_epoch_2(path, data):
@@ -285,11 +286,11 @@ def test_disk_full_mid_run_is_one_line_and_resumable(persistent, tmp_path, monke
             raise OSError(errno.ENOSPC, "No space left on device")
         write_atomic(path, data)
 
-    monkeypatch.setattr(rundir, "write_atomic", disk_full_at_epoch_2)
+    monkeypatch.setattr(files, "write_atomic", disk_full_at_epoch_2)
     run_dir = tmp_path / "full"
     result = run_cli("run", "mlp_bn", "--epochs", "3", *FAST, "--run-dir", str(run_dir))
     one_line(result, "No space left on device", "at epoch 2", f"cnnreg resume {run_dir}")
-    monkeypatch.setattr(rundir, "write_atomic", write_atomic)  # space freed
+    monkeypatch.setattr(files, "write_atomic", write_atomic)  # space freed
     assert [row["epoch"] for row in history(run_dir)] == ["1"]
     data = manifest(run_dir)
     if persistent:  # run.json could not be written: `runs` tells the process is gone
@@ -313,7 +314,7 @@ def test_an_unwritable_run_directory_is_refused_before_anything_loads(interrupte
     def never(*args, **kwargs):
         raise AssertionError("data loaded before the run directory was checked")
 
-    monkeypatch.setattr(rundir, "write_atomic", read_only)
+    monkeypatch.setattr(files, "write_atomic", read_only)
     monkeypatch.setattr(run_module, "prepare", never)
     monkeypatch.setattr(loop, "prepare", never)
     one_line(run_cli("run", "mlp_bn", *FAST, "--run-dir", str(tmp_path / "new")), "is not writable", "Permission denied")

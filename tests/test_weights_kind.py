@@ -18,13 +18,13 @@ import pytest
 from rich.cells import cell_len
 
 import cnnreg
-from cnnreg import hookspecs, plugins, registry, testing
-from cnnreg.builtin import keras_weights
+from cnnreg import hookspecs, kinds, plugins, registry, testing
+from cnnreg.builtin.weights import applications as keras_weights
 from cnnreg.builtin.architectures.applications import APPLICATIONS
 from cnnreg.errors import CnnregError
-from cnnreg.registry import KindSpec, normalize_kind
+from cnnreg.kinds import KindSpec, normalize_kind
 from cnnreg.testing import run_cli
-from cnnreg.zoo.entry import WeightsEntry, WeightsFile, entry_of
+from cnnreg.kinds.weights import WeightsEntry, WeightsFile, entry_of
 
 SHA = "sha256:" + "ab" * 32
 MD5 = "md5:" + "cd" * 16
@@ -83,7 +83,7 @@ def small_gadget(size: int = 1, colour: str = "red"):
 def test_a_new_kind_is_one_entry_in_the_table(monkeypatch):
     """A throw-away kind gets words, a hook (with pluggy validation), a registry bucket, `cnnreg
     list KIND`, `show`, `plugins` and `--json`, from its one KindSpec."""
-    monkeypatch.setattr(registry, "KIND_SPECS", (*registry.KIND_SPECS, GADGET))
+    monkeypatch.setattr(kinds, "KIND_SPECS", (*kinds.KIND_SPECS, GADGET))
     assert normalize_kind("gizmos") == "gadget"
     assert registry.KINDS[-1] == "gadget" and registry.SUPPLIED["gadget"] == ("size",)
     assert plugins.KIND_HOOKS["gadget"] == "register_gadgets"
@@ -118,7 +118,7 @@ def test_a_new_kind_is_one_entry_in_the_table(monkeypatch):
 
 
 def test_a_plugin_with_a_wrong_argument_in_a_new_kinds_hook_fails_validation(monkeypatch):
-    monkeypatch.setattr(registry, "KIND_SPECS", (*registry.KIND_SPECS, GADGET))
+    monkeypatch.setattr(kinds, "KIND_SPECS", (*kinds.KIND_SPECS, GADGET))
     module = types.ModuleType("bad_gadget_plugin")
 
     @cnnreg.hookimpl
@@ -470,8 +470,8 @@ def test_weights_commands_import_no_heavy_framework(args, subprocess_env):
 
 
 def test_zoo_warnings_become_one_line_plugin_warnings(monkeypatch):
-    """cnnreg.plugins calls cnnreg.zoo.index.register_zoos after the plugins and reports each line
-    it returns like a failing plugin; the zoo's entries are registered."""
+    """The weights kind's built-in plugin defers cnnreg.zoo.index.register_zoos until the kind is
+    first read and reports each line it returns in one line; the zoo's entries are registered."""
     fake = types.ModuleType("cnnreg.zoo.index")
     fake.__spec__ = importlib.machinery.ModuleSpec("cnnreg.zoo.index", None)
 

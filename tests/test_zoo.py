@@ -118,8 +118,8 @@ def write_zoo(folder: Path, *entries) -> Path:
 def test_publish_writes_weights_card_recipe_and_an_index(published, tmp_path):
     from cnnreg.training.loop import rerun_config
     from cnnreg.training.rundir import load_manifest, run_config
-    from cnnreg.zoo.cache import sha256_of
-    from cnnreg.zoo.entry import WeightsEntry
+    from cnnreg.files import sha256_of
+    from cnnreg.kinds.weights import WeightsEntry
 
     run, zoo = published
     folder = zoo / "lenet5.digits"
@@ -372,7 +372,7 @@ def test_nothing_leaves_the_zoo_folder(published, tmp_path, monkeypatch):
     """A relative url that a link turns outside the folder is refused when the file is fetched."""
     from cnnreg.errors import CnnregError
     from cnnreg.zoo.cache import fetch_entry
-    from cnnreg.zoo.entry import WeightsEntry
+    from cnnreg.kinds.weights import WeightsEntry
 
     _, zoo = published
     folder = tmp_path / "linked"
@@ -427,8 +427,9 @@ def test_an_hf_zoo_through_huggingface_hub(published, tmp_path, monkeypatch):
 
 
 def test_class_names_come_from_the_entry_or_its_class_names_file(tmp_path):
-    from cnnreg.zoo.cache import class_names, sha256_of
-    from cnnreg.zoo.entry import WeightsEntry
+    from cnnreg.files import sha256_of
+    from cnnreg.zoo.cache import class_names
+    from cnnreg.kinds.weights import WeightsEntry
 
     (tmp_path / "classes.json").write_text(json.dumps({"0": ["n01", "tench"], "1": ["n02", "goldfish"], "2": ["n03", "shark"]}))
     model = {"url": "m.keras", "hash": "sha256:" + "0" * 64, "filename": "m.keras"}

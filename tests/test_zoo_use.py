@@ -88,9 +88,9 @@ def test_every_weight_when_the_classes_match(source):
     for name in ("c1", "c3", "c5", "f6", "predictions"):
         np.testing.assert_array_equal(kernel(mine.model, name), kernel(theirs, name))
     assert "all 5 layers" in mine.notes[-1] and "the head included" in mine.notes[-1]
-    from cnnreg.training.loop import _set_base_trainable
+    from cnnreg.training.loop import set_base_trainable
 
-    _set_base_trainable(mine.model, False)  # --freeze-base: phase 1 trains the head alone
+    set_base_trainable(mine.model, False)  # --freeze-base: phase 1 trains the head alone
     assert {w.path.split("/")[0] for w in mine.model.trainable_weights} == {"predictions"}
 
 
@@ -192,7 +192,7 @@ def _entry_plugin(*entries):
 
 
 def _file(folder: Path, path: Path, name: str):
-    from cnnreg.zoo.entry import WeightsFile
+    from cnnreg.kinds.weights import WeightsFile
 
     shutil.copy(path, folder / name)
     digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
@@ -202,7 +202,7 @@ def _file(folder: Path, path: Path, name: str):
 @pytest.fixture
 def zoo(source, tmp_path, monkeypatch):
     """``lenet5.test``: the source run published by hand into a zoo folder, registered by a plugin."""
-    from cnnreg.zoo.entry import WeightsEntry
+    from cnnreg.kinds.weights import WeightsEntry
 
     folder = tmp_path / "zoo"
     folder.mkdir()
@@ -264,7 +264,7 @@ def test_keras_application_entry_top_for_predict_notop_for_fine_tuning(tmp_path,
     from PIL import Image
 
     from cnnreg.builtin.architectures import applications
-    from cnnreg.zoo.entry import WeightsEntry
+    from cnnreg.kinds.weights import WeightsEntry
 
     folder = tmp_path / "zoo"
     folder.mkdir()

@@ -4,7 +4,7 @@
 model's preprocessing, as :func:`cnnreg.training.report.evaluate` reads it), scales them to
 [0, 1] and attacks them there, so that eps means the same for every architecture and
 preprocessing.  Every attack's output is projected once more into the eps ball and [0, 1]
-(:func:`cnnreg.attacks.project`): a plugin's attack that oversteps cannot inflate the drop.
+(:func:`cnnreg.kinds.attacks.project`): a plugin's attack that oversteps cannot inflate the drop.
 
 With ``out`` it writes what the numbers rest on: ``adversarial.npz`` (every input, adversarial
 input and prediction; every reported accuracy can be recomputed from it), ``adversarial.png``
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnreg import files
 from cnnreg.errors import CnnregError
 
 __all__ = ["robustness", "check_eps", "build_attack", "label_at", "plot_curve", "plot_examples", "choose_examples",
@@ -66,7 +67,7 @@ def robustness(trained, attack: Any, eps_values: Sequence[float] | None = None, 
                dataset: str | None = None, limit: int | None = None, batch_size: int = 128, seed: int = 0,
                out: Path | None = None, progress: Progress | None = None, spec: str | None = None) -> dict[str, Any]:
     """Accuracy of ``trained`` (a :class:`cnnreg.training.report.Trained`) on ``split`` under
-    ``attack`` (a spec or an :class:`cnnreg.attacks.Attack`) at each eps (default: 0 and the
+    ``attack`` (a spec or an :class:`cnnreg.kinds.attacks.Attack`) at each eps (default: 0 and the
     attack's own).  The first ``limit`` examples of the split, in its order, are used.
 
     Returns ``{"attack", "label", "norm", "universal", "split", "dataset", "model",
@@ -74,7 +75,7 @@ def robustness(trained, attack: Any, eps_values: Sequence[float] | None = None, 
     "accuracy", "mean_confidence", "changed", "mean_norm"}], "files"}`` with ``results`` in
     increasing eps.  ``progress(done, total, what)`` is called after each batch.  Keras must be
     on the model's backend already (``cnnreg attack`` selects the run's)."""
-    from cnnreg.adversarial.target import eager_target
+    from cnnreg.kinds.attacks import eager_target
 
     if isinstance(attack, str):
         spec = spec or attack
@@ -175,7 +176,7 @@ def _attacked(attack, target, x01: np.ndarray, onehot: np.ndarray, eps: float, n
     eps ball and [0, 1] again; yields NumPy batches in order."""
     from keras import ops
 
-    from cnnreg.attacks import project
+    from cnnreg.kinds.attacks import project
 
     n = len(x01)
     step = n if getattr(attack, "universal", False) else batch_size
@@ -269,7 +270,7 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
         with open(tmp, "wb") as handle:  # a file object: numpy would add ".npz" to a bare name
             np.savez(handle, **arrays)
 
-    rundir.save_atomic(path, save)
+    files.save_atomic(path, save)
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ def _pyplot():
     return plt
 
 
-def _eps_text(eps: float) -> str:
+def eps_text(eps: float) -> str:
     """``0.0314 (8/255)`` when eps is a whole number of 255ths, else ``0.1``."""
     steps = eps * 255
     if eps > 0 and abs(steps - round(steps)) < 1e-6:
@@ -313,7 +314,7 @@ def plot_curve(results: list[dict[str, Any]], label: str, title: str, path: Path
     ax.set_title(f"{label}\n{title}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    rundir.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
 
 
@@ -394,8 +395,8 @@ def plot_examples(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, clean_pred: n
                     ha="center", va="bottom", fontsize=10, fontweight="bold")
     accuracy = float(np.mean(pred == y))
     clean = float(np.mean(clean_pred == y))
-    shown = label if "eps" in label else f"{label}, eps {_eps_text(eps)}"
+    shown = label if "eps" in label else f"{label}, eps {eps_text(eps)}"
     fig.suptitle(f"{shown}\n{title}: accuracy {clean:.3f} → {accuracy:.3f}", fontsize=10, y=1 - 0.08 / height)
-    rundir.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
     return chosen

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from cnnreg.analysis.memory import (
     Budget,
-    _as_summary,
+    as_summary,
     max_batch_size,
     per_device_batch,
     training_budget,
@@ -115,7 +115,7 @@ def oom_remedies(
     platform: str = "gpu",
 ) -> OomAdvice:
     """Does ``batch_size`` fit ``device_bytes``? If not, the remedies ranked by bytes saved."""
-    summary = _as_summary(summary_or_model)
+    summary = as_summary(summary_or_model)
     device = parse_memory(device_bytes)
     opts = dict(precision=precision, optimizer=optimizer, frozen=frozen, workspace=workspace, platform=platform)
     budget = training_budget(summary, batch_size=batch_size, **opts)
@@ -196,7 +196,7 @@ def compare(
              else ((None, m) for m in models_or_summaries))
     rows = []
     for name, item in items:
-        summary = _as_summary(item)
+        summary = as_summary(item)
         budget = training_budget(summary, batch_size=batch_size, precision=precision, optimizer=optimizer)
         per = activation_bytes_per_element(precision)
         rows.append(ComparisonRow(

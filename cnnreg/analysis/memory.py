@@ -197,7 +197,7 @@ def _check_batch(batch_size) -> int:
     return batch_size
 
 
-def _as_summary(summary_or_model) -> ModelSummary:
+def as_summary(summary_or_model) -> ModelSummary:
     return summary_or_model if isinstance(summary_or_model, ModelSummary) else summarize(summary_or_model)
 
 
@@ -262,7 +262,7 @@ def training_budget(
     input; 1.0 for the model as built). ``platform``: ``"gpu"`` (default) or ``"cpu"``, whose
     XLA plan keeps more (module doc).
     """
-    summary = _as_summary(summary_or_model)
+    summary = as_summary(summary_or_model)
     _check_batch(batch_size)
     unknown = [s for s in summary.input_shapes if None in s]
     if unknown:
@@ -319,7 +319,7 @@ def max_batch_size(summary_or_model, device_bytes, **budget_options) -> int:
     ``device_bytes`` may be a number of bytes or a string such as ``"80GiB"``; the options are
     those of :func:`training_budget`.
     """
-    summary = _as_summary(summary_or_model)
+    summary = as_summary(summary_or_model)
     device = parse_memory(device_bytes)
     one = training_budget(summary, batch_size=1, **budget_options)
     if one.total_bytes > device:

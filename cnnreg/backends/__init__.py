@@ -132,21 +132,21 @@ def input_gradient(fn, x) -> tuple[Any, Any]:
 _WRAPPED = "_cnnreg_step_transform"
 
 
-def wrap_train_step(model, transform, *, seed: int, pixels: Any = None) -> None:
-    """Make ``model.fit`` apply ``transform(x, y, step)`` to every training batch inside its
-    compiled step (:meth:`cnnreg.regularisers.Regulariser.train_step_transform`).
+def wrap_train_step(model, apply, *, seed: int) -> None:
+    """Make ``model.fit`` call ``apply(x, y, uniform, iteration) -> (x, y)`` on every training
+    batch inside its compiled step, before the class's own ``train_step`` (a regulariser's
+    training-step transform: the caller makes ``apply`` from it).
+
+    ``uniform(shape, low, high)`` gives float32 random numbers seeded by ``seed``, the optimizer's
+    step count and the call's index within the step; ``iteration`` is that step count.  On JAX
+    ``apply`` runs in a ``keras.StatelessScope`` holding this step's weights, so whatever reads
+    the model reads them.  Gradients do not flow back through what ``apply`` returns.
 
     Keras builds its train function from ``self.train_step`` (TensorFlow and PyTorch:
     ``train_step(data)``; JAX: the pure ``train_step(state, data)``), so an **instance
     attribute** ``model.train_step`` takes its place without a subclass (the model is a plain
-    ``keras.Model`` that must save and load as one).  It unpacks the batch, builds a
-    :class:`cnnreg.regularisers.StepContext` whose logits read this step's weights and whose
-    random numbers come from ``seed`` and the optimizer's step count, applies ``transform`` and
-    calls the class's own ``train_step``.  ``pixels``: a PixelSpace or a function returning one
-    (called when a transform first asks for ``step.pixels``).  Call after ``compile``; the model's
-    train function is rebuilt at the next ``fit``.  :func:`unwrap_train_step` undoes it."""
-    from cnnreg.adversarial.target import logits_function
-
+    ``keras.Model`` that must save and load as one).  Call after ``compile``; the model's train
+    function is rebuilt at the next ``fit``.  :func:`unwrap_train_step` undoes it."""
     module = _module()
     if module is None or not hasattr(module, "wrap_train_step"):  # pragma: no cover - an unknown backend
         import keras
@@ -156,8 +156,8 @@ def wrap_train_step(model, transform, *, seed: int, pixels: Any = None) -> None:
         raise CnnregError(f"training-step transforms (adversarial training) are not available on the "
                           f"{keras.backend.backend()} backend")
     unwrap_train_step(model)
-    step = module.wrap_train_step(model, transform, logits=logits_function(model), seed=step_seed(seed), pixels=pixels)
-    setattr(step, _WRAPPED, transform)
+    step = module.wrap_train_step(model, apply, seed=step_seed(seed))
+    setattr(step, _WRAPPED, apply)
     model.train_step = step
     model.train_function = None  # built again, from ours, by the next fit
 

@@ -78,8 +78,8 @@ def input_gradient(fn, x):
     return jax.value_and_grad(fn)(jnp.asarray(x))
 
 
-def wrap_train_step(model, transform, *, logits, seed, pixels):
-    """The pure ``train_step(state, data)`` applying ``transform`` first (see
+def wrap_train_step(model, apply, *, seed):
+    """The pure ``train_step(state, data)`` calling ``apply`` first (see
     :func:`cnnreg.backends.wrap_train_step`).
 
     JAX's step is a function of its ``state`` = (trainable, non-trainable, optimizer, metrics
@@ -92,8 +92,6 @@ def wrap_train_step(model, transform, *, logits, seed, pixels):
 
     import jax
     import keras
-
-    from cnnreg.regularisers import StepContext
 
     _check_not_nnx()
     own = type(model).train_step
@@ -111,7 +109,7 @@ def wrap_train_step(model, transform, *, logits, seed, pixels):
 
         mapping = [*zip(model.trainable_variables, trainable), *zip(model.non_trainable_variables, non_trainable)]
         with keras.StatelessScope(state_mapping=mapping):
-            x, y = transform(x, y, StepContext(logits, uniform, pixels=pixels, iteration=iteration))
+            x, y = apply(x, y, uniform, iteration)
         x, y = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
         return own(model, state, keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
 

@@ -135,8 +135,8 @@ def input_gradient(fn, x):
     return value, tape.gradient(value, x)
 
 
-def wrap_train_step(model, transform, *, logits, seed, pixels):
-    """``train_step(data)`` applying ``transform`` first (see :func:`cnnreg.backends.wrap_train_step`).
+def wrap_train_step(model, apply, *, seed):
+    """``train_step(data)`` calling ``apply`` first (see :func:`cnnreg.backends.wrap_train_step`).
 
     Traced by Keras' ``tf.function`` (XLA when it compiles the model): the random numbers are
     ``tf.random.stateless_uniform`` with a seed folded from ``seed``, the call's index within
@@ -145,8 +145,6 @@ def wrap_train_step(model, transform, *, logits, seed, pixels):
 
     import keras
     import tensorflow as tf
-
-    from cnnreg.regularisers import StepContext
 
     own = type(model).train_step
 
@@ -163,7 +161,7 @@ def wrap_train_step(model, transform, *, logits, seed, pixels):
             key = tf.random.experimental.stateless_fold_in(key, tf.cast(replica_id, tf.int64))
             return tf.random.stateless_uniform(_shape(shape), seed=key, minval=low, maxval=high, dtype=tf.float32)
 
-        x, y = transform(x, y, StepContext(logits, uniform, pixels=pixels, iteration=iteration))
+        x, y = apply(x, y, uniform, iteration)
         x, y = tf.stop_gradient(x), tf.stop_gradient(y)
         return own(model, keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
 

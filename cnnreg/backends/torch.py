@@ -49,8 +49,8 @@ def input_gradient(fn, x):
     return value.detach(), grad.detach()
 
 
-def wrap_train_step(model, transform, *, logits, seed, pixels):
-    """``train_step(data)`` applying ``transform`` first (see :func:`cnnreg.backends.wrap_train_step`).
+def wrap_train_step(model, apply, *, seed):
+    """``train_step(data)`` calling ``apply`` first (see :func:`cnnreg.backends.wrap_train_step`).
 
     PyTorch runs the step eagerly: the random numbers come from a ``torch.Generator`` on the
     batch's device, seeded each step from ``seed`` and the optimizer's step count.  The
@@ -60,8 +60,6 @@ def wrap_train_step(model, transform, *, logits, seed, pixels):
     import torch
 
     from cnnreg.backends import step_seed
-    from cnnreg.regularisers import StepContext
-
     own = type(model).train_step
 
     def train_step(data):
@@ -75,7 +73,7 @@ def wrap_train_step(model, transform, *, logits, seed, pixels):
             shape = tuple(int(d) for d in shape)
             return torch.rand(shape, generator=generator, device=x.device, dtype=torch.float32) * (high - low) + low
 
-        x, y = transform(x, y, StepContext(logits, uniform, pixels=pixels, iteration=iteration))
+        x, y = apply(x, y, uniform, iteration)
         x, y = keras.ops.convert_to_tensor(x).detach(), keras.ops.convert_to_tensor(y).detach()
         return own(model, keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
 

@@ -3,7 +3,7 @@
 ``fgsm`` (Goodfellow et al. 2015; under L2 the fast gradient method), ``pgd`` (Madry et al.
 2018, L∞ or L2, random start) and ``universal`` (one L∞ perturbation shared by every input, in
 the spirit of DAmageNet, Chen et al. 2019; the update of Shafahi et al. 2020).  Each perturbs
-[0, 1] pixels through the :class:`cnnreg.attacks.AttackTarget` only, with ``keras.ops`` and
+[0, 1] pixels through the :class:`cnnreg.kinds.attacks.AttackTarget` only, with ``keras.ops`` and
 Python loops of fixed length, so the same code runs eagerly (``cnnreg attack``) and inside a
 compiled training step (``--reg adversarial``).  keras is imported inside methods: resolving a
 spec must not import it.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from cnnreg.attacks import Attack, clip_unit, direction, project
+from cnnreg.kinds.attacks import Attack, clip_unit, direction, project
 from cnnreg.errors import ParameterError
 from cnnreg.hookspecs import hookimpl
 from cnnreg.spec import Range

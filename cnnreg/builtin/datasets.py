@@ -34,7 +34,7 @@ def digits(
     """
     import numpy as np
 
-    from cnnreg.data import Dataset, Split, split_indices
+    from cnnreg.kinds.datasets import Dataset, Split, split_indices
 
     images, labels = _load_digits()
     if validation + test >= 1:
@@ -91,7 +91,7 @@ def synthetic(
     """
     import numpy as np
 
-    from cnnreg.data import Dataset, Split
+    from cnnreg.kinds.datasets import Dataset, Split
 
     rng = np.random.default_rng(split_seed)
     held_out = max(1, size // 8)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from cnnreg.hookspecs import hookimpl
+from cnnreg.kinds.initialisers import GLOROT_SUITS, HE_SUITS, LECUN_SUITS
 from cnnreg.spec import Range
 
 #: Bound on means, spreads and gains: far beyond any useful setting, and small enough that a draw
@@ -28,10 +29,6 @@ Mean = Annotated[float, Range(-LIMIT, LIMIT)]
 #: Keras seeds: JAX takes unsigned 32-bit seeds only (the same range as ``--seed``).
 Seed = Annotated[int, Range(0, 2**32 - 1)]
 
-#: Activations each family suits (the lecture's table); ``run`` warns on a mismatch.
-GLOROT_SUITS = ("linear", "tanh", "sigmoid", "softmax")
-HE_SUITS = ("relu", "leaky_relu", "relu6", "elu", "gelu", "silu", "swish", "hard_swish", "prelu", "mish")
-LECUN_SUITS = ("selu",)
 
 
 def glorot_uniform(seed: Seed | None = None):
@@ -143,21 +140,3 @@ def register_initialisers(registry):
         if suits is not None:
             metadata["suits"] = suits
         registry.add(name, factory, aliases=aliases, tags=("keras",), **metadata)
-
-
-def suits(component, activation: str) -> bool | None:
-    """Whether an initialiser component suits ``activation``; None when it makes no claim."""
-    claimed = component.metadata.get("suits")
-    if claimed is None or not activation:
-        return None
-    return activation.lower() in claimed
-
-
-def suggest_for(activation: str) -> str:
-    """The initialiser the lecture's table recommends for ``activation``."""
-    activation = activation.lower()
-    if activation in LECUN_SUITS:
-        return "lecun_normal"
-    if activation in HE_SUITS:
-        return "he_normal"
-    return "glorot_uniform"

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from cnnreg.builtin.attacks import EIGHT_LEVELS, Eps
 from cnnreg.hookspecs import hookimpl
-from cnnreg.regularisers import Regulariser
+from cnnreg.kinds.regularisers import Regulariser
 from cnnreg.spec import Range
 
 Positive = Annotated[float, Range(0, None, min_inclusive=False)]
@@ -310,7 +310,7 @@ class Adversarial(Regulariser):
         def transform(x, y, step):
             from keras import ops
 
-            from cnnreg.attacks import clip_unit
+            from cnnreg.kinds.attacks import clip_unit
 
             pixels, target = step.pixels, step.target()
 
@@ -352,7 +352,7 @@ def adversarial(eps: Eps = EIGHT_LEVELS, attack: str = "fgsm", ratio: Factor = 0
     attacks`), ``steps`` (0: its own default) sets an iterative attack's steps.  The attack runs
     inside the training step at that step's weights, so each step costs about ``1 + steps``
     forward and backward passes more on the attacked rows."""
-    from cnnreg.attacks import Attack
+    from cnnreg.kinds.attacks import Attack
     from cnnreg.errors import CnnregError, ParameterError, PluginError
     from cnnreg.plugins import get_host
 
@@ -375,7 +375,7 @@ def adversarial(eps: Eps = EIGHT_LEVELS, attack: str = "fgsm", ratio: Factor = 0
         raise type(exc)(f"regulariser 'adversarial': {exc}") from None
     if not isinstance(made, Attack):
         raise PluginError(f"attack '{component.name}' from {component.provider} returned {type(made).__name__}, "
-                          "not a cnnreg.attacks.Attack (see docs/plugins.md)")
+                          "not a cnnreg.kinds.attacks.Attack (see docs/plugins.md)")
     return Adversarial(made, component.name, float(eps), float(ratio))
 
 

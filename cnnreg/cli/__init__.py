@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from cnnreg import __version__
+from cnnreg.version import __version__
 from cnnreg.errors import CnnregError
 
 __all__ = ["main", "make_app"]

@@ -12,9 +12,9 @@ from typing import Any, List, Optional
 
 import typer
 
-from cnnreg.cli.common import backend_option, use_backend
+from cnnreg.cli.common import backend_option, parse_shape, use_backend
 
-from cnnreg import __version__
+from cnnreg.version import __version__
 from cnnreg.errors import CnnregError, ParameterError, choices_text
 
 #: Classes when neither ``--classes``, the metadata nor the factory's signature says.
@@ -107,22 +107,11 @@ def _budget_optimizer(value: Any) -> Any:
     return getattr(keras.optimizers, name)(**kwargs)
 
 
-def _shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
-    if text is None:
-        return None
-    from cnnreg.spec import coerce
-
-    shape = coerce(text, tuple[int, int, int], where="--input-shape")
-    if min(shape) < 1:
-        raise ParameterError(f"--input-shape must be height x width x channels, each >= 1 (got '{text}')")
-    return shape
-
-
 def _resolve(spec: str, input_shape: Optional[tuple[int, int, int]], classes: Optional[int]) -> Target:
     """Find the architecture and settle its input shape and classes, before anything is built."""
     import inspect
 
-    from cnnreg.builtin.architectures._common import shape_text
+    from cnnreg.spec import shape_text
     from cnnreg.plugins import get_host
 
     component, params = get_host().registry.resolve("architecture", spec)
@@ -220,7 +209,7 @@ def summary_command(
     """
     use_backend(backend)
     opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
-    target = _resolve(name, _shape(input_shape), classes)
+    target = _resolve(name, parse_shape(input_shape), classes)
     summary, = _summarize([target], precision=precision, expand=expand)
     budget = None
     if batch is not None:
@@ -246,7 +235,7 @@ def summary_command(
 def _title(target: Target, precision: str):
     from rich.text import Text
 
-    from cnnreg.builtin.architectures._common import shape_text
+    from cnnreg.spec import shape_text
 
     text = Text()
     text.append(f'Model "{target.spec}"', style="bold")
@@ -449,7 +438,7 @@ def estimate_command(
             device_bytes = parse_memory(device_memory)
         except ParameterError as exc:
             raise ParameterError(f"--device-memory: {exc}") from None
-    target = _resolve(name, _shape(input_shape), classes)
+    target = _resolve(name, parse_shape(input_shape), classes)
     device = {"name": None, "memory_bytes": device_bytes, "detected": False, "given": device_memory}
     if device_bytes is None:
         device = _detected_device()
@@ -503,7 +492,7 @@ def _print_header(target, precision, optimizer, device) -> None:
     """The model, precision and optimizer; the device memory and where it came from."""
     from rich.markup import escape
 
-    from cnnreg.builtin.architectures._common import shape_text
+    from cnnreg.spec import shape_text
     from cnnreg.cli.render import console
 
     memory = device["memory_bytes"]
@@ -670,7 +659,7 @@ def compare_command(
     if len(names) < 2:
         raise ParameterError(f"compare needs two or more architectures (got '{names[0]}'); "
                              f"`cnnreg summary {names[0]}` shows one")
-    shape = _shape(input_shape)
+    shape = parse_shape(input_shape)
     targets = [_resolve(n, shape, classes) for n in names]
     summaries = _summarize(targets, precision=precision)
     from cnnreg.analysis import compare
@@ -689,7 +678,7 @@ def compare_command(
     from rich.table import Table
 
     from cnnreg.analysis import format_mb, format_mib
-    from cnnreg.builtin.architectures._common import shape_text
+    from cnnreg.spec import shape_text
     from cnnreg.cli.render import human_count, print_wide
 
     table = Table(title=f"per instance, and training memory at batch {batch} ({precision}, {rows[0].optimizer})",

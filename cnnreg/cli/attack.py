@@ -63,9 +63,9 @@ def attack_command(
     trained = open_trained(model)
     if out is not None:  # before the model loads: a folder that cannot be written costs nothing
         check_out_folder(out)
-    from cnnreg.cli.training import _use_backend_of
+    from cnnreg.cli.common import use_backend_of
 
-    _use_backend_of(trained)
+    use_backend_of(trained)
     from cnnreg.adversarial.robustness import robustness
     from cnnreg.cli.render import console, err_console
 
@@ -87,7 +87,7 @@ def attack_command(
 
             result = run(progress)
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, **result})
@@ -98,7 +98,7 @@ def attack_command(
 def _print(result: dict, console) -> None:
     from rich.table import Table
 
-    from cnnreg.adversarial.robustness import _eps_text
+    from cnnreg.adversarial.robustness import eps_text
 
     console.print(f"attack {result['attack']}: {result['model']} on {result['dataset']} ({result['split']}, "
                   f"{result['examples']} examples)", highlight=False, soft_wrap=True)
@@ -107,7 +107,7 @@ def _print(result: dict, console) -> None:
     for column in ("eps", "accuracy", "drop", "changed", "confidence"):
         table.add_column(column, justify="left" if column == "eps" else "right")
     for row in result["results"]:
-        table.add_row(_eps_text(row["eps"]), f"{row['accuracy']:.4f}", f"{clean - row['accuracy']:.4f}" if row["eps"] else "",
+        table.add_row(eps_text(row["eps"]), f"{row['accuracy']:.4f}", f"{clean - row['accuracy']:.4f}" if row["eps"] else "",
                       f"{row['changed']:.1%}", f"{row['mean_confidence']:.3f}")
     console.print(table)
     names = {"curve": "robustness curve", "figure": "adversarial examples", "npz": "arrays"}

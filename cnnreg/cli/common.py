@@ -66,6 +66,27 @@ def load_framework() -> None:
 def check_out_folder(out: Path) -> None:
     """``--out``: a folder that can be written, made if missing, checked before any model loads
     (a folder that cannot be written costs nothing)."""
-    from cnnreg.training.rundir import writable_folder
+    from cnnreg.files import writable_folder
 
     writable_folder(out, "--out")
+
+
+def parse_shape(text: Optional[str], *, positive: bool = True) -> Optional[tuple[int, int, int]]:
+    """``--input-shape HxWxC`` (``64x64x3``); None when not given.  ``positive``: each side >= 1
+    here (a run checks the shape with the rest of its config instead)."""
+    if text is None:
+        return None
+    from cnnreg.errors import ParameterError
+    from cnnreg.spec import coerce
+
+    shape = coerce(text, tuple[int, int, int], where="--input-shape")
+    if positive and min(shape) < 1:
+        raise ParameterError(f"--input-shape must be height x width x channels, each >= 1 (got '{text}')")
+    return shape
+
+
+def use_backend_of(trained) -> None:
+    """Select the backend of a trained model (a run's, or the default for a weights entry) and
+    load it, once the manifest has passed its checks."""
+    use_backend(trained.backend)
+    load_framework()

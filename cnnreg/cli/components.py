@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cnnreg import __version__
+from cnnreg.version import __version__
 from cnnreg import registry as kinds
 from cnnreg.errors import CnnregError, UnknownComponentError, choices_text
 from cnnreg.registry import kind_spec, normalize_kind
@@ -95,9 +95,9 @@ def _listed(component) -> dict:
     shows: classes, metrics, parameters, files), which are plain data."""
     data = component.to_dict()
     if component.kind == "weights":
-        from cnnreg.registry import _jsonable
+        from cnnreg.registry import jsonable
 
-        data["entry"] = {"name": component.name, **_jsonable(component.metadata)}
+        data["entry"] = {"name": component.name, **jsonable(component.metadata)}
     return data
 
 
@@ -416,8 +416,8 @@ def _show_weights(component, as_json: bool) -> None:
 
     The entry is data: nothing is imported or downloaded to show it.
     """
-    from cnnreg.registry import _callable_ref, _jsonable
-    from cnnreg.zoo.entry import entry_of
+    from cnnreg.registry import callable_ref, jsonable
+    from cnnreg.kinds.weights import entry_of
 
     entry = entry_of(component)
     if as_json:
@@ -425,8 +425,8 @@ def _show_weights(component, as_json: bool) -> None:
 
         data = component.to_dict()
         data.update(
-            factory=component.factory if isinstance(component.factory, str) else _callable_ref(component.factory),
-            metadata=_jsonable(component.metadata), parameters=[], primary=None, doc=component.summary,
+            factory=component.factory if isinstance(component.factory, str) else callable_ref(component.factory),
+            metadata=jsonable(component.metadata), parameters=[], primary=None, doc=component.summary,
             entry=entry.to_dict(),
         )
         print_json({"cnnreg": __version__, "component": data})

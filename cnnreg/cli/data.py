@@ -39,7 +39,7 @@ def info_command(
 
     result = info(dataset)
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, "dataset": result})
@@ -122,7 +122,7 @@ def show_command(
 
     result = sample_grid(dataset, output, n=n, split=split, augment=list(augment), seed=seed, size=size)
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, "grid": result})

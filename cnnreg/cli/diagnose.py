@@ -40,13 +40,13 @@ def diagnose_command(
 
       cnnreg diagnose resnet18 --dataset digits --batch 32 --json
     """
-    from cnnreg.analysis import diagnose
+    from cnnreg.training import diagnose
     from cnnreg.backends import select
-    from cnnreg.cli.training import _shape
+    from cnnreg.cli.common import parse_shape
 
     chosen = select(backend, activate=False)
     plans = diagnose.resolve(architecture, list(init) or [None], dataset=dataset, batch=batch, seed=seed,
-                             input_shape=_shape(input_shape))  # every mistake: one line, before keras loads
+                             input_shape=parse_shape(input_shape, positive=False))  # every mistake: one line, before keras loads
     if out is not None:
         check_out_folder(out)
     use_backend(chosen)

@@ -52,11 +52,11 @@ def lr_find_command(
     from cnnreg.training.run import RunConfig, resolve
 
     start, end, steps = lr_find.check_sweep(start, end, steps)
-    from cnnreg.cli.training import _shape
+    from cnnreg.cli.common import parse_shape
 
     config = RunConfig(
         architecture=architecture, dataset=dataset, init=init, regularisers=list(reg), clip=clip, optimizer=optimizer,
-        batch_size=batch_size, precision=precision, seed=seed, input_shape=_shape(input_shape), weights=weights,
+        batch_size=batch_size, precision=precision, seed=seed, input_shape=parse_shape(input_shape, positive=False), weights=weights,
         freeze_base=freeze_base,
     )
     config.backend = use_backend(backend)
@@ -90,7 +90,7 @@ def lr_find_command(
     if result.suggested_lr is None:
         warn(f"no learning rate suggested: {result.problem}")
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, "architecture": plan.architecture.spec, "dataset": plan.dataset_component.spec,

@@ -11,7 +11,7 @@ import typer
 
 from cnnreg.cli.common import (
     backend_option, coordinator_option, coordinator_timeout_option, launch, load_framework, num_processes_option,
-    process_id_option, use_backend,
+    parse_shape, process_id_option, use_backend, use_backend_of,
 )
 
 from cnnreg.errors import CnnregError
@@ -43,14 +43,6 @@ def parse_lr(text: Optional[str]):
         raise ParameterError(f"--lr must be a number > 0 or auto (got '{text}')"
                              f"{suggestion_text(text.strip().lower(), ['auto'])}") from None
     return check_rate(value, "--lr")  # inf, nan, 0 and negative numbers: its own line
-
-
-def _shape(text: Optional[str]):
-    if text is None:
-        return None
-    from cnnreg.spec import coerce
-
-    return coerce(text, tuple[int, int, int], where="--input-shape")
 
 
 def run_command(
@@ -111,7 +103,7 @@ def run_command(
     config = RunConfig(
         architecture=architecture, dataset=dataset, init=init, regularisers=list(reg), clip=clip,
         optimizer=optimizer, lr=parse_lr(lr), schedule=schedule, epochs=epochs, batch_size=batch_size,
-        precision=precision, seed=seed, input_shape=_shape(input_shape), weights=weights,
+        precision=precision, seed=seed, input_shape=parse_shape(input_shape, positive=False), weights=weights,
         freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
         early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
     )
@@ -351,7 +343,7 @@ def runs_command(
             "epochs": _total_epochs(config), "seconds": data.get("seconds"), "test": (data.get("test") or {}).get("accuracy"),
         })
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, "runs": rows})
@@ -446,10 +438,10 @@ def evaluate_command(
     from cnnreg.training.report import evaluate, open_trained
 
     trained = open_trained(model)
-    _use_backend_of(trained)
+    use_backend_of(trained)
     result = evaluate(trained, split, dataset)
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, "evaluation": result})
@@ -492,10 +484,10 @@ def predict_command(
     from cnnreg.training.report import open_trained, predict
 
     trained = open_trained(model)
-    _use_backend_of(trained)
+    use_backend_of(trained)
     results = predict(trained, list(images), top)
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, "predictions": results})
@@ -505,10 +497,3 @@ def predict_command(
     for item in results:
         ranked = "  ".join(f"{t['class']} ({t['class_id']}) {t['probability']:.3f}" for t in item["top"])
         console.print(f"{item['image']}: {ranked}", highlight=False)
-
-
-def _use_backend_of(trained) -> None:
-    """Select the run's backend (an entry: the default) and load it, once the manifest has
-    passed its checks (open_trained checks it)."""
-    use_backend(trained.backend)
-    load_framework()

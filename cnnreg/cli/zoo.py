@@ -36,13 +36,13 @@ def pull_command(
       CNNREG_ZOO=https://example.org/zoo/zoo.json cnnreg weights pull lenet5.digits
     """
     from cnnreg.plugins import get_host
-    from cnnreg.zoo.entry import entry_of
+    from cnnreg.kinds.weights import entry_of
     from cnnreg.zoo.cache import pull
 
     entry = entry_of(get_host().registry.get("weights", name))
     result = pull(entry, file)
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, "pulled": result})
@@ -74,11 +74,11 @@ def publish_command(
 
       cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT
     """
-    from cnnreg.zoo.publish import publish
+    from cnnreg.training.publish import publish
 
     result = publish(run_dir, dest, name=name, license=license)
     if as_json:
-        from cnnreg import __version__
+        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
         print_json({"cnnreg": __version__, "published": result.to_dict()})

@@ -9,7 +9,7 @@
 * :mod:`cnnreg.datasets.explore` — what ``cnnreg data info`` and ``cnnreg data show`` compute.
 
 This module turns what the user typed after ``--dataset`` into a component and parameters
-(:func:`resolve_dataset`), and those into a :class:`cnnreg.data.Dataset` (:func:`build_dataset`).
+(:func:`resolve_dataset`), and those into a :class:`cnnreg.kinds.datasets.Dataset` (:func:`build_dataset`).
 
 Two parameters belong to every dataset, built-in or plugin, because the framework applies them
 to whatever the factory returns: ``classes`` (which classes to keep: ``5-9``, ``0,2,4``,
@@ -135,7 +135,7 @@ def build_dataset(component: Any, params: dict[str, Any]):
     dataset = component.load()(**own)
     if not subset:
         return dataset
-    from cnnreg.data import class_indices
+    from cnnreg.kinds.datasets import class_indices
 
     label = f"dataset '{component.name}'"
     text = subset.get("classes")

@@ -29,7 +29,7 @@ def load(text: str):
 
 def info(text: str) -> dict[str, Any]:
     """Classes, examples per class and split, image shape, where the data lives, imbalance."""
-    from cnnreg.data import IMBALANCE_RATIO, class_counts, imbalance
+    from cnnreg.kinds.datasets import IMBALANCE_RATIO, class_counts, imbalance
     from cnnreg.spec import format_spec
 
     component, params, dataset = load(text)
@@ -79,7 +79,7 @@ def _default_location(component) -> str:
 def _augmenter(specs: list[str], seed: int):
     """``--augment`` specs → (keras layers, batch transform, labels for the title)."""
     from cnnreg.plugins import get_host
-    from cnnreg.regularisers import augmentation_layers, combine_batch_transforms
+    from cnnreg.kinds.regularisers import augmentation_layers, combine_batch_transforms
 
     registry = get_host().registry
     layers, transforms, labels = [], [], []
@@ -100,7 +100,7 @@ def _augmenter(specs: list[str], seed: int):
 
 def _samples(dataset, split_name: str, n: int, seed: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """``n`` seeded random examples of a split as float32 0..255 at ``shape``, with labels."""
-    from cnnreg.data import fit_images
+    from cnnreg.kinds.datasets import fit_images
 
     split = dataset.split(split_name)
     rng = np.random.default_rng(seed)
@@ -190,7 +190,7 @@ def _draw(images: np.ndarray, titles: list[str], caption: str, output: Path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cnnreg.training import rundir
+    from cnnreg.files import save_atomic
 
     count = len(images)
     cols = min(count, max(1, math.ceil(math.sqrt(count))))
@@ -207,5 +207,5 @@ def _draw(images: np.ndarray, titles: list[str], caption: str, output: Path) -> 
         ax.set_title(title, fontsize=9)
     fig.suptitle(caption, fontsize=10)
     fig.tight_layout()
-    rundir.save_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
+    save_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

@@ -257,7 +257,7 @@ def folder(
     """
     import numpy as np
 
-    from cnnreg.data import Dataset, Split, split_indices
+    from cnnreg.kinds.datasets import Dataset, Split, split_indices
 
     if validation + test >= 1:
         raise ParameterError(f"folder: validation + test must be < 1 (got {validation} + {test})")

@@ -77,7 +77,7 @@ def decode_file(path: Any, channels: int):
 
 def to_channels(image: Any, channels: int):
     """uint8/float (H, W, 1..4) → float32 (H, W, ``channels``): gray repeated to RGB, RGB to the
-    ITU-R 601 luma, alpha dropped — as :func:`cnnreg.data.convert_channels` does."""
+    ITU-R 601 luma, alpha dropped — as :func:`cnnreg.kinds.datasets.convert_channels` does."""
     tf = _tf()
     image = tf.cast(image, tf.float32)
     have = tf.shape(image)[-1]
@@ -92,7 +92,7 @@ def to_channels(image: Any, channels: int):
 def fit_tensor(image: Any, size: tuple[int, int], resize: str = "stretch"):
     """float32 (H, W, C) → float32 ``size`` + (C,), bilinear, like ``keras.ops.image.resize``
     with ``crop_to_aspect_ratio`` (crop) or ``pad_to_aspect_ratio`` (pad, black) so that the
-    training pipeline and :func:`cnnreg.data.fit_images` (``cnnreg predict``) agree."""
+    training pipeline and :func:`cnnreg.kinds.datasets.fit_images` (``cnnreg predict``) agree."""
     tf = _tf()
     target_h, target_w = size
     shape = tf.shape(image)

@@ -56,8 +56,8 @@ def load(
     resize: str = "stretch",
     download: bool = True,
 ):
-    """A :class:`cnnreg.data.Dataset` of ``tf.data`` splits from the TFDS builder ``name``."""
-    from cnnreg.data import Dataset
+    """A :class:`cnnreg.kinds.datasets.Dataset` of ``tf.data`` splits from the TFDS builder ``name``."""
+    from cnnreg.kinds.datasets import Dataset
 
     directory = catalog.data_dir(data_dir)
     entry = catalog.BY_NAME.get(name.split("/")[0].split(":")[0])
@@ -119,7 +119,7 @@ def load(
 
 def _split(tfds, builder, text: str, image_key: str, label_key: str):
     """One split as ``(image, label)`` examples with a known size and a cheap label reader."""
-    from cnnreg.data import Split
+    from cnnreg.kinds.datasets import Split
 
     read_config = tfds.ReadConfig(try_autocache=False)
     try:

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from cnnreg import files
 from cnnreg.errors import CnnregError
-from cnnreg.regularisers import augmentation_layers
+from cnnreg.kinds.regularisers import augmentation_layers
 from cnnreg.training import rundir
 from cnnreg.training.run import (
     Plan, RunConfig, apply_training_settings, compile_model, environment, load_weights, manifest, prepare, resolve,
@@ -78,7 +79,7 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
     regularisers = [reg for _, reg in plan.regularisers]
     if "train" in plan.streams:
         from cnnreg.datasets import pipeline
-        from cnnreg.regularisers import combine_batch_transforms
+        from cnnreg.kinds.regularisers import combine_batch_transforms
 
         def make_augment(lane: int):  # each lane its own layers, seeded apart
             import keras
@@ -119,7 +120,7 @@ def make_batches(plan: Plan, *, first_epoch: int = 0):
     x, y = plan.arrays["train"]
     num_classes = plan.dataset.num_classes
     augment_layers = augmentation_layers([reg for _, reg in plan.regularisers], plan.config.seed)
-    from cnnreg.regularisers import combine_batch_transforms
+    from cnnreg.kinds.regularisers import combine_batch_transforms
 
     batch_transform = combine_batch_transforms([t for _, reg in plan.regularisers if (t := reg.batch_transform()) is not None])
     preprocess = plan.preprocess
@@ -250,7 +251,7 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
 
 
 def install_step_transforms(plan: Plan, model) -> bool:
-    """Put the regularisers' :meth:`~cnnreg.regularisers.Regulariser.train_step_transform`
+    """Put the regularisers' :meth:`~cnnreg.kinds.regularisers.Regulariser.train_step_transform`
     functions, chained in ``--reg`` order, into ``model``'s training step
     (:func:`cnnreg.backends.wrap_train_step`, seeded from the run's seed) after
     :func:`check_step_transforms`; False when there are none."""
@@ -261,7 +262,9 @@ def install_step_transforms(plan: Plan, model) -> bool:
     if checked is None:
         return False
     transform, pixels = checked
-    backends.wrap_train_step(model, transform, seed=plan.config.seed, pixels=pixels)
+    from cnnreg.kinds.regularisers import bind_step_transform
+
+    backends.wrap_train_step(model, bind_step_transform(model, transform, pixels=pixels), seed=plan.config.seed)
     return True
 
 
@@ -283,7 +286,7 @@ def check_step_transforms(plan: Plan, model):
 
 def _checked_step_transforms(plan: Plan, model):
     from cnnreg.errors import PluginError
-    from cnnreg.regularisers import combine_step_transforms
+    from cnnreg.kinds.regularisers import combine_step_transforms
 
     named = [(resolved, transform) for resolved, reg in plan.regularisers
              if (transform := reg.train_step_transform()) is not None]
@@ -318,7 +321,7 @@ def _step_transforms_removed(model):
 
 def _pixel_space(plan: Plan):
     """A function giving the run's preprocessing as a PixelSpace, probed once, when first asked."""
-    from cnnreg.adversarial.target import PixelSpace
+    from cnnreg.kinds.attacks import PixelSpace
 
     found: list[Any] = []
 
@@ -336,8 +339,8 @@ def _try_step_transform(plan: Plan, model, transform, pixels) -> str:
     the batch's shapes, else ``""``."""
     import keras
 
-    from cnnreg.adversarial.target import logits_function
-    from cnnreg.regularisers import StepContext
+    from cnnreg.kinds.attacks import logits_function
+    from cnnreg.kinds.regularisers import StepContext
 
     x = plan.preprocess(np.full((2, *plan.input_shape), 127.5, dtype="float32"))
     x = keras.ops.convert_to_tensor(np.asarray(x, dtype="float32"))
@@ -415,13 +418,13 @@ def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: i
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     done = len(state["history"])
     name = f"epoch-{done:04d}.keras"
-    rundir.save_atomic(checkpoint_dir / name, model.save)
+    files.save_atomic(checkpoint_dir / name, model.save)
     monitor = "val_accuracy" if "val_accuracy" in state["history"][-1] else "accuracy"
     value = state["history"][-1].get(monitor)
     improved = state.get("best_value") is None or (value is not None and value > state["best_value"])
     best = (value, done) if improved else (state.get("best_value"), state.get("best_epoch"))
     kept = [n for n in state.get("checkpoints", []) if n != name][-1:] + [name]
-    rundir.write_json(
+    files.write_json(
         checkpoint_dir / STATE,
         {"checkpoint": name, "checkpoints": kept, "epochs_done": done, "history": state["history"],
          "best_value": best[0], "best_epoch": best[1], "monitor": monitor,
@@ -438,7 +441,7 @@ def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: i
     data = rundir.load_manifest(run_dir)
     data.update(status="running", epochs_done=done, best_epoch=state.get("best_epoch"),
                 best={monitor: state.get("best_value")})
-    rundir.write_json(run_dir / rundir.MANIFEST, data)
+    files.write_json(run_dir / rundir.MANIFEST, data)
 
 
 def start(plan: Plan, run_dir: Path | None, *, argv: list[str] | None = None, progress=None) -> Outcome:
@@ -487,12 +490,12 @@ def _start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress
     env = environment()
     extra = {"environment": env, "process": rundir.process_record()}  # `cnnreg runs` tells a killed run by it
     try:
-        rundir.write_json(run_dir / rundir.MANIFEST, manifest(plan, status="running", argv=argv, extra=extra))
+        files.write_json(run_dir / rundir.MANIFEST, manifest(plan, status="running", argv=argv, extra=extra))
         _write_summary(plan, run_dir)
     except OSError as exc:
         raise CnnregError(f"cannot write the run directory {run_dir}: {_reason(exc)}") from None
     if plan.config.freeze_base:  # phase 1 trains the new head only (Keras: freeze, then compile)
-        _set_base_trainable(plan.model, False)
+        set_base_trainable(plan.model, False)
     compile_model(plan, plan.model)
     state: dict[str, Any] = {"history": []}
     return _fit(plan, run_dir, plan.model, state, progress=progress)
@@ -503,7 +506,7 @@ SUMMARY_WIDTH = 110
 
 
 def _write_summary(plan: Plan, run_dir: Path) -> None:
-    rundir.write_atomic(run_dir / "summary.txt", model_summary(plan.model) + "\n")
+    files.write_atomic(run_dir / "summary.txt", model_summary(plan.model) + "\n")
 
 
 def model_summary(model, width: int = SUMMARY_WIDTH) -> str:
@@ -550,7 +553,7 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
             if already >= epochs:
                 continue
             if phase == "fine-tune" and already == 0 and done and state.get("resumed_phase") != "fine-tune":
-                _set_base_trainable(model, True)
+                set_base_trainable(model, True)
                 compile_model(plan, model, learning_rate=lr or plan.optimizer[1]["learning_rate"] / 10, epochs=epochs)
             if progress is not None:
                 progress.set_phase(phase, epochs)
@@ -586,7 +589,7 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
     return _finish(plan, run_dir, state, status, message, seconds)
 
 
-def _set_base_trainable(model, trainable: bool) -> None:
+def set_base_trainable(model, trainable: bool) -> None:
     for layer in model.layers:
         if layer.name in ("image", "avg_pool", "predictions", "reg_dropout") or layer.__class__.__name__ == "InputLayer":
             continue
@@ -623,7 +626,7 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
             seconds=round(data.get("seconds", 0) + seconds, 2),
             finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        rundir.write_json(run_dir / rundir.MANIFEST, data)
+        files.write_json(run_dir / rundir.MANIFEST, data)
     except OSError as exc:  # the disk is full: say so; what is on record stays for `resume`
         if status != "failed":
             status, message = "failed", (f"cannot write the run directory: {_reason(exc)}; "
@@ -681,7 +684,7 @@ def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None
         distribution = plan.distribution
         if not distribution.is_chief:  # train in step with process 0 into a scratch copy
             with _worker_dir(plan) as scratch:
-                rundir.write_json(scratch / rundir.MANIFEST, data)
+                files.write_json(scratch / rundir.MANIFEST, data)
                 return _tagged(plan, _resume(plan, run_dir, scratch, data, progress, report))
         for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob(f"{CHECKPOINT_DIR}/.*.tmp*")]:
             stale.unlink(missing_ok=True)  # half-written files of the killed process
@@ -743,7 +746,7 @@ def _put_on_record(run_dir: Path, state: dict[str, Any], report=None) -> None:
         if report is not None:
             report(f"model.keras in {run_dir} is missing or damaged: it is now epoch {done}'s model, "
                    "replaced by any better epoch to come")
-    rundir.write_json(
+    files.write_json(
         run_dir / CHECKPOINT_DIR / STATE,
         {"checkpoint": name, "checkpoints": [name], "epochs_done": done, "history": state["history"],
          "best_value": state["best_value"], "best_epoch": state["best_epoch"], "monitor": state["monitor"],
@@ -758,7 +761,7 @@ def _put_on_record(run_dir: Path, state: dict[str, Any], report=None) -> None:
 def _mark_running(run_dir: Path, fields: dict[str, Any]) -> None:
     data = rundir.load_manifest(run_dir)
     data.update(status="running", message="", process=rundir.process_record(), **fields)
-    rundir.write_json(run_dir / rundir.MANIFEST, data)
+    files.write_json(run_dir / rundir.MANIFEST, data)
 
 
 def recover(run_dir: Path, data: dict[str, Any], *, report=None):

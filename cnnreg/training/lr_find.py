@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from cnnreg import files
 from cnnreg.errors import CnnregError, ParameterError
 
 DEFAULT_START = 1e-7
@@ -208,7 +209,7 @@ def range_test(plan, *, start: float = DEFAULT_START, end: float = DEFAULT_END, 
     began = time.perf_counter()
     try:
         if plan.config.freeze_base:  # as the run's first phase: the new head only
-            loop._set_base_trainable(model, False)
+            loop.set_base_trainable(model, False)
         compile_model(plan, model, learning_rate=start, schedule=False)
         loop.install_step_transforms(plan, model)
         batches = _batches(plan)
@@ -415,5 +416,5 @@ def plot(result: LRFind, path: Path, *, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
-    rundir.save_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
+    files.save_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

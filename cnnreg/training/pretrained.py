@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnreg.errors import CnnregError, ParameterError, choices_text
+from cnnreg.errors import CnnregError, ParameterError, choices_text, gist
 
 #: What a bare weights file may be called (Keras' own suffixes).
 WEIGHT_FILES = (".weights.h5", ".h5")
-#: A weights entry's name: ``ARCH.TAG`` (cnnreg.zoo.entry checks the same form).
+#: A weights entry's name: ``ARCH.TAG`` (cnnreg.kinds.weights checks the same form).
 ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9][A-Za-z0-9_.-]*")
 WHAT = "none, imagenet, a weights name (`cnnreg list weights`), a run directory, a .keras file or a weights file"
 
@@ -133,7 +133,7 @@ def resolve_source(text: str | None, arch, registry) -> Source:
         if name.endswith(WEIGHT_FILES):
             return Source("file", text, path=path.resolve())
         raise ParameterError(f"--weights {text} is not a weights file (.keras, .weights.h5 or .h5); --weights takes {WHAT}")
-    names = _weights_names(registry)
+    names = weights_names(registry)
     if ENTRY_NAME.fullmatch(text) and not text.lower().endswith((".keras", ".h5")) and "/" not in text:
         if text.lower() in {n.lower() for n in names}:
             return _entry_source(text, registry.get("weights", text), arch, registry)
@@ -145,7 +145,7 @@ def resolve_source(text: str | None, arch, registry) -> Source:
                          + choices_text(text, names, hint="see `cnnreg list weights`") + f"; --weights takes {WHAT}")
 
 
-def _weights_names(registry) -> list[str]:
+def weights_names(registry) -> list[str]:
     try:
         return registry.names("weights")
     except Exception:  # a registry without the weights kind
@@ -183,7 +183,7 @@ def _run_source(text: str, run_dir: Path, model: Path, arch) -> Source:
 
 def _entry_source(text: str, component, arch, registry) -> Source:
     from cnnreg.spec import parse
-    from cnnreg.zoo.entry import entry_of
+    from cnnreg.kinds.weights import entry_of
 
     entry = entry_of(component)
     try:
@@ -227,7 +227,7 @@ def _keras_file_input_shape(path: Path) -> tuple[int, int, int] | None:
 
 def sha256(path: Path) -> str:
     """The file's sha256 in hex, as the manifest records it."""
-    from cnnreg.zoo.cache import sha256_of
+    from cnnreg.files import sha256_of
 
     return sha256_of(path).partition(":")[2]
 
@@ -330,12 +330,6 @@ def quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def _first_line(exc: BaseException) -> str:
-    from cnnreg.builtin.architectures.applications import _first_line as first
-
-    return first(exc)
 
 
 def load_into(plan, model, source: Source) -> str:
@@ -476,12 +470,12 @@ def _bare_file(plan, model, path: Path, bridge: bool, same_classes: bool) -> Cop
     if classes is None:
         if isinstance(first, ParameterError):  # the keras-* bridge's own line
             raise first
-        raise Mismatch(_first_line(first) if first else "its layers differ")
+        raise Mismatch(gist(first) if first else "its layers differ")
     twin = _twin(plan, classes)
     try:
         twin.load_weights(str(path))
     except Exception as exc:
-        raise Mismatch(_first_line(exc)) from None
+        raise Mismatch(gist(exc)) from None
     return copy_weights(twin, model, head=False)
 
 

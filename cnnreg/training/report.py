@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnreg import files
 from cnnreg.errors import CnnregError, choices_text
 from cnnreg.training import rundir
 
@@ -42,7 +43,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         ax.legend()
     axes[1].set_ylim(0, 1.0)
     fig.tight_layout()
-    rundir.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
 
 
@@ -171,7 +172,7 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Pat
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black", fontsize=8)
     fig.tight_layout()
-    rundir.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
 
 
@@ -199,14 +200,14 @@ class Trained:
 def open_trained(text: str | Path) -> Trained:
     """A run directory, or a registered weights name (when no such path exists).  One line for
     a path that is neither, with the closest weights names when it looks like one."""
-    from cnnreg.training.pretrained import ENTRY_NAME, _weights_names
+    from cnnreg.training.pretrained import ENTRY_NAME, weights_names
     from cnnreg.plugins import get_host
 
     text = str(text)
     path = Path(text)
     if not path.exists() and not path.is_symlink() and ENTRY_NAME.fullmatch(text) and "/" not in text:
         registry = get_host().registry
-        names = _weights_names(registry)
+        names = weights_names(registry)
         if text.lower() in {n.lower() for n in names}:
             return trained_entry(registry.get("weights", text))
         raise CnnregError(f"'{text}' is neither a run directory nor a weights name"
@@ -239,7 +240,7 @@ def trained_entry(component) -> Trained:
     from cnnreg.plugins import get_host
     from cnnreg.spec import parse
     from cnnreg.training.run import checked_preprocess
-    from cnnreg.zoo.entry import entry_of
+    from cnnreg.kinds.weights import entry_of
 
     entry = entry_of(component)
     spec = parse(entry.architecture)
@@ -341,7 +342,7 @@ def predict_images(run_dir: Path, images: list[Path], top: int = 3) -> list[dict
 def predict(trained: Trained, images: list[Path], top: int = 3) -> list[dict[str, Any]]:
     """Top-``top`` classes and probabilities per image, preprocessed exactly as in training
     (same decoder, resize, channels and preprocess function)."""
-    from cnnreg.data import fit_images
+    from cnnreg.kinds.datasets import fit_images
     from cnnreg.images import read_image
 
     shape = trained.input_shape

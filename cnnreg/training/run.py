@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cnnreg import __version__
+from cnnreg.version import __version__
 from cnnreg.errors import CnnregError, ParameterError
 from cnnreg.plugins import get_host
 from cnnreg.spec import format_spec, parse
@@ -210,7 +210,7 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
         init = Resolved(init_component, init_params)
     regs = []
     from cnnreg.errors import PluginError
-    from cnnreg.regularisers import Regulariser
+    from cnnreg.kinds.regularisers import Regulariser
 
     for text in config.regularisers:
         component, params = registry.resolve("regulariser", text)
@@ -218,7 +218,7 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
         if not isinstance(made, Regulariser):  # a plugin's mistake: one line, before any training
             raise PluginError(
                 f"regulariser '{component.name}' from {component.provider} returned {type(made).__name__}, "
-                "not a cnnreg.regularisers.Regulariser (see docs/plugins.md)"
+                "not a cnnreg.kinds.regularisers.Regulariser (see docs/plugins.md)"
             )
         regs.append((Resolved(component, params), made))
     optimizer = optim.resolve_optimizer(config.optimizer, lr=None if config.lr == "auto" else config.lr)
@@ -261,7 +261,7 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
 
 
 def _check_initialiser(plan: Plan) -> None:
-    from cnnreg.builtin.initialisers import suggest_for, suits
+    from cnnreg.kinds.initialisers import suggest_for, suits
 
     # an architecture whose activation is a parameter (plain_net:activation=tanh) says which in its spec
     chosen = plan.architecture.params.get("activation")
@@ -334,11 +334,11 @@ def prepare_data(
 ) -> Plan:
     """Load the dataset, choose the input shape (and say why), fit every split to it.
 
-    NumPy splits are resized here (:func:`cnnreg.data.fit_images`); files and tf.data splits
+    NumPy splits are resized here (:func:`cnnreg.kinds.datasets.fit_images`); files and tf.data splits
     become :mod:`cnnreg.datasets.pipeline` sources (decoded, resized and, when they fit, cached
     in memory).  ``splits`` limits the work to those splits (``cnnreg evaluate``).
     """
-    from cnnreg.data import class_weights, fit_images
+    from cnnreg.kinds.datasets import class_weights, fit_images
 
     config = plan.config
     ds = plan.dataset_component
@@ -430,26 +430,15 @@ def run_names(plan: Plan) -> tuple[str, str]:
     return plan.architecture.component.name, name
 
 
-DEFAULT_PREPROCESS = "cnnreg.builtin.architectures.preprocess:scale_0_1"
-
-
 def preprocess_of(component) -> tuple[str, Any]:
-    """An architecture's registered ``preprocess`` (the default scales to [0, 1]): its reference
-    and the function.  The reference comes from the installed plugin's registration."""
+    """An architecture's registered ``preprocess`` (default
+    :data:`cnnreg.kinds.architectures.DEFAULT_PREPROCESS`): its reference and the function.  The
+    reference comes from the installed plugin's registration."""
+    from cnnreg.kinds.architectures import DEFAULT_PREPROCESS
     from cnnreg.registry import resolve_reference
 
     ref = component.metadata.get("preprocess") or DEFAULT_PREPROCESS
     return ref, resolve_reference(ref, what=f"preprocess of {component.name}")
-
-
-def builtin_preprocess() -> dict[str, Any]:
-    """The fixed table of cnnreg's preprocessing functions, by short name and by reference."""
-    from cnnreg.builtin.architectures import preprocess
-
-    table: dict[str, Any] = {}
-    for function in (preprocess.scale_0_1, preprocess.scale_minus1_1, preprocess.identity):
-        table[function.__name__] = table[f"{preprocess.__name__}:{function.__name__}"] = function
-    return table
 
 
 def run_architecture(data: dict[str, Any], run_dir: Path):
@@ -468,7 +457,7 @@ def run_architecture(data: dict[str, Any], run_dir: Path):
 
 def run_preprocess(data: dict[str, Any], run_dir: Path):
     """The preprocessing of a run read back from its manifest: its architecture's registered
-    function, or one of :func:`builtin_preprocess`.  Nothing named in the file is imported: any
+    function, or one of :data:`cnnreg.kinds.architectures.PREPROCESS`.  Nothing named in the file is imported: any
     other value of ``preprocess`` is refused in one line."""
     return checked_preprocess(data.get("preprocess"), run_architecture(data, run_dir),
                               f"{rundir.MANIFEST} in {run_dir}: field 'preprocess'")
@@ -476,15 +465,16 @@ def run_preprocess(data: dict[str, Any], run_dir: Path):
 
 def checked_preprocess(value: Any, component, where: str, *, none_is_own: bool = False):
     """The preprocessing ``value`` names (read from a file: a manifest, a weights entry) if it
-    is ``component``'s registered one or one of :func:`builtin_preprocess`; else one line
+    is ``component``'s registered one or one of :data:`cnnreg.kinds.architectures.PREPROCESS`; else one line
     starting with ``where``.  ``none_is_own``: ``None`` means the architecture's own (an entry
     that does not say)."""
+    from cnnreg.kinds.architectures import PREPROCESS
+
     ref, function = preprocess_of(component)
     if value == ref or (value is None and none_is_own):
         return function
-    table = builtin_preprocess()
-    if isinstance(value, str) and value in table:
-        return table[value]
+    if isinstance(value, str) and value in PREPROCESS:
+        return PREPROCESS[value]
     raise CnnregError(
         f"{where} ({value!r}) is not the preprocessing registered for architecture '{component.name}'; "
         "refusing to import it"

@@ -26,53 +26,19 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cnnreg.errors import CnnregError
+from cnnreg import files
 
 MANIFEST = "run.json"
 LOCK = ".lock"
 CHECKPOINT_DIR = "checkpoint"
 #: The only names a checkpoint may have: state.json's ``checkpoint`` is checked against it.
 CHECKPOINT_NAME = re.compile(r"epoch-(\d{4,})\.keras")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 SCHEMA = 1
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the mode open() would
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def save_atomic(path: Path, save: Callable[[str], None]) -> None:
-    """Call ``save(tmp_path)`` (e.g. ``model.save``) and rename the result onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{''.join(path.suffixes)}")
-    try:
-        save(str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 #: A .keras file: its members that hold the optimizer (see :func:`save_without_optimizer`).
@@ -112,7 +78,7 @@ def save_without_optimizer(source: Path, path: Path) -> None:
                         with archive.open(info) as member, out.open(_entry(info), "w") as target:
                             shutil.copyfileobj(member, target, 1 << 20)
 
-    save_atomic(path, write)
+    files.save_atomic(path, write)
 
 
 def _entry(info):
@@ -127,78 +93,13 @@ def _weights_without_optimizer(archive, info) -> memoryview:
     import h5py
 
     copy = io.BytesIO()
-    with _member(archive, info) as raw, h5py.File(raw, "r") as source, h5py.File(copy, "w") as target:
+    with files.zip_member(archive, info) as raw, h5py.File(raw, "r") as source, h5py.File(copy, "w") as target:
         for key, value in source.attrs.items():
             target.attrs[key] = value
         for key in source:
             if key != "optimizer":
                 source.copy(source[key], target, name=key)
     return copy.getbuffer()
-
-
-def _member(archive, info):
-    """A seekable reader of one zip member: a window on the file for an uncompressed member
-    (zipfile's own reader seeks backwards by reading again from the start), else its bytes."""
-    import struct
-    import zipfile
-
-    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-        return io.BytesIO(archive.read(info))
-    handle = open(archive.filename, "rb")
-    handle.seek(info.header_offset)
-    header = handle.read(30)
-    if len(header) != 30 or header[:4] != b"PK\x03\x04":
-        handle.close()
-        return io.BytesIO(archive.read(info))
-    name_length, extra_length = struct.unpack("<HH", header[26:30])
-    return _Window(handle, info.header_offset + 30 + name_length + extra_length, info.file_size)
-
-
-class _Window(io.RawIOBase):
-    """Bytes ``start .. start + size`` of an open file, read-only and seekable."""
-
-    def __init__(self, handle, start: int, size: int) -> None:
-        super().__init__()
-        self._handle, self._start, self._size, self._pos = handle, start, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        count = max(0, min(len(buffer), self._size - self._pos))
-        if not count:
-            return 0
-        self._handle.seek(self._start + self._pos)
-        got = self._handle.readinto(memoryview(buffer)[:count])
-        self._pos += got
-        return got
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def close(self) -> None:
-        if not self.closed:
-            self._handle.close()
-        super().close()
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _remove(path: str | Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def new_run_dir(root: Path, arch: str, dataset: str) -> Path:
@@ -330,7 +231,7 @@ def _remove_if_empty(run_dir: Path) -> None:
     try:
         if any(entry.name != LOCK for entry in run_dir.iterdir()):
             return
-        _remove(run_dir / LOCK)
+        files.remove_quietly(run_dir / LOCK)
         os.rmdir(run_dir)
     except OSError:
         pass
@@ -349,7 +250,7 @@ def acquire(run_dir: Path, *, created: bool = False) -> RunLock:
         lock = _held[key] = RunLock(run_dir, None, created)
         return lock
     try:
-        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~files.UMASK)
     except OSError as exc:
         raise CnnregError(f"{run_dir} is not writable ({exc.strerror or exc})") from None
     try:
@@ -389,29 +290,6 @@ def is_locked(run_dir: Path) -> bool | None:
         os.close(fd)
 
 
-def probe_writable(path: Path) -> None:
-    """Write and remove a file in ``path``: one line when that fails (read-only, full, ...)."""
-    probe = Path(path) / ".write-probe"
-    try:
-        write_atomic(probe, b"")
-        os.unlink(probe)
-    except OSError as exc:
-        raise CnnregError(f"{path} is not writable ({exc.strerror or exc}); nothing was started") from None
-
-
-def writable_folder(path: Path, what: str, *, not_a_folder: str = "is a file, not a folder") -> None:
-    """``path`` as a folder this process can write to, made if missing; one line naming it as
-    ``what`` (``--out``, ``DEST``) when it is a file, cannot be made or cannot be written."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise CnnregError(f"{what} {path} {not_a_folder}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CnnregError(f"{what} {path} cannot be created ({exc.strerror or exc})") from None
-    probe_writable(path)
-
-
 def claim(run_dir: Path, *, fresh: bool, created: bool = False) -> RunLock:
     """Check that ``run_dir`` can take a new run (``fresh``) or be resumed, and lock it, before
     any data is loaded or model built.  A new run needs a new or empty directory (``created``:
@@ -429,9 +307,9 @@ def claim(run_dir: Path, *, fresh: bool, created: bool = False) -> RunLock:
         load_manifest(run_dir)
     lock = None
     try:
-        probe_writable(run_dir)
+        files.probe_writable(run_dir)
         if not fresh and (run_dir / CHECKPOINT_DIR).is_dir():
-            probe_writable(run_dir / CHECKPOINT_DIR)
+            files.probe_writable(run_dir / CHECKPOINT_DIR)
         lock = acquire(run_dir, created=created)
         if fresh and lock.depth == 1:
             _check_fresh(run_dir)  # again, now that no other process can start a run there
@@ -512,7 +390,7 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in columns})
-    write_atomic(path, buffer.getvalue())
+    files.write_atomic(path, buffer.getvalue())
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:

@@ -24,15 +24,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnnreg.errors import CnnregError
+from cnnreg.files import sha256_of
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cnnreg.zoo.entry import WeightsEntry, WeightsFile
+    from cnnreg.kinds.weights import WeightsEntry, WeightsFile
 
 __all__ = ["TIMEOUT", "cache_dir", "resolve", "fetch", "fetch_entry", "class_names", "pull", "recipe_dir", "sha256_of"]
 
 #: Seconds to connect, and to wait for each read, before a download is given up: an
 #: unreachable or silent server is one line well within 10 s.
 TIMEOUT = (4, 5)
+#: The name ``pull`` writes an entry's recipe under: a run manifest, so that ``cnnreg rerun``
+#: takes the recipe folder as a run directory.
+RECIPE_MANIFEST = "run.json"
 #: The schemes an entry's file may name; anything else (file://, ftp://, ...) is refused.
 SCHEMES = ("http", "https", "hf")
 #: A file name in the cache: a plain name, nothing that could lead out of the folder.
@@ -219,7 +223,7 @@ def _hf_downloader(url: str, progress: bool):
             raise CnnregError(f"{url} needs huggingface_hub: pip install 'cnnreg[hub]'") from None
         import pooch
 
-        from cnnreg import __version__
+        from cnnreg.version import __version__
 
         address = huggingface_hub.hf_hub_url(match["repo"], match["path"], revision=match["revision"],
                                              endpoint=os.environ.get("HF_ENDPOINT"))  # read now, not at its import
@@ -290,10 +294,10 @@ def pull(entry: "WeightsEntry", which: str | None = None) -> dict:
             "sha256": file.hash if file.algorithm == "sha256" else sha256_of(path),  # just verified, or computed
         }
     if entry.manifest:
-        from cnnreg.training.rundir import MANIFEST, write_json
+        from cnnreg.files import write_json
 
         folder = recipe_dir(entry.name)
-        write_json(folder / MANIFEST, entry.manifest)
+        write_json(folder / RECIPE_MANIFEST, entry.manifest)
         result["recipe"] = str(folder)
     return result
 
@@ -331,14 +335,3 @@ def class_names(entry: "WeightsEntry") -> list[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) != entry.num_classes:
         raise CnnregError(f"{where}: expected {entry.num_classes} names")
     return names
-
-
-def sha256_of(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in 1 MiB blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()}"

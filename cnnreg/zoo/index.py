@@ -9,7 +9,7 @@ is ``zoo:<location>``; it is never built-in, so a zoo cannot take the name of on
 entries (the registry shadows it: see :mod:`cnnreg.registry`).
 
 A zoo is somebody else's file: it is read as data (JSON, every field checked by
-:meth:`~cnnreg.zoo.entry.WeightsEntry.from_dict`), a bad entry is one warning naming the zoo and
+:meth:`~cnnreg.kinds.weights.WeightsEntry.from_dict`), a bad entry is one warning naming the zoo and
 the entry while the others still register, and an http zoo that cannot be reached within
 :data:`TIMEOUT` is one warning (its last copy in the cache is used, if there is one).  This runs
 whenever plugins load, so it imports only the standard library (``urllib`` for http, which
@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from cnnreg.errors import CnnregError
+from cnnreg.kinds.weights import ZOO_ENV
 
 __all__ = ["ENV", "TIMEOUT", "FORMAT", "zoo_locations", "register_zoos", "load_zoo", "summary"]
 
-ENV = "CNNREG_ZOO"
+ENV = ZOO_ENV
 #: Seconds an http zoo may take in all (it is read whenever plugins load, `cnnreg list` included).
 TIMEOUT = 5.0
 #: The ``cnnreg_zoo`` format this version reads and writes.
@@ -99,7 +100,7 @@ def register_zoos(registry: Any) -> list[str]:
 def load_zoo(location: str, warnings: list[str]) -> tuple[list[Any], str]:
     """The valid entries of one zoo and the base they resolve relative files against; a bad
     entry adds a warning, a zoo that cannot be read at all raises one :class:`CnnregError` line."""
-    from cnnreg.zoo.entry import WeightsEntry
+    from cnnreg.kinds.weights import WeightsEntry
 
     raw, base = _read(location, warnings)
     try:
@@ -174,7 +175,7 @@ def _read_url(url: str, location: str, warnings: list[str]) -> bytes:
     if copy is not None:
         try:
             if not copy.is_file() or copy.read_bytes() != raw:
-                from cnnreg.training.rundir import write_atomic
+                from cnnreg.files import write_atomic
 
                 write_atomic(copy, raw)
         except OSError:
@@ -198,7 +199,7 @@ def _download(url: str, label: str) -> bytes:
     import urllib.error
     import urllib.request
 
-    from cnnreg import __version__
+    from cnnreg.version import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"cnnreg/{__version__}"})
     start = time.monotonic()

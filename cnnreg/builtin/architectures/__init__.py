@@ -12,9 +12,10 @@ from cnnreg.builtin.architectures.applications import APPLICATIONS
 from cnnreg.builtin.architectures.applications import paper as keras_paper
 from cnnreg.builtin.architectures.googlenet import PAPER_TABLE as GOOGLENET_PAPER_TABLE
 from cnnreg.hookspecs import hookimpl
+from cnnreg.kinds.architectures import DEFAULT_PREPROCESS
 
 _PKG = "cnnreg.builtin.architectures"
-_SCALE_0_1 = f"{_PKG}.preprocess:scale_0_1"
+_SCALE_0_1 = DEFAULT_PREPROCESS
 
 _HE_2015 = {"authors": "He, Zhang, Ren, Sun", "year": 2015, "title": "Deep Residual Learning for Image Recognition"}
 _VGG = {"authors": "Simonyan, Zisserman", "year": 2014,

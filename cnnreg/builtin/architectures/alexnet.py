@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnreg.builtin.architectures._common import DropoutRate, check_dropout, check_inputs, classifier
+from cnnreg.kinds.architectures import DropoutRate, check_dropout, check_inputs, classifier
 
 #: C1 11×11/4 valid and three 3×3/2 valid max-pools: 67 is the least size giving a 1×1 S8 map.
 MIN_SIZE = 67

@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cnnreg.builtin.architectures._common import check_inputs, shape_text
-from cnnreg.errors import ParameterError, choices_text
+from cnnreg.kinds.architectures import check_inputs
+from cnnreg.errors import ParameterError, choices_text, gist
+from cnnreg.spec import shape_text
 
 #: name → (keras.applications function, family module, default input size, minimum input size).
 #: The family module (``keras.applications.<family>``) holds preprocess_input and
@@ -171,7 +172,7 @@ def _build(key: str, label: str, input_shape, num_classes: int, include_top: boo
                 include_top=include_top, weights=keras_weights, input_shape=shape, classes=num_classes
             )
         except ValueError as exc:  # keras.applications' own argument checks
-            raise ParameterError(f"{label}: {_first_line(exc)}") from None
+            raise ParameterError(f"{label}: {gist(exc)}") from None
 
     if mode == "imagenet":
         return _download_guarded(label, lambda: make("imagenet"))
@@ -182,18 +183,8 @@ def _build(key: str, label: str, input_shape, num_classes: int, include_top: boo
                 warnings.simplefilter("ignore")
                 model.load_weights(str(path))
         except Exception as exc:  # keras says why in many ways: ValueError, KeyError, OSError...
-            raise ParameterError(f"weights file {path} does not match {label}: {_first_line(exc)}") from None
+            raise ParameterError(f"weights file {path} does not match {label}: {gist(exc)}") from None
     return model
-
-
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    """The gist of a Keras error on one line (its first paragraph, and the next one after a ':')."""
-    paragraphs = [p for p in re.split(r"\n\s*\n", str(exc).strip()) if p.strip()] or [type(exc).__name__]
-    text = paragraphs[0]
-    if text.rstrip().endswith(":") and len(paragraphs) > 1:
-        text += " " + paragraphs[1].split("Target variable:")[0]
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _download_guarded(label: str, make: Callable[[], Any]) -> Any:
@@ -208,7 +199,7 @@ def _download_guarded(label: str, make: Callable[[], Any]) -> Any:
     except ParameterError:
         raise
     except Exception as exc:
-        text = _first_line(exc)
+        text = gist(exc)
         if not (text.startswith("URL fetch failure") or isinstance(exc, OSError)):
             raise
         url = re.search(r"https?://[^\s:]+(?::\d+)?[^\s:]*", text)

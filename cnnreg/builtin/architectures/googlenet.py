@@ -8,7 +8,7 @@ Layers of module ``3a`` are named ``inception_3a_1x1``, ``inception_3a_3x3_reduc
 
 from __future__ import annotations
 
-from cnnreg.builtin.architectures._common import DropoutRate, check_dropout, check_inputs, classifier
+from cnnreg.kinds.architectures import DropoutRate, check_dropout, check_inputs, classifier
 
 #: Every conv and pool is 'same', so any size builds; 32 gives the 1×1 map of stride 32.
 MIN_SIZE = 32

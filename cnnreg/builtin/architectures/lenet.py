@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnreg.builtin.architectures._common import DropoutRate, check_dropout, check_inputs, classifier
+from cnnreg.kinds.architectures import DropoutRate, check_dropout, check_inputs, classifier
 
 #: 32 → conv 5×5 valid 28 → pool 14 → conv 5×5 valid 10 → pool 5; 16 is the least giving a 1×1 map.
 MIN_SIZE = 16

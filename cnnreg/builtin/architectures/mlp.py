@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnreg.builtin.architectures._common import DropoutRate, check_dropout, check_inputs, classifier
+from cnnreg.kinds.architectures import DropoutRate, check_dropout, check_inputs, classifier
 
 
 def mlp_bn(

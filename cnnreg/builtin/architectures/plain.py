@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from cnnreg.builtin.architectures._common import check_inputs, classifier
+from cnnreg.kinds.architectures import check_inputs, classifier
 from cnnreg.errors import ParameterError
 from cnnreg.spec import Range
 
@@ -41,7 +41,7 @@ def plain_net(
     """
     import keras
 
-    from cnnreg.builtin.initialisers import suggest_for
+    from cnnreg.kinds.initialisers import suggest_for
 
     if activation not in ACTIVATIONS:
         raise ParameterError(f"plain_net activation must be one of {', '.join(ACTIVATIONS)} (got {activation!r})")

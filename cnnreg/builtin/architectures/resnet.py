@@ -15,7 +15,7 @@ Layers are named ``conv<stage>_block<unit>_<part>`` as in keras.applications
 
 from __future__ import annotations
 
-from cnnreg.builtin.architectures._common import DropoutRate, check_dropout, check_inputs, classifier
+from cnnreg.kinds.architectures import DropoutRate, check_dropout, check_inputs, classifier
 
 #: The input is reduced 32-fold; 32 gives a 1×1 final map.
 MIN_SIZE = 32

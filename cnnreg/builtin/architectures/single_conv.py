@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from cnnreg.builtin.architectures._common import check_inputs, classifier
+from cnnreg.kinds.architectures import check_inputs, classifier
 from cnnreg.errors import ParameterError
 from cnnreg.spec import Range
 

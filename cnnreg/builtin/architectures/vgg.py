@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnreg.builtin.architectures._common import DropoutRate, check_dropout, check_inputs, classifier
+from cnnreg.kinds.architectures import DropoutRate, check_dropout, check_inputs, classifier
 
 #: Five 2×2/2 max-pools: 32 gives a 1×1 final map.
 MIN_SIZE = 32

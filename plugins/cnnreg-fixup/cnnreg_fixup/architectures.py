@@ -32,7 +32,7 @@ from __future__ import annotations
 import textwrap
 from typing import Annotated
 
-from cnnreg.builtin.architectures._common import DropoutRate, check_dropout, check_inputs
+from cnnreg.kinds.architectures import DropoutRate, check_dropout, check_inputs
 from cnnreg.spec import Range
 
 #: Units per stage.  ImageNet layout: stages of 64, 128, 256, 512 filters (× width / 64).

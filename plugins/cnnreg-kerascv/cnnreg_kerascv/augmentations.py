@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from cnnreg.regularisers import Regulariser
+from cnnreg.kinds.regularisers import Regulariser
 from cnnreg.spec import Range
 from cnnreg_kerascv._kerascv import check, keras_cv
 

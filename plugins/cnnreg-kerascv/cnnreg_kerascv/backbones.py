@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnreg.builtin.architectures._common import DropoutRate, check_dropout, check_inputs, shape_text
+from cnnreg.kinds.architectures import DropoutRate, check_dropout, check_inputs
+from cnnreg.spec import shape_text
 from cnnreg.errors import ParameterError
 from cnnreg_kerascv._kerascv import keras_cv
 

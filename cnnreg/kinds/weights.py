@@ -1,4 +1,12 @@
-"""A weights entry: what a set of pretrained weights is, where its files are, how good it is.
+"""The weights kind (the model zoo): what a set of pretrained weights is, where its files are,
+how good it is.
+
+A weights component is named ``ARCH.TAG`` (``lenet5.digits``).  Its plugin builds a
+:class:`WeightsEntry` (architecture spec, classes, input shape, files with URL and hash, metrics,
+license, source ...) and registers it with ``registry.add(entry.name, FETCH, summary=...,
+**entry.to_metadata())``: the factory is :data:`FETCH`, which downloads the entry's files into
+the cache when the weights are first used.  Zoos named by ``CNNREG_ZOO`` add entries the same way
+(:mod:`cnnreg.zoo.index`).  docs/zoo.md and docs/plugins.md have every field.
 
 Pure data: no keras, no network.  An entry comes from a plugin (Python), a zoo's ``zoo.json`` or a
 registered component's metadata, and is checked field by field the same way in each case, since a
@@ -17,9 +25,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cnnreg.errors import CnnregError, choices_text
+from cnnreg.kinds import KindSpec
 from cnnreg.spec import parse
 
-__all__ = ["WeightsFile", "WeightsEntry", "InvalidEntry", "entry_of", "NAME", "FILE_ROLES"]
+__all__ = ["KIND", "FETCH", "ZOO_ENV", "WeightsFile", "WeightsEntry", "InvalidEntry", "entry_of", "NAME", "FILE_ROLES"]
 
 #: ``ARCH.TAG``: the architecture's name, a dot, a tag (``lenet5.digits``, ``keras-resnet50.imagenet``).
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -32,6 +41,10 @@ _PREPROCESS = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 #: What each file of an entry is: ``model`` a ``.keras`` file with its head (cnnreg runs),
 #: ``top`` / ``notop`` keras.applications ``.h5`` weights with and without the classifier.
 FILE_ROLES = ("model", "top", "notop")
+#: The factory of every weights component: fetch the entry's files into the cache (lazy).
+FETCH = "cnnreg.zoo.cache:fetch_entry"
+#: The environment variable that names zoos whose entries are registered too (cnnreg.zoo.index).
+ZOO_ENV = "CNNREG_ZOO"
 _SCHEMES = ("http", "https", "hf")
 
 
@@ -354,3 +367,18 @@ def entry_of(component: Any) -> WeightsEntry:
     data = {k: v for k, v in component.metadata.items() if k in known}  # a plugin's extra keys stay metadata
     data["name"] = component.name
     return WeightsEntry.from_dict(data, where=f"weights '{component.name}' from {component.provider}")
+
+
+KIND = KindSpec(
+    "weights", "weights", words=("weight", "zoo", "pretrained"),
+    supplied=("entry",),
+    contract=__name__,
+    doc="""Add pretrained weights, named ``ARCH.TAG`` (``lenet5.digits``).
+
+    Build a :class:`cnnreg.kinds.weights.WeightsEntry` (architecture spec, classes, input shape,
+    files with URL and hash, metrics, license, source ...) and register it with
+    ``registry.add(entry.name, cnnreg.kinds.weights.FETCH, summary=..., **entry.to_metadata())``.
+    Entries are data: nothing is downloaded until one is used.  See cnnreg.kinds.weights and
+    docs/plugins.md for the fields.
+    """,
+)

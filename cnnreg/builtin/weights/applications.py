@@ -22,7 +22,7 @@ the table cannot drift from what Keras downloads.  No keras import here.
 from __future__ import annotations
 
 from cnnreg.builtin.architectures.applications import APPLICATIONS, PAPERS
-from cnnreg.zoo.entry import WeightsEntry, WeightsFile
+from cnnreg.kinds.weights import WeightsEntry, WeightsFile
 
 _TF = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _KA = "https://storage.googleapis.com/keras-applications/"  # EfficientNet B0-B7

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnreg.errors import CnnregError
+from cnnreg import files
 from cnnreg.training import rundir
 
 __all__ = ["INDEX", "CARD", "Published", "publish", "publish_folder", "entry_from_run", "read_index"]
@@ -75,13 +76,13 @@ def publish(run_dir: Path, dest: str | Path, *, name: str | None = None, license
 # --- the entry ----------------------------------------------------------------------------------
 
 def entry_from_run(run_dir: Path, *, name: str | None = None, license: str | None = None):
-    """The fields of the :class:`~cnnreg.zoo.entry.WeightsEntry` for the run in ``run_dir``
+    """The fields of the :class:`~cnnreg.kinds.weights.WeightsEntry` for the run in ``run_dir``
     (all but ``files``, which :func:`publish_folder` fills in once the weights are copied and
     hashed), its model.keras, its manifest, and notes.  A run that is not one, or has no model
     yet, is one line."""
-    from cnnreg import __version__
+    from cnnreg.version import __version__
     from cnnreg.spec import parse
-    from cnnreg.zoo.entry import NAME
+    from cnnreg.kinds.weights import NAME
 
     run_dir = Path(run_dir)
     data = rundir.load_manifest(run_dir)
@@ -181,7 +182,7 @@ def _parameters(model: Path) -> int | None:
         with zipfile.ZipFile(model) as archive:
             info = archive.getinfo(rundir.KERAS_WEIGHTS)
             total = 0
-            with rundir._member(archive, info) as raw, h5py.File(raw, "r") as weights:
+            with files.zip_member(archive, info) as raw, h5py.File(raw, "r") as weights:
                 def add(name: str, item: Any) -> None:
                     nonlocal total
                     if isinstance(item, h5py.Dataset) and not name.startswith("optimizer"):
@@ -222,28 +223,28 @@ def read_index(dest: Path) -> dict:
 
 def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, license: str | None = None) -> Published:
     """Write the run's entry into the zoo folder ``dest`` (created if needed)."""
-    from cnnreg.zoo.cache import sha256_of
-    from cnnreg.zoo.entry import WeightsEntry, WeightsFile
+    from cnnreg.files import sha256_of
+    from cnnreg.kinds.weights import WeightsEntry, WeightsFile
 
     fields, model, data, notes = entry_from_run(run_dir, name=name, license=license)
     name = fields["name"]
     dest = Path(dest)
-    rundir.writable_folder(dest, "DEST", not_a_folder="is a file; give a folder (new or a zoo) or hf://USER/REPO")
+    files.writable_folder(dest, "DEST", not_a_folder="is a file; give a folder (new or a zoo) or hf://USER/REPO")
     with _locked(dest):
         index = read_index(dest)
         folder = dest / name
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             raise CnnregError(f"{folder} is not a folder of this zoo (a link or a file); remove it to publish {name}")
         weights = folder / f"{name}.keras"
-        rundir.save_atomic(weights, lambda tmp: shutil.copyfile(model, tmp))
+        files.save_atomic(weights, lambda tmp: shutil.copyfile(model, tmp))
         digest, size = sha256_of(weights), weights.stat().st_size
         fields["files"] = {"model": {"url": f"{name}/{name}.keras", "hash": digest,
                                      # content-addressed in the cache: two zoos' lenet5.digits never collide
                                      "filename": f"{name}-{digest.split(':')[1][:12]}.keras", "size": size}}
         entry = WeightsEntry.from_dict(fields, where=f"the entry for {run_dir}")
         pictures = _pictures(Path(run_dir), folder, data, notes)
-        rundir.write_json(folder / rundir.MANIFEST, entry.manifest)
-        rundir.write_atomic(folder / CARD, model_card(entry, size=size, pictures=pictures))
+        files.write_json(folder / rundir.MANIFEST, entry.manifest)
+        files.write_atomic(folder / CARD, model_card(entry, size=size, pictures=pictures))
         old = [e for e in index["entries"] if isinstance(e, dict) and str(e.get("name", "")).lower() == name.lower()]
         replaced = None
         if old:
@@ -253,7 +254,7 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
         record = entry.to_dict()
         record.pop("zoo")  # where the zoo is, is up to whoever reads it
         index["entries"] = [e for e in index["entries"] if e not in old] + [record]
-        rundir.write_atomic(dest / INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
+        files.write_atomic(dest / INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
     return Published(entry, str(dest), str(folder), replaced, len(index["entries"]), notes)
 
 
@@ -281,7 +282,7 @@ def _pictures(run_dir: Path, folder: Path, data: dict, notes: list[str]) -> list
         source, target = run_dir / picture, folder / picture
         inside = os.path.realpath(source) == os.path.join(os.path.realpath(run_dir), picture)
         if source.is_file() and inside:
-            rundir.save_atomic(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
+            files.save_atomic(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
             found.append(picture)
         elif picture == "confusion.png" and _draw_confusion(data, target):
             found.append(picture)
@@ -310,7 +311,7 @@ def _draw_confusion(data: dict, target: Path) -> bool:
 def model_card(entry, *, size: int, pictures: list[str]) -> str:
     """README.md: YAML front matter (the BAIR Model Zoo's readme.md, Hugging Face's model
     cards), then metrics, pictures, classes, how to use it and the exact command that trained it."""
-    from cnnreg import __version__
+    from cnnreg.version import __version__
 
     digest = entry.files["model"].hash
     front = {

@@ -1,4 +1,4 @@
-"""The dataset contract: what a dataset component returns, and how it is fitted to a model.
+"""The dataset kind: what a dataset component returns, and how it is fitted to a model.
 
 A dataset factory returns a :class:`Dataset`: train / validation / test :class:`Split` s, the
 class names and the natural image shape.  A split holds its examples in one of three forms:
@@ -26,14 +26,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from cnnreg.errors import ParameterError
+from cnnreg.kinds import KindSpec, Scaffold
+
+if TYPE_CHECKING:  # NumPy is imported where it is used: `cnnreg list` reads this module
+    import numpy as np
 
 __all__ = [
-    "Split", "Dataset", "RESIZE_MODES", "split_indices", "class_indices", "fit_images", "class_counts",
+    "KIND", "Split", "Dataset", "RESIZE_MODES", "split_indices", "class_indices", "fit_images", "class_counts",
     "class_weights", "imbalance", "describe",
 ]
 
@@ -60,6 +62,8 @@ class Split:
     read_labels: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         forms = sum(v is not None for v in (self.x, self.files, self.examples))
         if forms != 1:
             raise ValueError("a split needs exactly one of x (arrays), files or examples (tf.data)")
@@ -90,6 +94,8 @@ class Split:
 
     def labels(self) -> np.ndarray:
         """Integer labels of every example (read once, without decoding, for ``examples`` splits)."""
+        import numpy as np
+
         if self.y is None:
             if self.read_labels is None:
                 raise ValueError("this split cannot tell its labels without a pass over the data")
@@ -109,6 +115,8 @@ class Split:
         A ``tf.data`` split is filtered by position (``enumerate`` + ``filter``), so its order
         must be the order of :meth:`labels`, as it is for TFDS splits read without shuffling.
         """
+        import numpy as np
+
         rows = np.asarray(rows, dtype=np.int64)
         y = self.labels()[rows] if labels is None else np.asarray(labels, dtype=np.int64)
         if self.kind != "examples":
@@ -195,6 +203,8 @@ class Dataset:
         of a larger one's images.  Validation and test keep every example of the kept classes,
         so accuracies stay comparable across caps.  A split left empty becomes None.
         """
+        import numpy as np
+
         n = self.num_classes
         kept = sorted({int(c) for c in (range(n) if classes is None else classes)})
         if not kept or kept[0] < 0 or kept[-1] >= n:
@@ -227,6 +237,8 @@ class Dataset:
 
 def _cap_per_class(labels: np.ndarray, rows: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     """At most ``per_class`` of ``rows`` per label, drawn with a seed per class (see Dataset.select)."""
+    import numpy as np
+
     picked = []
     for label in np.unique(labels[rows]):
         members = rows[labels[rows] == label]
@@ -299,6 +311,8 @@ def split_indices(
 
     The last part takes the remainder, so ``(0.75, 0.15, 0.10)`` gives train, validation, test.
     """
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in fractions]
     bounds = np.cumsum(fractions)[:-1]
@@ -317,6 +331,8 @@ def convert_channels(x: np.ndarray, channels: int) -> np.ndarray:
     Grayscale becomes RGB by repetition; RGB becomes grayscale by the ITU-R 601 luma weights;
     an alpha channel is dropped (as Pillow's ``convert("RGB")`` does).
     """
+    import numpy as np
+
     have = x.shape[-1]
     if have == channels:
         return x
@@ -343,6 +359,8 @@ def fit_images(
     ``tf.image.crop_and_resize`` on a central box); ``pad`` adds black borders to reach it.
     Resizing is bilinear (keras.ops, any backend) and is skipped when the size already matches.
     """
+    import numpy as np
+
     if resize not in RESIZE_MODES:
         from cnnreg.errors import choices_text
 
@@ -363,6 +381,8 @@ def fit_images(
 
 def class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
     """Examples per class (``num_classes`` entries)."""
+    import numpy as np
+
     return np.bincount(np.asarray(labels, dtype="int64"), minlength=num_classes)[:num_classes].tolist()
 
 
@@ -372,6 +392,8 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     Every class then contributes the same total weight to the loss (scikit-learn's
     ``compute_class_weight("balanced")``); classes absent from ``labels`` get weight 1.
     """
+    import numpy as np
+
     counts = np.asarray(class_counts(labels, num_classes), dtype="float64")
     total, present = counts.sum(), int((counts > 0).sum())
     return {i: float(total / (present * c)) if c else 1.0 for i, c in enumerate(counts)}
@@ -395,3 +417,65 @@ def describe(dataset: Dataset) -> dict[str, Any]:
         "skipped": len(dataset.skipped),
         "resize": dataset.resize,
     }
+
+
+#: What ``cnnreg plugin new --kind dataset`` writes: a working component and its test.
+SCAFFOLD = Scaffold(
+    register='''\
+    registry.add(
+        "$name",
+        "$module.$kmod:$name",
+        summary="Generated stripes: horizontal vs vertical (no download)",
+        needs_network=False,
+    )
+''',
+    factories='''\
+"""The dataset's factory: returns a cnnreg.Dataset of 0..255 images and integer labels."""
+
+from typing import Annotated
+
+from cnnreg.spec import Range
+
+
+def $name(size: Annotated[int, Range(8, None)] = 400, image: Annotated[int, Range(4, 256)] = 16, seed: int = 0):
+    """``size`` noisy grayscale images of horizontal (0) or vertical (1) stripes."""
+    import numpy as np
+
+    from cnnreg.kinds.datasets import Dataset, Split, split_indices
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size)
+    stripes = (np.arange(image) // 2 % 2 * 255.0)[None, :].repeat(image, axis=0)
+    x = np.where(labels[:, None, None] == 0, stripes.T[None], stripes[None])
+    x = np.clip(x + rng.normal(0, 40, x.shape), 0, 255).astype("float32")[..., None]
+    train, val, test = split_indices(labels, (0.7, 0.15, 0.15), seed=seed)
+    return Dataset(
+        name="$name",
+        class_names=["horizontal", "vertical"],
+        train=Split(x[train], labels[train]),
+        validation=Split(x[val], labels[val]),
+        test=Split(x[test], labels[test]),
+    )
+''',
+    test='''
+
+def test_splits_and_classes():
+    with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
+        data = cnnreg.build("dataset", "$name:size=100")
+    assert data.class_names == ["horizontal", "vertical"]
+    assert sum(data.sizes().values()) == 100 and data.train.x.shape[1:] == (16, 16, 1)
+''',
+)
+
+
+KIND = KindSpec(
+    "dataset", "datasets", words=("data",),
+    contract=__name__,
+    doc="""Add datasets: the factory returns a :class:`cnnreg.kinds.datasets.Dataset`: the train /
+    validation / test splits and the class names.
+
+    Say ``needs_network=True`` in the metadata when the data must be downloaded.  See
+    cnnreg.kinds.datasets for the full contract.
+    """,
+    scaffold=SCAFFOLD,
+)

@@ -39,7 +39,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Regulariser", "StepContext", "augmentation_layers", "combine_batch_transforms", "combine_step_transforms"]
+from cnnreg.kinds import KindSpec, Scaffold
+
+__all__ = ["KIND", "Regulariser", "StepContext", "bind_step_transform", "augmentation_layers", "combine_batch_transforms", "combine_step_transforms"]
 
 #: ``f(x, y_onehot, rng) -> (x, y_onehot)`` on numpy training batches (numpy is not imported
 #: here: plugin modules that subclass Regulariser must stay light).  See
@@ -192,8 +194,8 @@ def combine_batch_transforms(transforms: list[BatchTransform]) -> BatchTransform
 class StepContext:
     """What a :meth:`Regulariser.train_step_transform` sees of the training step it runs in.
 
-    Made by :func:`cnnreg.backends.wrap_train_step` for every step (while the step is traced,
-    for a compiled one), so that on every backend:
+    Made for every step (while the step is traced, for a compiled one: see
+    :func:`bind_step_transform`), so that on every backend:
 
     * :meth:`logits` is the model at **this step's weights** (on JAX, the values of the step's
       state, not the variables': the step is a pure function of it);
@@ -223,7 +225,7 @@ class StepContext:
 
     @property
     def pixels(self):
-        """The run's preprocessing as a :class:`cnnreg.adversarial.target.PixelSpace`:
+        """The run's preprocessing as a :class:`cnnreg.kinds.attacks.PixelSpace`:
         ``pixels.to_pixels(x)`` gives [0, 1] pixels, ``pixels.from_pixels(x01)`` the model's
         input.  Found by probing the preprocessing the first time a transform asks; one line
         (:class:`cnnreg.errors.CnnregError`) when it is not affine per pixel."""
@@ -236,11 +238,26 @@ class StepContext:
         return self._pixels
 
     def target(self):
-        """The model at this step as an attack target (:class:`cnnreg.attacks.AttackTarget`) in
+        """The model at this step as an attack target (:class:`cnnreg.kinds.attacks.AttackTarget`) in
         [0, 1] pixel space: ``attack.perturb(step.target(), step.pixels.to_pixels(x), y)``."""
-        from cnnreg.adversarial.target import ModelTarget
+        from cnnreg.kinds.attacks import ModelTarget
 
         return ModelTarget(self._logits, self.pixels.from_pixels, uniform=self.uniform, training=True)
+
+
+def bind_step_transform(model: Any, transform: StepTransform, *, pixels: Any = None) -> Callable[..., Any]:
+    """``apply(x, y, uniform, iteration)``: ``transform`` given a :class:`StepContext` of
+    ``model`` (its logits at the step's weights, the step's random numbers and count, and
+    ``pixels``, a PixelSpace or a function returning one), as
+    :func:`cnnreg.backends.wrap_train_step` calls it inside the compiled training step."""
+    from cnnreg.kinds.attacks import logits_function
+
+    logits = logits_function(model)
+
+    def apply(x: Any, y: Any, uniform: Callable[..., Any], iteration: Any) -> Any:
+        return transform(x, y, StepContext(logits, uniform, pixels=pixels, iteration=iteration))
+
+    return apply
 
 
 def combine_step_transforms(transforms: list[StepTransform]) -> StepTransform | None:
@@ -271,3 +288,73 @@ def augmentation_layers(regularisers: Any, seed: int) -> list[Any]:
             continue
         layers.extend(made if isinstance(made, (list, tuple)) else [made])
     return layers
+
+
+#: What ``cnnreg plugin new --kind regulariser`` writes: a working component and its test.
+SCAFFOLD = Scaffold(
+    register='''\
+    registry.add(
+        "$name",
+        "$module.$kmod:$name",
+        summary="Smooth L1/L2 penalty on every Conv and Dense kernel",
+        primary="factor",
+    )
+''',
+    factories='''\
+"""The regulariser's factory: returns a cnnreg.Regulariser."""
+
+from typing import Annotated
+
+from cnnreg.kinds.regularisers import Regulariser
+from cnnreg.spec import Range
+
+
+class SmoothPenalty(Regulariser):
+    def __init__(self, factor: float, delta: float) -> None:
+        self.factor, self.delta = factor, delta
+        self.label = f"smooth L1 penalty {factor:g} (delta {delta:g})"
+
+    def kernel_regularizer(self):
+        import keras
+
+        factor, delta = self.factor, self.delta
+
+        def penalty(w):
+            a = keras.ops.abs(w)
+            return factor * keras.ops.sum(keras.ops.where(a < delta, 0.5 * a * a / delta, a - 0.5 * delta))
+
+        return penalty
+
+
+def $name(
+    factor: Annotated[float, Range(0, None)] = 1e-4,
+    delta: Annotated[float, Range(0, None, min_inclusive=False)] = 0.1,
+) -> Regulariser:
+    """Huber-style penalty: quadratic for small weights, linear for large ones."""
+    return SmoothPenalty(factor, delta)
+''',
+    test='''
+
+def test_penalty_is_positive_and_scales_with_factor():
+    import numpy as np
+
+    with testing.isolated(), testing.plugin(plugin, distribution="$dist"):
+        small = cnnreg.build("regulariser", "$name=1e-3").kernel_regularizer()
+        large = cnnreg.build("regulariser", "$name=1e-2").kernel_regularizer()
+    w = np.linspace(-1, 1, 50).astype("float32")
+    assert 0 < float(small(w)) < float(large(w))
+''',
+)
+
+
+KIND = KindSpec(
+    "regulariser", "regularisers", words=("regularizer", "regularizers", "reg", "regs"),
+    contract=__name__,
+    doc="""Add regularisers: weight penalties, layers to insert, augmentations, loss changes.
+
+    The factory returns a :class:`cnnreg.kinds.regularisers.Regulariser` (see that module and
+    docs/plugins.md); give ``primary="rate"`` (or another parameter name) as metadata to choose
+    what ``NAME=VALUE`` sets.
+    """,
+    scaffold=SCAFFOLD,
+)
