@@ -14,7 +14,8 @@ def clipped(spec: str) -> np.ndarray:
     """The update SGD(lr=1) makes to a variable at 0 for the lecture's gradient [0.9, 100]."""
     import keras
 
-    optimizer = optim.make_optimizer("SGD", {"learning_rate": 1.0}, clip=optim.parse_clip(spec), schedule=None, steps_per_epoch=1, epochs=1)
+    sgd = optim.resolve_optimizer(cnnreg.get_registry(), "sgd", lr=1.0)
+    optimizer = optim.make_optimizer(sgd, clip=optim.parse_clip(spec), steps_per_epoch=1, epochs=1)
     variable = keras.Variable(np.zeros(2, dtype="float32"))
     optimizer.apply_gradients([(keras.ops.convert_to_tensor(np.array([0.9, 100.0], dtype="float32")), variable)])
     return -keras.ops.convert_to_numpy(variable)
@@ -102,9 +103,9 @@ def test_label_smoothing_goes_to_the_loss():
 def test_schedules():
     import keras
 
-    schedule = optim.schedule_class()(initial=0.1, steps_per_epoch=10, epochs=10, kind="cosine", warmup=1)
+    schedule = cnnreg.build("schedule", "cosine:warmup=1").learning_rate(0.1, steps_per_epoch=10, epochs=10)
     values = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 9, 10, 55, 99)]
     assert values[0] == pytest.approx(0.01) and values[1] == pytest.approx(0.1)
     assert values[2] > values[3] > values[4] >= 0
-    step = optim.schedule_class()(initial=0.1, steps_per_epoch=10, epochs=10, kind="step", every=2, factor=0.5)
+    step = cnnreg.build("schedule", "step:every=2,factor=0.5").learning_rate(0.1, steps_per_epoch=10, epochs=10)
     assert float(keras.ops.convert_to_numpy(step(45))) == pytest.approx(0.025)

@@ -54,6 +54,7 @@ __all__ = [
     "format_mib",
     "max_batch_size",
     "optimizer_slots",
+    "measured_slots",
     "parse_memory",
     "training_budget",
 ]
@@ -171,10 +172,8 @@ def optimizer_slots(optimizer) -> tuple[str, float]:
     """(name, slots per trainable weight) of an optimizer name or a Keras optimizer instance."""
     if not isinstance(optimizer, str):
         name = type(optimizer).__name__.lower()
-        if name not in OPTIMIZER_SLOTS:
-            raise ParameterError(
-                f"unknown optimizer '{type(optimizer).__name__}'" + choices_text(name, OPTIMIZER_SLOTS)
-            )
+        if name not in OPTIMIZER_SLOTS:  # a plugin's optimizer: count what it builds per weight
+            return name, measured_slots(optimizer)
         slots = OPTIMIZER_SLOTS[name]
         if name == "sgd" and getattr(optimizer, "momentum", 0):
             name, slots = ("nesterov" if getattr(optimizer, "nesterov", False) else "momentum"), 1
@@ -189,6 +188,18 @@ def optimizer_slots(optimizer) -> tuple[str, float]:
     if key not in OPTIMIZER_SLOTS:
         raise ParameterError(f"unknown optimizer '{optimizer}'" + choices_text(key, OPTIMIZER_SLOTS))
     return key, OPTIMIZER_SLOTS[key]
+
+
+def measured_slots(optimizer) -> float:
+    """Slots per trainable weight of a Keras optimizer of a class the table does not know (a
+    plugin's, a wrapper such as Lookahead): a copy of it is built for one probe weight and its
+    variables of that weight's shape are counted."""
+    import keras
+
+    probe = keras.Variable(keras.ops.zeros((7, 3)), name="probe")
+    copy = type(optimizer).from_config(optimizer.get_config())
+    copy.build([probe])
+    return float(sum(1 for v in copy.variables if tuple(v.shape) == (7, 3)))
 
 
 def _check_batch(batch_size) -> int:

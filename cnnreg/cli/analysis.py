@@ -89,22 +89,27 @@ def _parse_optimizer(text: str) -> Any:
     key = text.strip().lower().replace("-", "_")
     if key in OPTIMIZER_SLOTS:
         return key
+    from cnnreg.errors import UnknownComponentError
+    from cnnreg.plugins import get_host
     from cnnreg.training import optim
 
     spec = parse(text)
-    if spec.name.lower() in optim.OPTIMIZERS:
-        return optim.resolve_optimizer(text)  # (Keras class name, kwargs): read for momentum, amsgrad...
-    raise ParameterError(f"unknown optimizer '{spec.name}'" + choices_text(spec.name.lower(), OPTIMIZER_SLOTS))
+    registry = get_host().registry
+    try:
+        registry.get("optimizer", spec.name)
+    except UnknownComponentError:
+        names = sorted({*OPTIMIZER_SLOTS, *registry.names("optimizer")})
+        raise ParameterError(f"unknown optimizer '{spec.name}'" + choices_text(spec.name.lower(), names)) from None
+    return optim.resolve_optimizer(registry, text)  # built once keras loads: its state per weight is counted
 
 
 def _budget_optimizer(value: Any) -> Any:
     """What ``training_budget`` takes: the name, or a Keras optimizer instance built from a spec."""
     if isinstance(value, str):
         return value
-    import keras
+    from cnnreg.training import optim
 
-    name, kwargs = value
-    return getattr(keras.optimizers, name)(**kwargs)
+    return optim.make_optimizer(value, clip={}, steps_per_epoch=1, epochs=1)
 
 
 def _resolve(spec: str, input_shape: Optional[tuple[int, int, int]], classes: Optional[int]) -> Target:

@@ -80,8 +80,7 @@ def lr_find_command(
             task = bar.add_task("range test", total=steps)
             result = lr_find.range_test(plan, start=start, end=end, steps=steps,
                                         progress=lambda done, total: bar.update(task, completed=done))
-    name, kwargs = plan.optimizer
-    title = (f"{plan.architecture.spec} on {plan.dataset_component.spec}: {name}"
+    title = (f"{plan.architecture.spec} on {plan.dataset_component.spec}: {plan.optimizer.component.name}"
              + (f" (clip {config.clip})" if config.clip else "") + f", batch {config.batch_size}")
     files = {}
     if out is not None:

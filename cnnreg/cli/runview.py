@@ -38,12 +38,12 @@ def header(plan, *, resumed: int | None = None) -> Panel:
     grid.add_row("init", _component(plan.init) if plan.init else "architecture defaults")
     if plan.regularisers:
         grid.add_row("regularisers", escape("; ".join(f"{r.spec}: {reg.describe()}" for r, reg in plan.regularisers)))
-    name, kwargs = plan.optimizer
-    opt = f"{name}(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in kwargs.items()) + ")"
+    opt = _component(plan.optimizer)
     if plan.clip:
         opt += "  clip " + ", ".join(f"{k}={v:g}" for k, v in plan.clip.items())
     if plan.schedule:
-        opt += f"  schedule {plan.schedule['kind']}"
+        resolved, schedule = plan.schedule
+        opt += f"  schedule {escape(resolved.spec)}: {escape(schedule.describe())}"
     grid.add_row("optimizer", opt)
     train = f"{config.epochs} epochs × {plan.steps_per_epoch} steps, batch {config.batch_size}, seed {config.seed}"
     if config.fine_tune_epochs:

@@ -187,8 +187,7 @@ def _choose_lr(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> N
         console.print(f"--lr auto: a range test of {lr_find.DEFAULT_STEPS} steps from {lr_find.DEFAULT_START:g} to "
                       f"{lr_find.DEFAULT_END:g} would choose the learning rate (not run with --dry-run; "
                       "`cnnreg lr-find` runs it alone)", highlight=False, soft_wrap=True)
-        name, kwargs = plan.optimizer
-        plan.optimizer = (name, {**kwargs, "learning_rate": "auto"})  # the header shows it so
+        plan.optimizer.params["learning_rate"] = "auto"  # the header shows it so
         return
     status = console.status("--lr auto: range test...") if console.is_terminal and not quiet else None
 

@@ -71,7 +71,7 @@ class KindSpec:
 
 
 from cnnreg.kinds import (  # noqa: E402  (each module declares its KIND with the classes above)
-    architectures, attacks, datasets, initialisers, regularisers, weights,
+    architectures, attacks, datasets, initialisers, optimizers, regularisers, schedules, weights,
 )
 
 #: Every kind of component, in the order ``cnnreg list`` shows them.
@@ -82,6 +82,8 @@ KIND_SPECS: tuple[KindSpec, ...] = (
     datasets.KIND,
     weights.KIND,
     attacks.KIND,
+    optimizers.KIND,
+    schedules.KIND,
 )
 
 # Derived from KIND_SPECS each time they are read (module __getattr__), so that they always agree

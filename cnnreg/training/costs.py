@@ -7,6 +7,14 @@ from typing import Any
 from cnnreg.training import optim
 
 
+def budget_optimizer(plan):
+    """The run's optimizer as the memory budget counts it: a new instance (its state per weight
+    is what the budget needs), without the schedule."""
+    return optim.make_optimizer(plan.optimizer, clip=plan.clip, steps_per_epoch=plan.steps_per_epoch,
+                                epochs=plan.config.epochs,
+                                learning_rate=1e-3 if plan.optimizer.params["learning_rate"] == "auto" else None)
+
+
 def run_budget(plan) -> tuple[Any, Any]:
     """``(summary, budget)`` of the planned model at the run's batch size and precision."""
     import warnings
@@ -17,10 +25,9 @@ def run_budget(plan) -> tuple[Any, Any]:
         warnings.simplefilter("always")
         summary = summarize(plan.model, precision=plan.config.precision)
     plan.warnings.extend(str(w.message) for w in caught if "uncounted" in str(w.message).lower())
-    name, kwargs = plan.optimizer
     budget = training_budget(
         summary, batch_size=plan.config.batch_size, precision=plan.config.precision,
-        optimizer=optim.budget_name(name, kwargs), frozen="base" if plan.config.freeze_base else None,
+        optimizer=budget_optimizer(plan), frozen="base" if plan.config.freeze_base else None,
     )
     return summary, budget
 
@@ -37,10 +44,9 @@ def run_costs(plan) -> list[tuple[str, str]]:
     device_bytes = next((d["memory_bytes"] for d in devices if d.get("memory_bytes")), None)
     if device_bytes:
         memory += f" of {format_mib(device_bytes)} on {devices[0]['name']}"
-        name, kwargs = plan.optimizer
         if budget.total_bytes > device_bytes:
             fits = max_batch_size(summary, device_bytes, precision=plan.config.precision,
-                                  optimizer=optim.budget_name(name, kwargs))
+                                  optimizer=budget_optimizer(plan))
             plan.warnings.append(
                 f"the estimated {format_mib(budget.total_bytes)} exceed the device's {format_mib(device_bytes)}; "
                 f"the largest batch that fits is about {fits} (see `cnnreg estimate`)"

@@ -239,9 +239,8 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
         callbacks.extend(reg.callbacks())
     if plan.config.early_stop:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=plan.config.early_stop))
-    if plan.schedule and plan.schedule["kind"] == "plateau":
-        s = plan.schedule
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=s["factor"], patience=s["patience"], min_lr=s["min_lr"]))
+    if plan.schedule is not None:
+        callbacks.extend(plan.schedule[1].callbacks())
     tensorboard = _tensorboard(run_dir)
     if tensorboard is not None:
         callbacks.append(tensorboard)
@@ -554,7 +553,7 @@ def _fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=No
                 continue
             if phase == "fine-tune" and already == 0 and done and state.get("resumed_phase") != "fine-tune":
                 set_base_trainable(model, True)
-                compile_model(plan, model, learning_rate=lr or plan.optimizer[1]["learning_rate"] / 10, epochs=epochs)
+                compile_model(plan, model, learning_rate=lr or plan.optimizer.params["learning_rate"] / 10, epochs=epochs)
             if progress is not None:
                 progress.set_phase(phase, epochs)
                 if hasattr(progress, "set_run"):  # for the whole run's ETA
@@ -706,6 +705,9 @@ def launch_rank(launch: dict[str, Any] | None) -> int:
 
 def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progress, report, announce=None) -> Outcome:
     """Load the checkpoint of ``run_dir`` and train on, writing to ``target``."""
+    from cnnreg.training.optim import import_keras_objects
+
+    import_keras_objects(plan.optimizer, plan.schedule[0] if plan.schedule else None)  # what the checkpoint holds
     recovered = recover(run_dir, data, report=report)
     chief = target == run_dir
     if recovered is None:  # no epoch ever completed: nothing is lost by starting again
@@ -774,7 +776,6 @@ def recover(run_dir: Path, data: dict[str, Any], *, report=None):
     older one.  When none is left, one line refuses, naming what was wrong: never a silent
     restart from epoch 1.
     """
-    from cnnreg.training.optim import schedule_class
     from cnnreg.training.report import load_keras_file
 
     run_dir = Path(run_dir)
@@ -790,7 +791,6 @@ def recover(run_dir: Path, data: dict[str, Any], *, report=None):
     if saved and committed not in {n for n, _ in files}:
         files.insert(0, (committed, rundir.checkpoint_path(run_dir, saved["checkpoint"])))
     reasons = [problem] if problem else []
-    schedule_class()
     for epochs, path in files:
         if committed is not None and epochs > committed:
             continue  # saved, but killed before its epoch went on record: that epoch is redone

@@ -348,8 +348,7 @@ def choose_lr(plan, *, progress: Callable[[int, int], None] | None = None) -> LR
         raise CnnregError(f"--lr auto: no learning rate found: {result.problem}; see `cnnreg lr-find "
                           f"{plan.config.architecture} --out DIR` and give --lr yourself")
     lr = float(f"{result.suggested_lr:.3g}")  # three significant digits: what is shown is what is used
-    name, kwargs = plan.optimizer
-    plan.optimizer = (name, {**kwargs, "learning_rate": lr})
+    plan.optimizer.params["learning_rate"] = lr
     plan.config.lr = lr
     plan.lr_find = {**result.summary(), "lr": lr}
     plan.lr_find_result = result

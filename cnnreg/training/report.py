@@ -49,8 +49,6 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
 def load_run_model(run_dir: Path):
     """A run's best model, ``model.keras``; a missing, damaged or refused file is one line."""
-    from cnnreg.training.optim import schedule_class
-
     run_dir = Path(run_dir)
     path = run_dir / "model.keras"
     if not path.exists() and not path.is_symlink():
@@ -64,7 +62,6 @@ def load_run_model(run_dir: Path):
         raise CnnregError(f"run {run_dir} has no model.keras yet (no epoch completed)")
     if os.path.realpath(path) != os.path.join(os.path.realpath(run_dir), "model.keras"):
         raise CnnregError(f"model.keras in {run_dir} leads outside the run directory; refusing to follow it")
-    schedule_class()
     _import_keras_objects(run_dir)
     return load_keras_file(path, f"model.keras in {run_dir}", compile=False)
 

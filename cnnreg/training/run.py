@@ -139,8 +139,11 @@ class Plan:
     dataset_component: Resolved
     init: Resolved | None
     regularisers: list[tuple[Resolved, Any]]
-    optimizer: tuple[str, dict[str, Any]]
-    schedule: dict[str, Any] | None
+    #: The optimizer component; ``params["learning_rate"]`` is the run's initial rate.
+    optimizer: Resolved
+    #: The schedule component and the :class:`cnnreg.kinds.schedules.Schedule` it made, or None.
+    schedule: tuple[Resolved, Any] | None
+    #: Keras' clipping (``{"clipnorm": 1.0}``) from ``--clip``.
     clip: dict[str, float]
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -221,8 +224,8 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
                 "not a cnnreg.kinds.regularisers.Regulariser (see docs/plugins.md)"
             )
         regs.append((Resolved(component, params), made))
-    optimizer = optim.resolve_optimizer(config.optimizer, lr=None if config.lr == "auto" else config.lr)
-    schedule = optim.resolve_schedule(config.schedule)
+    optimizer = optim.resolve_optimizer(registry, config.optimizer, lr=None if config.lr == "auto" else config.lr)
+    schedule = optim.resolve_schedule(registry, config.schedule)
     clip = optim.parse_clip(config.clip)
     if config.fine_tune_lr is not None and not config.fine_tune_lr > 0:
         raise ParameterError(f"--fine-tune-lr must be > 0 (got {config.fine_tune_lr})")
@@ -649,12 +652,9 @@ def _compile(plan: Plan, model, *, learning_rate: float | None, epochs: int | No
 
     if plan.config.lr == "auto" and learning_rate is None:  # a caller's bug: prepare(find_lr=False), no choose_lr
         raise RuntimeError("--lr auto: the learning rate has not been chosen (cnnreg.training.lr_find.choose_lr)")
-    name, kwargs = plan.optimizer
-    if learning_rate is not None:
-        kwargs = {**kwargs, "learning_rate": learning_rate}
     optimizer = optim.make_optimizer(
-        name, kwargs, clip=plan.clip, schedule=plan.schedule if schedule else None, steps_per_epoch=plan.steps_per_epoch,
-        epochs=epochs or plan.config.epochs,
+        plan.optimizer, clip=plan.clip, schedule=plan.schedule[1] if schedule and plan.schedule else None,
+        steps_per_epoch=plan.steps_per_epoch, epochs=epochs or plan.config.epochs, learning_rate=learning_rate,
     )
     loss_params: dict[str, Any] = {}
     for _, reg in plan.regularisers:
@@ -686,7 +686,8 @@ def manifest(plan: Plan, *, status: str, argv: list[str] | None = None, extra: d
             "dataset": plan.dataset_component.to_dict(),
             "init": plan.init.to_dict() if plan.init else None,
             "regularisers": [r.to_dict() for r, _ in plan.regularisers],
-            "optimizer": {"class": plan.optimizer[0], "params": plan.optimizer[1], "clip": plan.clip, "schedule": plan.schedule},
+            "optimizer": {**plan.optimizer.to_dict(), "clip": plan.clip,
+                          "schedule": plan.schedule[0].to_dict() if plan.schedule else None},
         },
         "input_shape": list(plan.input_shape) if plan.input_shape else None,
         "input_shape_reason": plan.input_reason,
