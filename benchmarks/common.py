@@ -48,7 +48,9 @@ class EpochTimer:
 def run_cnnreg(args, workdir: Path) -> dict:
     """Train through cnnreg.training (what `cnnreg run` executes), with an epoch timer."""
     from cnnreg.training import loop
-    from cnnreg.training.run import RunConfig, prepare, resolve
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.model import prepare
+    from cnnreg.training.config import resolve
 
     h, w, c = args.shape
     config = RunConfig(

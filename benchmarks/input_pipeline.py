@@ -72,7 +72,9 @@ def throughput(make_dataset, batches: int) -> tuple[float, float]:
 def plan_for(root: Path, *, cached: bool):
     """A prepared cnnreg plan (LeNet-5 at 224x224x3, flip) on the folder."""
     from cnnreg.datasets import pipeline
-    from cnnreg.training.run import RunConfig, prepare, resolve
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.model import prepare
+    from cnnreg.training.config import resolve
 
     saved = pipeline.CACHE_FRACTION
     pipeline.CACHE_FRACTION = saved if cached else 0.0
@@ -85,7 +87,7 @@ def plan_for(root: Path, *, cached: bool):
 
 
 def cnnreg_batches(plan):
-    from cnnreg.training.loop import training_data
+    from cnnreg.training.batches import training_data
 
     return training_data(plan)["x"]
 
@@ -112,7 +114,7 @@ def step_time(plan, data: dict, steps: int) -> float:
     of two epochs of ``steps`` steps (the first traces the step function and fills buffers)."""
     import keras
 
-    from cnnreg.training.run import compile_model
+    from cnnreg.training.model import compile_model
 
     class Clock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -202,7 +204,7 @@ def main() -> None:
 
 
 def cnnreg_batches_fit(plan) -> dict:
-    from cnnreg.training.loop import training_data
+    from cnnreg.training.batches import training_data
 
     return training_data(plan)
 

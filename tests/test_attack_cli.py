@@ -62,7 +62,7 @@ def test_json_npz_and_figures_agree_with_evaluate(trained, tmp_path):
         assert float(np.mean(pred[k] == y)) == accuracy[k]
     assert np.array_equal(x_adv[0], x) and np.array_equal(arrays["clean_pred"], pred[0])
     # and they are the model's predictions on those arrays, through its own preprocessing
-    from cnnreg.training.report import trained_run
+    from cnnreg.training.saved import trained_run
 
     model = trained_run(run_dir)
     probs = model.load_model().predict(model.preprocess(x_adv[-1] * np.float32(255)), verbose=0)
@@ -94,7 +94,7 @@ def test_table_defaults_and_universal(trained):
 
 def test_library_progress_and_no_clean_eps(trained):
     from cnnreg.adversarial.robustness import robustness
-    from cnnreg.training.report import trained_run
+    from cnnreg.training.saved import trained_run
 
     run_dir, evaluation = trained
     calls: list[tuple[int, int, str]] = []

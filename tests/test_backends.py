@@ -277,7 +277,7 @@ def test_each_process_feeds_its_part_of_every_global_batch():
     import numpy as np
 
     from cnnreg.training.distribute import Distribution
-    from cnnreg.training.loop import held_out, make_batches
+    from cnnreg.training.batches import held_out, make_batches
     from test_datasets import plan_for
 
     plan = plan_for("digits:size=8", batch_size=10)

@@ -63,7 +63,9 @@ def corrupt_png() -> bytes:
 
 
 def plan_for(dataset: str, **config):
-    from cnnreg.training.run import RunConfig, prepare_data, resolve
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.batches import prepare_data
+    from cnnreg.training.config import resolve
 
     return prepare_data(resolve(RunConfig(architecture=config.pop("architecture", "mlp_bn"), dataset=dataset, **config)))
 

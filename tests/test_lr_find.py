@@ -176,7 +176,7 @@ def test_rerun_set_lr_auto_is_accepted_by_the_config():
     from cnnreg.spec import coerce
     import typing
 
-    from cnnreg.training.run import RunConfig
+    from cnnreg.training.config import RunConfig
 
     hint = typing.get_type_hints(RunConfig)["lr"]
     assert coerce("auto", hint, where="--set lr") == "auto" and coerce("0.01", hint, where="--set lr") == 0.01

@@ -7,7 +7,9 @@ import pytest
 
 import cnnreg
 from cnnreg.training import optim
-from cnnreg.training.run import RunConfig, prepare, resolve
+from cnnreg.training.config import RunConfig
+from cnnreg.training.model import prepare
+from cnnreg.training.config import resolve
 
 
 def clipped(spec: str) -> np.ndarray:

@@ -21,6 +21,7 @@ import pytest
 
 from cnnreg.testing import run_cli
 from cnnreg.training import loop, rundir
+from cnnreg.training.model import SUMMARY_WIDTH
 
 from runhelpers import interrupted_run  # noqa: E402
 
@@ -74,7 +75,7 @@ def test_best_model_is_the_checkpoint_without_its_optimizer(interrupted):
     reference = keras.models.load_model(checkpoint, safe_mode=True, compile=False)
     for mine, theirs in zip(model.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
-    from cnnreg.training.report import load_run_model
+    from cnnreg.training.saved import load_run_model
 
     assert load_run_model(interrupted).count_params() == reference.count_params()
 
@@ -144,7 +145,9 @@ def test_header_mentions_batchnorm_only_where_there_is_some(architecture, mentio
     from rich.console import Console
 
     from cnnreg.cli.runview import header
-    from cnnreg.training.run import RunConfig, prepare, resolve
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.model import prepare
+    from cnnreg.training.config import resolve
 
     plan = prepare(resolve(RunConfig(architecture, dataset="digits:size=8", batch_size=64)))
     console = Console(file=io.StringIO(), width=200)
@@ -171,7 +174,7 @@ def test_summary_txt_does_not_depend_on_the_terminal(tmp_path, monkeypatch):
         assert os.environ["COLUMNS"] == columns  # put back
     assert texts[0] == texts[1]
     assert "Connected to" in texts[0] and "a_rather_long_convolution_name" in texts[0]
-    assert max(len(line) for line in texts[0].splitlines()) == loop.SUMMARY_WIDTH
+    assert max(len(line) for line in texts[0].splitlines()) == SUMMARY_WIDTH
 
 
 # --- names, backends, `cnnreg runs`, --dry-run ----------------------------------------------------

@@ -188,8 +188,10 @@ def test_rerun_without_augmentation_reproduces_too(two_epochs, tmp_path):
 
 
 def test_augmented_batches_depend_only_on_seed_epoch_and_index():
-    from cnnreg.training.loop import make_batches
-    from cnnreg.training.run import RunConfig, prepare, resolve
+    from cnnreg.training.batches import make_batches
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.model import prepare
+    from cnnreg.training.config import resolve
 
     plan = prepare(resolve(RunConfig(architecture="mlp_bn", dataset="digits:size=8", regularisers=["mixup"], batch_size=64)))
     one, other = make_batches(plan), make_batches(plan, first_epoch=1)

@@ -81,7 +81,8 @@ def test_builtin_keeps_its_name_and_the_plugin_is_reachable_qualified():
 
 
 def test_run_resolves_the_builtin_when_a_plugin_registers_the_same_name():
-    from cnnreg.training.run import RunConfig, resolve
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.config import resolve
 
     with testing.plugin(shadowing_plugin(), distribution="test-plugin"):
         plan = resolve(RunConfig("resnet34", dataset="digits", epochs=1))
@@ -251,7 +252,7 @@ def test_bad_keras_backend_is_one_line_even_where_keras_is_imported_directly(tmp
     ],
 )
 def test_run_config_numbers_are_checked_in_one_line(changes, message):
-    from cnnreg.training.run import RunConfig
+    from cnnreg.training.config import RunConfig
 
     with pytest.raises(ParameterError) as info:
         RunConfig("lenet5", **changes).validate()

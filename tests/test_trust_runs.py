@@ -306,7 +306,8 @@ def test_disk_full_mid_run_is_one_line_and_resumable(persistent, tmp_path, monke
 
 def test_an_unwritable_run_directory_is_refused_before_anything_loads(interrupted, tmp_path, monkeypatch):
     """Simulated (the tests may run as root, where chmod stops no write): every write fails."""
-    from cnnreg.training import run as run_module
+    from cnnreg.training import model as model_module
+    from cnnreg.training import resume as resume_module
 
     def read_only(path, data):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
@@ -315,8 +316,8 @@ def test_an_unwritable_run_directory_is_refused_before_anything_loads(interrupte
         raise AssertionError("data loaded before the run directory was checked")
 
     monkeypatch.setattr(files, "write_atomic", read_only)
-    monkeypatch.setattr(run_module, "prepare", never)
-    monkeypatch.setattr(loop, "prepare", never)
+    monkeypatch.setattr(model_module, "prepare", never)
+    monkeypatch.setattr(resume_module, "prepare", never)
     one_line(run_cli("run", "mlp_bn", *FAST, "--run-dir", str(tmp_path / "new")), "is not writable", "Permission denied")
     assert not (tmp_path / "new").exists()  # the directory it made is gone again
     one_line(run_cli("resume", str(interrupted)), f"{interrupted} is not writable")

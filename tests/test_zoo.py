@@ -116,7 +116,7 @@ def write_zoo(folder: Path, *entries) -> Path:
 # --- publish --------------------------------------------------------------------------------------
 
 def test_publish_writes_weights_card_recipe_and_an_index(published, tmp_path):
-    from cnnreg.training.loop import rerun_config
+    from cnnreg.training.config import rerun_config
     from cnnreg.training.rundir import load_manifest, run_config
     from cnnreg.files import sha256_of
     from cnnreg.kinds.weights import WeightsEntry
@@ -195,7 +195,7 @@ def test_publish_refuses_what_is_not_a_run_or_not_a_zoo(published, tmp_path):
 # --- list and pull from a served zoo --------------------------------------------------------------
 
 def test_list_and_pull_from_a_served_zoo(published, tmp_path, monkeypatch):
-    from cnnreg.training.loop import rerun_config
+    from cnnreg.training.config import rerun_config
     from cnnreg.training.rundir import load_manifest, run_config
 
     run, zoo = published

@@ -56,7 +56,9 @@ def source_model(run_dir: Path):
 
 def planned(weights: str, dataset: str = DIGITS, arch: str = "lenet5"):
     """The model `cnnreg run ARCH --weights WEIGHTS` would train, and its plan (nothing trained)."""
-    from cnnreg.training.run import RunConfig, prepare, resolve
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.model import prepare
+    from cnnreg.training.config import resolve
 
     return prepare(resolve(RunConfig(arch, dataset=dataset, weights=weights, batch_size=64)))
 
@@ -88,7 +90,7 @@ def test_every_weight_when_the_classes_match(source):
     for name in ("c1", "c3", "c5", "f6", "predictions"):
         np.testing.assert_array_equal(kernel(mine.model, name), kernel(theirs, name))
     assert "all 5 layers" in mine.notes[-1] and "the head included" in mine.notes[-1]
-    from cnnreg.training.loop import set_base_trainable
+    from cnnreg.training.model import set_base_trainable
 
     set_base_trainable(mine.model, False)  # --freeze-base: phase 1 trains the head alone
     assert {w.path.split("/")[0] for w in mine.model.trainable_weights} == {"predictions"}

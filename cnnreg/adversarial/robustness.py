@@ -66,7 +66,7 @@ def check_eps(values: Sequence[float], norm: str) -> list[float]:
 def robustness(trained, attack: Any, eps_values: Sequence[float] | None = None, *, split: str = "test",
                dataset: str | None = None, limit: int | None = None, batch_size: int = 128, seed: int = 0,
                out: Path | None = None, progress: Progress | None = None, spec: str | None = None) -> dict[str, Any]:
-    """Accuracy of ``trained`` (a :class:`cnnreg.training.report.Trained`) on ``split`` under
+    """Accuracy of ``trained`` (a :class:`cnnreg.training.saved.Trained`) on ``split`` under
     ``attack`` (a spec or an :class:`cnnreg.kinds.attacks.Attack`) at each eps (default: 0 and the
     attack's own).  The first ``limit`` examples of the split, in its order, are used.
 
@@ -264,7 +264,6 @@ def _stream_pixels(source, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    from cnnreg.training import rundir
 
     def save(tmp: str) -> None:
         with open(tmp, "wb") as handle:  # a file object: numpy would add ".npz" to a bare name
@@ -296,7 +295,6 @@ def eps_text(eps: float) -> str:
 def plot_curve(results: list[dict[str, Any]], label: str, title: str, path: Path, *, norm: str = "inf") -> None:
     """Robust accuracy against eps, each point labelled with its accuracy, written atomically;
     an L∞ budget also in grey levels (eps × 255) along the top."""
-    from cnnreg.training import rundir
 
     plt = _pyplot()
     eps = [r["eps"] for r in results]
@@ -346,7 +344,6 @@ def plot_examples(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, clean_pred: n
     """Szegedy et al.'s figure: per row an original, the perturbation magnified to the full
     range (mid-grey = unchanged; the same factor on every row) and the adversarial input, with
     the true class and both predictions with their confidence.  Returns the rows' indices."""
-    from cnnreg.training import rundir
 
     plt = _pyplot()
     chosen = choose_examples(y, clean_pred, pred, rows)

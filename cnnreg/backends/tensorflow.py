@@ -77,7 +77,7 @@ def hide_until_imported() -> None:
     imports it) to seed it in ``set_random_seed`` and to recognise TensorFlow types when it
     serialises a model; without TensorFlow imported there is nothing of it to seed or recognise.
     From here on that module counts as available only once something has imported TensorFlow
-    (a tf.data pipeline: :func:`cnnreg.training.run.needs_tensorflow`).  Call after keras is
+    (a tf.data pipeline: :func:`cnnreg.training.batches.needs_tensorflow`).  Call after keras is
     imported, on a backend other than TensorFlow."""
     import sys
 

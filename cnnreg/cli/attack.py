@@ -58,7 +58,7 @@ def attack_command(
     values = parse_eps(eps) if eps is not None else None
     built = build_attack(attack)  # an unknown attack or a bad parameter: before any model loads
     eps_list = check_eps(values if values is not None else [0.0, float(built.eps)], built.norm)
-    from cnnreg.training.report import open_trained
+    from cnnreg.training.saved import open_trained
 
     trained = open_trained(model)
     if out is not None:  # before the model loads: a folder that cannot be written costs nothing

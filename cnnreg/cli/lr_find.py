@@ -49,7 +49,8 @@ def lr_find_command(
       cnnreg lr-find mlp_bn --dataset digits:size=8 --steps 300 --end 1 --json
     """
     from cnnreg.training import lr_find
-    from cnnreg.training.run import RunConfig, resolve
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.config import resolve
 
     start, end, steps = lr_find.check_sweep(start, end, steps)
     from cnnreg.cli.common import parse_shape
@@ -65,7 +66,7 @@ def lr_find_command(
         check_out_folder(out)
     load_framework()
     from cnnreg.cli.render import console, err_console, warn
-    from cnnreg.training.run import prepare
+    from cnnreg.training.model import prepare
 
     prepare(plan, find_lr=False)
     for line in plan.warnings:

@@ -98,7 +98,8 @@ def run_command(
 
       cnnreg run resnet50 --backend jax --coordinator host0:1234 --num-processes 2 --process-id 0
     """
-    from cnnreg.training.run import RunConfig, resolve
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.config import resolve
 
     config = RunConfig(
         architecture=architecture, dataset=dataset, init=init, regularisers=list(reg), clip=clip,
@@ -121,16 +122,17 @@ def run_command(
 
 
 def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> None:
-    from cnnreg.training import loop, rundir
+    from cnnreg.training import rundir
+    from cnnreg.training.resume import launch_rank
 
     # The run directory is checked, created, probed and locked before anything is loaded: a bad
     # --run-dir, a read-only disk or another process training there costs no time.
     lock = None
     target = Path(run_dir) if run_dir is not None else None
-    if not dry_run and loop.launch_rank(plan.launch) == 0:
+    if not dry_run and launch_rank(plan.launch) == 0:
         if target is None:
             try:
-                from cnnreg.training.run import run_names
+                from cnnreg.training.config import run_names
 
                 target = rundir.new_run_dir(DEFAULT_ROOT, *run_names(plan))
             except OSError as exc:
@@ -149,7 +151,8 @@ def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> No
 def _train(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> None:
     from cnnreg.cli.render import console, warn
     from cnnreg.training import loop
-    from cnnreg.training.run import prepare
+    from cnnreg.training.steps import check_step_transforms
+    from cnnreg.training.model import prepare
 
     load_framework()
     with console.status("loading data and building the model...") if console.is_terminal else contextlib.nullcontext():
@@ -170,7 +173,7 @@ def _train(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> None:
     if not quiet or dry_run:
         console.print(panel)
     if dry_run:
-        loop.check_step_transforms(plan, plan.model)  # what the run would check before writing anything
+        check_step_transforms(plan, plan.model)  # what the run would check before writing anything
         plan.model.summary(print_fn=lambda text, line_break=True: console.print(text, markup=False, highlight=False))
         return
     outcome = loop.start(plan, target, argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, quiet))
@@ -246,19 +249,20 @@ def resume_command(
       cnnreg resume /shared/runs/resnet50 --coordinator host0:1234 --num-processes 2 --process-id 1
     """
     from cnnreg.cli.render import console, warn
-    from cnnreg.training import loop, rundir
+    from cnnreg.training import rundir
+    from cnnreg.training.resume import launch_rank, resume
 
     data = rundir.load_manifest(run_dir)
     if data.get("status") == "completed":
         raise CnnregError(f"run {run_dir} is already completed; `cnnreg rerun {run_dir}` starts a new one")
     from cnnreg.training.distribute import check_args
-    from cnnreg.training.run import run_preprocess
+    from cnnreg.training.saved import run_preprocess
 
     config = rundir.run_config(data, Path(run_dir))
     use_backend(config.backend)  # a run continues on the backend it started on
     check_args(config.distribute, config.backend, coordinator=coordinator, num_processes=num_processes, process_id=process_id)
     arguments = launch(coordinator, num_processes, process_id, coordinator_timeout)
-    rank = loop.launch_rank(arguments)
+    rank = launch_rank(arguments)
     run_preprocess(data, Path(run_dir))  # refused before keras loads
     # checked and locked before keras loads; the loop takes the same lock again
     lock = rundir.claim(Path(run_dir), fresh=False) if rank == 0 else contextlib.nullcontext()
@@ -273,7 +277,7 @@ def resume_command(
 
     with lock:
         load_framework()
-        outcome = loop.resume(Path(run_dir), progress=_progress_for(config, data, quiet or rank != 0),
+        outcome = resume(Path(run_dir), progress=_progress_for(config, data, quiet or rank != 0),
                               launch=arguments, report=warn, announce=announce)
     _closing(outcome)
 
@@ -302,8 +306,8 @@ def rerun_command(
       cnnreg rerun runs/20261126-170000-lenet5-digits --set epochs=20
     """
     from cnnreg.training import rundir
-    from cnnreg.training.loop import rerun_config
-    from cnnreg.training.run import resolve
+    from cnnreg.training.config import rerun_config
+    from cnnreg.training.config import resolve
 
     config = rerun_config(run_dir, list(set_))
     config.backend = use_backend(config.backend)  # the original run's backend unless --set backend=...
@@ -434,7 +438,8 @@ def evaluate_command(
 
       cnnreg evaluate lenet5.digits --dataset digits
     """
-    from cnnreg.training.report import evaluate, open_trained
+    from cnnreg.training.report import evaluate
+    from cnnreg.training.saved import open_trained
 
     trained = open_trained(model)
     use_backend_of(trained)
@@ -480,7 +485,8 @@ def predict_command(
     """
     if top < 1:
         raise CnnregError(f"--top must be >= 1 (got {top})")
-    from cnnreg.training.report import open_trained, predict
+    from cnnreg.training.saved import open_trained
+    from cnnreg.training.report import predict
 
     trained = open_trained(model)
     use_backend_of(trained)

@@ -15,7 +15,7 @@ fit is decoded again each epoch.  :func:`training_batches` then builds::
           → preprocess → one-hot (→ mixup/cutmix) → prefetch
 
 so batch ``i`` of epoch ``e`` holds the same images whatever happened before (a rerun, a resume),
-exactly like the NumPy path (:func:`cnnreg.training.loop.make_batches`).  :func:`held_out_batches`
+exactly like the NumPy path (:func:`cnnreg.training.batches.make_batches`).  :func:`held_out_batches`
 does the same without shuffling or augmentation.  tf.data feeds every Keras backend; with the
 TensorFlow backend augmentation and preprocessing run in the graph, with the others through
 ``tf.numpy_function``.

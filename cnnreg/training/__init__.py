@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnreg.training.run import RunConfig
+from cnnreg.training.config import RunConfig
 
 __all__ = ["RunConfig", "train", "resume"]
 
@@ -23,7 +23,9 @@ def train(config: RunConfig, run_dir: str | Path | None = None, *, progress: Any
     Keras callback (the CLI passes its progress display).
     """
     from cnnreg.training import loop, rundir
-    from cnnreg.training.run import prepare, resolve, run_names
+    from cnnreg.training.model import prepare
+    from cnnreg.training.config import resolve
+    from cnnreg.training.config import run_names
 
     plan = prepare(resolve(config))
     if run_dir is not None:
@@ -38,6 +40,6 @@ def train(config: RunConfig, run_dir: str | Path | None = None, *, progress: Any
 def resume(run_dir: str | Path, *, progress: Any = None, launch: dict[str, Any] | None = None):
     """Continue an interrupted run from its last completed epoch (``launch``: the multi-process
     arguments ``coordinator``, ``num_processes``, ``process_id``, ``timeout``)."""
-    from cnnreg.training import loop
+    from cnnreg.training import resume as resume_module
 
-    return loop.resume(Path(run_dir), progress=progress, launch=launch)
+    return resume_module.resume(Path(run_dir), progress=progress, launch=launch)

@@ -20,9 +20,10 @@ from cnnreg.errors import CnnregError
 
 def resolve(architecture: str, inits: Sequence[str | None] = (None,), *, dataset: str = "digits", batch: int = 128,
             seed: int = 0, input_shape: tuple[int, int, int] | None = None) -> list[Any]:
-    """One :class:`cnnreg.training.run.Plan` per initialiser (None: the architecture's own), as
+    """One :class:`cnnreg.training.config.Plan` per initialiser (None: the architecture's own), as
     ``cnnreg run`` resolves them: every user mistake is one line here, before keras loads."""
-    from cnnreg.training.run import RunConfig, resolve as resolve_run
+    from cnnreg.training.config import RunConfig
+    from cnnreg.training.config import resolve as resolve_run
 
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise CnnregError(f"--batch must be an integer >= 1 (got {batch!r})")
@@ -52,7 +53,8 @@ def run(plans: list[Any], inits: list[str | None], *, out: Path | None = None,
     import keras
 
     from cnnreg.version import __version__
-    from cnnreg.training.run import build_model, prepare_data
+    from cnnreg.training.model import build_model
+    from cnnreg.training.batches import prepare_data
 
     first = plans[0]
     config = first.config
@@ -99,7 +101,7 @@ def _batch(plan, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     elif SPLIT in plan.streams and plan.streams[SPLIT].images is not None:  # cached: a uint8 tf tensor
         images, labels = np.asarray(plan.streams[SPLIT].images), plan.streams[SPLIT].labels
     elif SPLIT in plan.streams:
-        from cnnreg.training.loop import held_out
+        from cnnreg.training.batches import held_out
 
         for x, y in held_out(plan, SPLIT).as_numpy_iterator():
             return np.asarray(x, dtype="float32"), np.asarray(y, dtype="float32")

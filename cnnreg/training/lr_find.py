@@ -194,12 +194,13 @@ def suggest(lrs: list[float], smoothed: list[float], *, max_steps: int, stopped_
 
 def range_test(plan, *, start: float = DEFAULT_START, end: float = DEFAULT_END, steps: int = DEFAULT_STEPS,
                progress: Callable[[int, int], None] | None = None) -> LRFind:
-    """Run the range test on a prepared plan (:func:`cnnreg.training.run.prepare`): the run's
+    """Run the range test on a prepared plan (:func:`cnnreg.training.model.prepare`): the run's
     architecture, initial weights, optimizer (without its schedule), clipping, regularisers and
     training batches.  The model and the global random states are left as they were."""
     from cnnreg import backends
-    from cnnreg.training import loop
-    from cnnreg.training.run import compile_model
+    from cnnreg.training import model as model_module
+    from cnnreg.training import steps as steps_module
+    from cnnreg.training.model import compile_model
 
     start, end, steps = check_sweep(start, end, steps)
     model = plan.model
@@ -209,9 +210,9 @@ def range_test(plan, *, start: float = DEFAULT_START, end: float = DEFAULT_END, 
     began = time.perf_counter()
     try:
         if plan.config.freeze_base:  # as the run's first phase: the new head only
-            loop.set_base_trainable(model, False)
+            model_module.set_base_trainable(model, False)
         compile_model(plan, model, learning_rate=start, schedule=False)
-        loop.install_step_transforms(plan, model)
+        steps_module.install_step_transforms(plan, model)
         batches = _batches(plan)
         optimizer = model.optimizer
 
@@ -292,7 +293,7 @@ def _global_seed_generator():
 
 
 def _layers(model):
-    from cnnreg.training.run import iter_layers
+    from cnnreg.training.model import iter_layers
 
     return [model, *iter_layers(model)]
 
@@ -303,7 +304,7 @@ def _batches(plan) -> Iterator[tuple[Any, Any]]:
     run's input pipeline makes them."""
     import keras
 
-    from cnnreg.training.loop import training_data
+    from cnnreg.training.batches import training_data
 
     data = training_data(plan)
     size = plan.config.batch_size
@@ -386,7 +387,6 @@ def plot(result: LRFind, path: Path, *, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cnnreg.training import rundir
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
     if result.lrs:

@@ -18,9 +18,9 @@ from cnnreg.spec import FLOAT32_MAX, shown
 
 def resolve_optimizer(registry, text: str, *, lr: float | None = None):
     """The optimizer ``text`` names, with its checked parameters, as a
-    :class:`cnnreg.training.run.Resolved` whose ``params["learning_rate"]`` is the run's rate:
+    :class:`cnnreg.training.config.Resolved` whose ``params["learning_rate"]`` is the run's rate:
     ``lr`` (``--lr``) when given, else the spec's, else the factory's default."""
-    from cnnreg.training.run import Resolved
+    from cnnreg.training.config import Resolved
 
     component, params = registry.resolve("optimizer", text)
     declared = {p.name: p for p in component.parameters()}
@@ -41,7 +41,7 @@ def resolve_schedule(registry, text: str | None):
     if not text:
         return None
     from cnnreg.kinds.schedules import Schedule
-    from cnnreg.training.run import Resolved
+    from cnnreg.training.config import Resolved
 
     component, params = registry.resolve("schedule", text)
     made = component.load()(**params)
@@ -103,18 +103,3 @@ def make_optimizer(optimizer, *, clip: dict[str, float], schedule: Any = None, s
         raise PluginError(f"optimizer '{component.name}' from {component.provider} returned {type(made).__name__}, "
                           "not a keras.optimizers.Optimizer (see cnnreg.kinds.optimizers)")
     return apply_clipping(made, clip)
-
-
-def import_keras_objects(*resolved) -> None:
-    """Import what the ``keras_objects`` metadata of these resolved components names (the
-    modules registering their Keras classes: a schedule, a wrapping optimizer), so that a
-    checkpoint holding them loads in safe mode.  The names come from the installed plugins'
-    registrations, never from the file being loaded."""
-    import importlib
-
-    for item in resolved:
-        if item is None:
-            continue
-        module = item.component.metadata.get("keras_objects")
-        if isinstance(module, str) and module:
-            importlib.import_module(module)

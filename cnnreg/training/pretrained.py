@@ -163,7 +163,7 @@ def _same(component, other) -> bool:
 
 def _run_source(text: str, run_dir: Path, model: Path, arch) -> Source:
     from cnnreg.training import rundir
-    from cnnreg.training.run import run_architecture
+    from cnnreg.training.saved import run_architecture
 
     data = rundir.load_manifest(run_dir)  # one line when it is not a run directory
     if not model.exists():
@@ -333,7 +333,7 @@ def quiet():
 
 
 def load_into(plan, model, source: Source) -> str:
-    """Put ``source``'s weights into ``model`` (built by :func:`cnnreg.training.run.build_model`)
+    """Put ``source``'s weights into ``model`` (built by :func:`cnnreg.training.model.build_model`)
     and return the note for the run header; ``source.record`` says what was loaded, for the manifest."""
     names = list(plan.dataset.class_names)
     arch = plan.architecture.component
@@ -383,7 +383,8 @@ def _note(source: Source, copied: Copied, theirs, names, same_classes: bool) -> 
 
 def _source_model(source: Source, record: dict[str, Any]):
     """The model a run, a .keras file or a cnnreg weights entry holds, loaded in safe mode."""
-    from cnnreg.training.report import import_keras_objects, load_keras_file, load_run_model
+    from cnnreg.training.saved import import_keras_objects
+    from cnnreg.training.saved import load_keras_file, load_run_model
 
     if source.kind == "run":
         record.update(run_dir=str(source.run_dir), path=str(source.path), sha256=sha256(source.path))
@@ -481,7 +482,7 @@ def _bare_file(plan, model, path: Path, bridge: bool, same_classes: bool) -> Cop
 
 def _twin(plan, num_classes: int):
     """The run's model built again with ``num_classes`` outputs (to read a file made for them)."""
-    from cnnreg.training.run import build_model
+    from cnnreg.training.model import build_model
 
     return build_model(plan, pretrained=False, num_classes=num_classes, initialise=False)
 

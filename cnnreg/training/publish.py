@@ -224,7 +224,7 @@ def read_index(dest: Path) -> dict:
 def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, license: str | None = None) -> Published:
     """Write the run's entry into the zoo folder ``dest`` (created if needed)."""
     from cnnreg.files import sha256_of
-    from cnnreg.kinds.weights import WeightsEntry, WeightsFile
+    from cnnreg.kinds.weights import WeightsEntry
 
     fields, model, data, notes = entry_from_run(run_dir, name=name, license=license)
     name = fields["name"]
@@ -248,8 +248,8 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
         old = [e for e in index["entries"] if isinstance(e, dict) and str(e.get("name", "")).lower() == name.lower()]
         replaced = None
         if old:
-            files = old[-1].get("files") if isinstance(old[-1].get("files"), dict) else {}
-            replaced = str((files.get("model") or {}).get("hash")) if isinstance(files.get("model"), dict) else "?"
+            listed = old[-1].get("files") if isinstance(old[-1].get("files"), dict) else {}
+            replaced = str((listed.get("model") or {}).get("hash")) if isinstance(listed.get("model"), dict) else "?"
             notes.append(f"replaced the entry {name} that was already in {dest / INDEX} ({replaced[:23]}...)")
         record = entry.to_dict()
         record.pop("zoo")  # where the zoo is, is up to whoever reads it

@@ -156,7 +156,7 @@ def input_shape(data: dict[str, Any], run_dir: Path) -> tuple[int, int, int]:
 def run_config(data: dict[str, Any], run_dir: Path):
     """The :class:`RunConfig` a manifest stores; one line when its ``config`` is not one."""
     from cnnreg.errors import ParameterError
-    from cnnreg.training.run import RunConfig
+    from cnnreg.training.config import RunConfig
 
     try:
         config = RunConfig.from_dict(data["config"])
