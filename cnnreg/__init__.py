@@ -1,8 +1,16 @@
 """cnnreg: a config-free plugin framework and model registry for convolutional networks.
 
-Public API (importing cnnreg never imports keras)::
+Public API (importing cnnreg never imports keras): one function per command, named as the
+command, with its options as keyword arguments, returning a result whose ``to_dict()`` is the
+command's ``--json`` (:mod:`cnnreg.api`, docs/python-api.md)::
 
     import cnnreg
+    cnnreg.summary("resnet34", classes=10).to_dict()
+    cnnreg.run("lenet5", epochs=1, run_dir="r")
+    cnnreg.evaluate("r").to_dict()
+
+and the registry::
+
     cnnreg.components("architecture")              # every registered architecture
     cnnreg.get("initialiser", "he_normal")         # one component (name, alias or provider/name)
     cnnreg.build("initialiser", "variance_scaling:scale=2,mode=fan_avg")
@@ -43,7 +51,13 @@ _LAZY = {
     "Component": "cnnreg.registry:Component",
 }
 
-__all__ = ["__version__", "hookimpl", "components", "get", "build", "get_registry", "CnnregError", *_LAZY]
+__all__ = [
+    "__version__", "hookimpl", "components", "get", "build", "get_registry", "CnnregError", *_LAZY,
+    # one function per command (cnnreg.api.COMMANDS)
+    "run", "resume", "rerun", "list_runs", "evaluate", "predict", "lr_find", "diagnose", "publish", "attack", "summary",
+    "estimate", "compare", "list_components", "show", "list_plugins", "dataset_info", "dataset_samples", "pull_weights",
+    "new_plugin",
+]
 
 #: Modules that moved, by their old name: ``import cnnreg.regularisers`` still works (with a
 #: DeprecationWarning) and gives the module under its new name, the same object.
@@ -60,9 +74,17 @@ MOVED = {
 }
 
 
+def _api() -> dict[str, str]:
+    """The public functions, one per command (:data:`cnnreg.api.COMMANDS`), by name."""
+    from cnnreg.api import COMMANDS
+
+    return {target.rpartition(":")[2]: target for target in COMMANDS.values()}
+
+
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, _, attribute = _LAZY[name].partition(":")
+    target = _LAZY.get(name) or _api().get(name)
+    if target is not None:
+        module, _, attribute = target.partition(":")
         value = getattr(importlib.import_module(module), attribute)
         globals()[name] = value
         return value
@@ -70,7 +92,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_api()})
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -238,7 +238,7 @@ def test_dry_run_is_the_header_and_the_layer_summary(tmp_path, monkeypatch):
 
 
 def test_runs_counts_the_epochs_of_both_phases():
-    from cnnreg.cli.training import _total_epochs
+    from cnnreg.api.runs import total_epochs as _total_epochs
 
     assert _total_epochs({"epochs": 3, "fine_tune_epochs": 3}) == 6  # `cnnreg runs` said 6/3
     assert _total_epochs({"epochs": 3, "fine_tune_epochs": 0}) == 3

@@ -11,8 +11,8 @@ import sys
 
 import typer
 
-from cnnreg.version import __version__
 from cnnreg.errors import CnnregError
+from cnnreg.version import __version__
 
 __all__ = ["main", "make_app"]
 

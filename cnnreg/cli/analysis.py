@@ -1,27 +1,17 @@
 """``cnnreg summary``, ``cnnreg estimate`` and ``cnnreg compare``: the cost model on the command line.
 
-Thin commands over :mod:`cnnreg.analysis` (see docs/cost-model.md). Every option is checked
-before keras is imported, so a typo costs no model build; keras is imported inside the commands
-only, so ``cnnreg --help`` stays fast.
+Thin commands over :mod:`cnnreg.api.analysis` (see docs/cost-model.md): parse, call, render.
+Every option is checked before keras is imported, so a typo costs no model build; keras is
+imported inside the commands only, so ``cnnreg --help`` stays fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
-from cnnreg.cli.common import backend_option, parse_shape, use_backend
-
-from cnnreg.version import __version__
-from cnnreg.errors import CnnregError, ParameterError, choices_text
-
-#: Classes when neither ``--classes``, the metadata nor the factory's signature says.
-DEFAULT_CLASSES = 1000
-
-#: ``cnnreg estimate --method``: the cost model, or XLA's plan of the compiled step (JAX).
-METHODS = ("analytic", "compiled")
+from cnnreg.cli.common import backend_option
 
 
 def register(app: typer.Typer) -> None:
@@ -54,140 +44,6 @@ def _json_option():
     return typer.Option(False, "--json", help="Machine-readable output (see docs/cli.md).")
 
 
-@dataclass
-class Target:
-    """One architecture to analyse: its component, checked parameters and framework arguments."""
-
-    spec: str
-    component: Any
-    params: dict
-    input_shape: tuple[int, int, int]
-    num_classes: int
-
-
-def _at_least_one(value: Optional[int], option: str) -> None:
-    if value is not None and value < 1:
-        raise ParameterError(f"{option} must be >= 1 (got {value})")
-
-
-def _check_options(*, precision: str, optimizer: str, batch: Optional[int] = None,
-                   classes: Optional[int] = None) -> Any:
-    """Check the shared options (no keras); return the optimizer as :func:`_budget_optimizer` takes it."""
-    from cnnreg.analysis.units import check_precision
-
-    _at_least_one(batch, "--batch")
-    _at_least_one(classes, "--classes")
-    check_precision(precision)
-    return _parse_optimizer(optimizer)
-
-
-def _parse_optimizer(text: str) -> Any:
-    """A name the cost model knows (``adam``, ``momentum``...) or a ``cnnreg run`` optimizer spec."""
-    from cnnreg.analysis.memory import OPTIMIZER_SLOTS
-    from cnnreg.spec import parse
-
-    key = text.strip().lower().replace("-", "_")
-    if key in OPTIMIZER_SLOTS:
-        return key
-    from cnnreg.errors import UnknownComponentError
-    from cnnreg.plugins import get_host
-    from cnnreg.training import optim
-
-    spec = parse(text)
-    registry = get_host().registry
-    try:
-        registry.get("optimizer", spec.name)
-    except UnknownComponentError:
-        names = sorted({*OPTIMIZER_SLOTS, *registry.names("optimizer")})
-        raise ParameterError(f"unknown optimizer '{spec.name}'" + choices_text(spec.name.lower(), names)) from None
-    return optim.resolve_optimizer(registry, text)  # built once keras loads: its state per weight is counted
-
-
-def _budget_optimizer(value: Any) -> Any:
-    """What ``training_budget`` takes: the name, or a Keras optimizer instance built from a spec."""
-    if isinstance(value, str):
-        return value
-    from cnnreg.training import optim
-
-    return optim.make_optimizer(value, clip={}, steps_per_epoch=1, epochs=1)
-
-
-def _resolve(spec: str, input_shape: Optional[tuple[int, int, int]], classes: Optional[int]) -> Target:
-    """Find the architecture and settle its input shape and classes, before anything is built."""
-    import inspect
-
-    from cnnreg.spec import shape_text
-    from cnnreg.plugins import get_host
-
-    component, params = get_host().registry.resolve("architecture", spec)
-    defaults = _signature_defaults(component)
-    shape = input_shape or component.metadata.get("default_input_shape") or defaults.get("input_shape")
-    if shape is None or shape is inspect.Parameter.empty:
-        raise ParameterError(f"architecture '{component.name}' has no default input shape; give --input-shape HxWxC")
-    shape = tuple(int(d) for d in shape)
-    minimum = int(component.metadata.get("min_input_size") or 1)
-    if len(shape) == 3 and min(shape[:2]) < minimum:
-        raise ParameterError(f"input shape {shape_text(shape)} is too small for {component.name} "
-                             f"(minimum {minimum}x{minimum})")
-    if classes is None:
-        classes = component.metadata.get("num_classes") or defaults.get("num_classes")
-        if not isinstance(classes, int) or isinstance(classes, bool):
-            classes = DEFAULT_CLASSES
-    return Target(spec, component, params, shape, classes)
-
-
-def _signature_defaults(component) -> dict[str, Any]:
-    import inspect
-
-    try:
-        signature = inspect.signature(component.load())
-    except (TypeError, ValueError):
-        return {}
-    return {name: p.default for name, p in signature.parameters.items()
-            if name in ("input_shape", "num_classes") and p.default is not p.empty}
-
-
-def _build(target: Target):
-    """The architecture's Keras model at the target's input shape and classes (current dtype policy)."""
-    return target.component.load()(
-        **{**target.params, "input_shape": target.input_shape, "num_classes": target.num_classes})
-
-
-def _summarize(targets: list[Target], *, precision: str, expand: bool = False) -> list:
-    """Build each model symbolically under ``precision`` and summarize it (imports keras).
-
-    Layers the cost model cannot count are reported as one warning line each model, not an error.
-    """
-    import warnings
-
-    from cnnreg.cli.common import load_framework
-
-    load_framework()
-    import keras
-
-    from cnnreg.analysis import UncountedLayerWarning, summarize
-    from cnnreg.cli.render import warn
-
-    previous = keras.config.dtype_policy()
-    summaries = []
-    try:
-        keras.config.set_dtype_policy(precision)
-        for target in targets:
-            model = _build(target)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UncountedLayerWarning)
-                summary = summarize(model, expand=expand, precision=precision)
-            for w in caught:
-                if issubclass(w.category, UncountedLayerWarning):
-                    warn(f"{target.spec}: {w.message}")
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-            summaries.append(summary)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    return summaries
-
-
 # --- cnnreg summary ----------------------------------------------------------------------------
 
 
@@ -212,23 +68,21 @@ def summary_command(
 
       cnnreg summary resnet50 --batch 64 --precision mixed_bfloat16 --json
     """
-    use_backend(backend)
-    opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
-    target = _resolve(name, parse_shape(input_shape), classes)
-    summary, = _summarize([target], precision=precision, expand=expand)
-    budget = None
-    if batch is not None:
-        from cnnreg.analysis import training_budget
+    from cnnreg.api.analysis import summary as summarize
+    from cnnreg.cli.render import warn
 
-        budget = training_budget(summary, batch_size=batch, precision=precision, optimizer=_budget_optimizer(opt))
+    result = summarize(name, input_shape=input_shape, classes=classes, expand=expand, batch=batch,
+                       precision=precision, optimizer=optimizer, backend=backend)
+    for line in result.warnings:
+        warn(line)
     if as_json:
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "summary": summary.to_dict(),
-                    "budget": budget.to_dict() if budget is not None else None})
+        print_json(result.to_dict())
         return
     from cnnreg.cli.render import console, print_wide
 
+    summary, budget, target = result.summary, result.budget, result.target
     console.print(_title(target, precision), soft_wrap=True)
     print_wide(_layer_table(summary))
     print_wide(_footer(summary))
@@ -237,7 +91,7 @@ def summary_command(
         print_wide(_budget_panel(budget, summary))
 
 
-def _title(target: Target, precision: str):
+def _title(target, precision: str):
     from rich.text import Text
 
     from cnnreg.spec import shape_text
@@ -421,70 +275,23 @@ def estimate_command(
 
       cnnreg estimate resnet50 --platform cpu --device-memory 16GiB
     """
-    key = method.strip().lower()
-    if key not in METHODS:
-        raise ParameterError(f"unknown method '{method}'" + choices_text(key, METHODS))
-    from cnnreg.analysis.memory import PLATFORMS
+    from cnnreg.api.analysis import estimate
+    from cnnreg.cli.render import warn
 
-    if platform is not None and key == "compiled":
-        raise ParameterError("--platform is for --method analytic; the compiled plan is the platform's own")
-    platform = (platform or "gpu").strip().lower()
-    if platform not in PLATFORMS:
-        raise ParameterError(f"unknown platform '{platform}'" + choices_text(platform, PLATFORMS))
-    if key == "compiled" and backend is not None and backend.strip().lower() != "jax":
-        raise CnnregError("--method compiled needs the JAX backend: --backend jax")
-    use_backend("jax" if key == "compiled" and backend is None else backend)
-    from cnnreg.analysis import parse_memory
-
-    opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
-    device_bytes = None
-    if device_memory is not None:
-        try:
-            device_bytes = parse_memory(device_memory)
-        except ParameterError as exc:
-            raise ParameterError(f"--device-memory: {exc}") from None
-    target = _resolve(name, parse_shape(input_shape), classes)
-    device = {"name": None, "memory_bytes": device_bytes, "detected": False, "given": device_memory}
-    if device_bytes is None:
-        device = _detected_device()
-        device_bytes = device["memory_bytes"]
-    if key == "compiled":
-        _estimate_compiled(target, precision, opt, device, batch, as_json)
-        return
-    summary, = _summarize([target], precision=precision)
-    from cnnreg.analysis import max_batch_size, oom_remedies, training_budget
-
-    options = dict(precision=precision, optimizer=_budget_optimizer(opt), platform=platform)
-    largest = max_batch_size(summary, device_bytes, **options)
-    advice = None
-    if batch is not None or largest == 0:
-        advice = oom_remedies(summary, device_bytes, batch or 1, **options)
-        budget = advice.budget
-    else:
-        budget = training_budget(summary, batch_size=largest, **options)
+    result = estimate(name, device_memory=device_memory, batch=batch, input_shape=input_shape, classes=classes,
+                      precision=precision, optimizer=optimizer, method=method, platform=platform, backend=backend)
+    for line in result.warnings:
+        warn(line)
     if as_json:
         from cnnreg.cli.render import print_json
 
-        print_json({
-            "cnnreg": __version__, "method": "analytic", "architecture": target.spec,
-            "input_shape": list(target.input_shape), "num_classes": target.num_classes, "precision": precision,
-            "optimizer": budget.optimizer,
-            "device": device, "max_batch_size": largest, "batch_size": budget.batch_size,
-            "fits": budget.total_bytes <= device_bytes, "budget": budget.to_dict(),
-            "remedies": [r.to_dict() for r in advice.remedies] if advice else [],
-        })
+        print_json(result.to_dict())
         return
-    _print_estimate(target, precision, budget.optimizer, device, largest, budget, advice)
-
-
-def _detected_device() -> dict:
-    from cnnreg import backends
-
-    found = [d for d in backends.devices() if d.get("memory_bytes")]
-    if not found:
-        raise CnnregError("no GPU detected: --device-memory is needed, e.g. --device-memory 16GiB")
-    return {"name": found[0].get("name", "GPU"), "memory_bytes": int(found[0]["memory_bytes"]), "detected": True,
-            "given": None}
+    if result.method == "compiled":
+        _print_compiled(result)
+        return
+    _print_estimate(result.target, precision, result.optimizer, result.device, result.max_batch_size, result.budget,
+                    result.advice)
 
 
 def _both(n: int) -> str:
@@ -497,8 +304,8 @@ def _print_header(target, precision, optimizer, device) -> None:
     """The model, precision and optimizer; the device memory and where it came from."""
     from rich.markup import escape
 
-    from cnnreg.spec import shape_text
     from cnnreg.cli.render import console
+    from cnnreg.spec import shape_text
 
     memory = device["memory_bytes"]
     console.print(f"[bold]{escape(target.spec)}[/]: input {shape_text(target.input_shape)}, {target.num_classes} classes, "
@@ -555,44 +362,19 @@ def _print_estimate(target, precision, optimizer, device, largest, budget, advic
         console.print("[dim]several devices: figures are per device (data parallel)[/]")
 
 
-def _estimate_compiled(target: Target, precision: str, opt: Any, device: dict, batch: Optional[int],
-                       as_json: bool) -> None:
+def _print_compiled(result) -> None:
     """``--method compiled``: XLA's plan of the compiled step at --batch (else at the largest
-    batch), and the largest batch that fits, by bisection over compiled plans."""
-    from cnnreg.cli.common import load_framework
-
-    load_framework()
-    import keras
-
-    from cnnreg.analysis.compiled import StepPlanner, compiled_max_batch
-
-    previous = keras.config.dtype_policy()
-    try:
-        keras.config.set_dtype_policy(precision)
-        planner = StepPlanner(_build(target), optimizer=_budget_optimizer(opt))
-        largest, _ = compiled_max_batch(planner, device["memory_bytes"])
-        plan = planner.plan(batch or largest or 1)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    fits = plan.total_bytes <= device["memory_bytes"]
-    if as_json:
-        from cnnreg.cli.render import print_json
-
-        print_json({
-            "cnnreg": __version__, "method": "compiled", "architecture": target.spec,
-            "input_shape": list(target.input_shape), "num_classes": target.num_classes, "precision": precision,
-            "optimizer": plan.optimizer, "device": device, "max_batch_size": largest, "batch_size": plan.batch_size,
-            "fits": fits, "budget": plan.to_dict(), "remedies": [], "compiles": planner.compiles,
-        })
-        return
+    batch), and the largest batch that fits, found by bisection over compiled plans."""
     from rich.markup import escape
 
     from cnnreg.cli.render import console, print_wide
 
+    target, precision, plan, device = result.target, result.precision, result.budget, result.device
+    largest, batch, fits = result.max_batch_size, result.batch, result.fits
     memory = device["memory_bytes"]
     _print_header(target, precision, plan.optimizer, device)
-    compiles = f"{planner.compiles} compile{'s' if planner.compiles != 1 else ''}"
-    how = f"(compiled on {escape(plan.platform)}, {compiles}, {planner.seconds:.1f} s)"
+    compiles = f"{result.compiles} compile{'s' if result.compiles != 1 else ''}"
+    how = f"(compiled on {escape(plan.platform)}, {compiles}, {result.seconds:.1f} s)"
     console.print(f"[bold]largest batch that fits[/]: {largest or 'none: batch 1 does not fit'} {how}", soft_wrap=True)
     need = plan.total_bytes
     if batch is not None or not largest:
@@ -659,32 +441,25 @@ def compare_command(
 
       cnnreg compare resnet50 mobilenet_v2 --batch 64 --precision mixed_float16 --json
     """
-    use_backend(backend)
-    opt = _check_options(precision=precision, optimizer=optimizer, batch=batch, classes=classes)
-    if len(names) < 2:
-        raise ParameterError(f"compare needs two or more architectures (got '{names[0]}'); "
-                             f"`cnnreg summary {names[0]}` shows one")
-    shape = parse_shape(input_shape)
-    targets = [_resolve(n, shape, classes) for n in names]
-    summaries = _summarize(targets, precision=precision)
-    from cnnreg.analysis import compare
+    from cnnreg.api.analysis import compare
+    from cnnreg.cli.render import warn
 
-    rows = compare({t.spec: s for t, s in zip(targets, summaries)}, batch_size=batch, precision=precision,
-                   optimizer=_budget_optimizer(opt))
+    result = compare(names, input_shape=input_shape, classes=classes, batch=batch, precision=precision,
+                     optimizer=optimizer, backend=backend)
+    for line in result.warnings:
+        warn(line)
     if as_json:
         from cnnreg.cli.render import print_json
 
-        models = [{**r.to_dict(), "input_shape": list(t.input_shape), "num_classes": t.num_classes}
-                  for r, t in zip(rows, targets)]
-        print_json({"cnnreg": __version__, "batch_size": batch, "precision": precision,
-                    "optimizer": rows[0].optimizer, "models": models})
+        print_json(result.to_dict())
         return
+    rows, targets = result.rows, result.targets
     from rich.markup import escape
     from rich.table import Table
 
     from cnnreg.analysis import format_mb, format_mib
-    from cnnreg.spec import shape_text
     from cnnreg.cli.render import human_count, print_wide
+    from cnnreg.spec import shape_text
 
     table = Table(title=f"per instance, and training memory at batch {batch} ({precision}, {rows[0].optimizer})",
                   title_justify="left", show_edge=False, pad_edge=False)

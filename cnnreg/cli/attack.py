@@ -7,22 +7,9 @@ from typing import Optional
 
 import typer
 
-from cnnreg.cli.common import check_out_folder
-from cnnreg.errors import CnnregError
-
 
 def register(app: typer.Typer) -> None:
     app.command("attack")(attack_command)
-
-
-def parse_eps(text: str) -> list[float]:
-    """``0,0.05,8/255`` → floats (fractions allowed); one line for anything else."""
-    from cnnreg.spec import coerce
-
-    parts = [p.strip() for p in text.split(",")]
-    if not text.strip() or any(not p for p in parts):
-        raise CnnregError(f"--eps takes a comma-separated list of numbers such as 0,2/255,8/255 (got {text!r})")
-    return [coerce(p, float, where="--eps") for p in parts]
 
 
 def attack_command(
@@ -49,34 +36,24 @@ def attack_command(
 
       cnnreg attack lenet5.digits --attack universal --eps 0,8/255 --json
     """
-    from cnnreg.adversarial.robustness import build_attack, check_eps
-
-    if limit is not None and limit < 1:
-        raise CnnregError(f"--limit must be >= 1 (got {limit})")
-    if batch_size < 1:
-        raise CnnregError(f"--batch-size must be >= 1 (got {batch_size})")
-    values = parse_eps(eps) if eps is not None else None
-    built = build_attack(attack)  # an unknown attack or a bad parameter: before any model loads
-    eps_list = check_eps(values if values is not None else [0.0, float(built.eps)], built.norm)
-    from cnnreg.training.saved import open_trained
-
-    trained = open_trained(model)
-    if out is not None:  # before the model loads: a folder that cannot be written costs nothing
-        check_out_folder(out)
-    from cnnreg.cli.common import use_backend_of
-
-    use_backend_of(trained)
-    from cnnreg.adversarial.robustness import robustness
+    from cnnreg.api.attack import attack as run_attack
     from cnnreg.cli.render import console, err_console
 
     def run(progress=None):
-        return robustness(trained, built, eps_list, split=split, dataset=dataset, limit=limit, batch_size=batch_size,
-                          seed=seed, out=out, progress=progress, spec=attack)
+        return run_attack(model, attack=attack, eps=eps, split=split, dataset=dataset, limit=limit, seed=seed,
+                          batch_size=batch_size, out=out, progress=progress)
 
     if as_json or not err_console.is_terminal:
         result = run()
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=err_console, transient=True) as bar:
@@ -87,12 +64,11 @@ def attack_command(
 
             result = run(progress)
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, **result})
+        print_json(result.to_dict())
         return
-    _print(result, console)
+    _print(result.result, console)
 
 
 def _print(result: dict, console) -> None:

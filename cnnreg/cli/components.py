@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Optional
 
 import typer
 
-from cnnreg.version import __version__
 from cnnreg import registry as kinds
-from cnnreg.errors import CnnregError, UnknownComponentError, choices_text
-from cnnreg.registry import kind_spec, normalize_kind
+from cnnreg.registry import kind_spec
 
 _PLURALS = [k.plural for k in kinds.KIND_SPECS]
 
@@ -43,28 +40,15 @@ def list_command(
 
       cnnreg list --provider cnnreg-fixup --json
     """
-    from cnnreg.plugins import get_host
+    from cnnreg.api.components import list_components
 
-    host = get_host()
-    chosen = kinds.KINDS if kind is None else (normalize_kind(kind),)
-    found = [c for k in chosen for c in host.registry.components(k)]
-    if provider is not None:
-        providers = {c.provider for c in host.registry.components()}
-        if provider.lower() not in {p.lower() for p in providers}:
-            _no_such_provider(provider, providers, host.plugin_list())
-        found = [c for c in found if c.provider.lower() == provider.lower()]
-    if filter:
-        pattern = filter.lower()
-        found = [
-            c for c in found
-            if fnmatch.fnmatchcase(c.name.lower(), pattern)
-            or any(fnmatch.fnmatchcase(a.lower(), pattern) for a in c.aliases)
-        ]
+    result = list_components(kind, filter=filter, provider=provider)
     if as_json:
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "components": [_listed(c) for c in found]})
+        print_json(result.to_dict())
         return
+    chosen, found = result.kinds, result.components
     from cnnreg.cli.render import console, print_wide
 
     if not found:
@@ -88,17 +72,6 @@ def list_command(
                       "reach this one as provider/name")
     if hidden:
         console.print(f"[dim]hidden to fit: {', '.join(sorted(hidden))} (see cnnreg show NAME)[/]")
-
-
-def _listed(component) -> dict:
-    """A component in ``cnnreg list --json``; a weights entry with its fields (what the table
-    shows: classes, metrics, parameters, files), which are plain data."""
-    data = component.to_dict()
-    if component.kind == "weights":
-        from cnnreg.registry import jsonable
-
-        data["entry"] = {"name": component.name, **jsonable(component.metadata)}
-    return data
 
 
 #: At ``cnnreg list``'s narrowest layouts a summary keeps at least this many columns.
@@ -283,65 +256,11 @@ def _source_label(url: str, zoo=None) -> str:
     return f"zoo {zoo}" if zoo else "zoo"
 
 
-def _no_such_provider(provider: str, providers, plugins) -> None:
-    """Why ``--provider`` names nothing: an installed package that failed to load or is blocked
-    says so (with its error); anything else is an unknown package."""
-    wanted = provider.lower()
-    mine = [p for p in plugins if not p.builtin and wanted in (p.distribution.lower(), p.name.lower())]
-    broken = [p for p in mine if p.status in ("failed", "hook-error")]
-    if broken:
-        errors = "; ".join(f"plugin '{p.name}' {p.error}" for p in broken)
-        raise CnnregError(f"package '{broken[0].distribution}' is installed but failed to load: {errors} "
-                          "(see `cnnreg plugins`)")
-    blocked = [p for p in mine if p.status == "blocked"]
-    if blocked:
-        raise CnnregError(f"package '{blocked[0].distribution}' is installed but not loaded: {blocked[0].error}")
-    if mine:
-        raise CnnregError(f"package '{mine[0].distribution}' provides no components "
-                          "(its plugins add commands only; see `cnnreg plugins`)")
-    installed = set(providers) | {p.distribution for p in plugins}
-    raise CnnregError(f"no installed package '{provider}' provides components" + choices_text(provider, installed))
-
-
 def _ambiguous_names(rows) -> set[str]:
     seen: dict[str, set[str]] = {}
     for c in rows:
         seen.setdefault(c.name.lower(), set()).add(c.provider)
     return {name for name, providers in seen.items() if len(providers) > 1}
-
-
-def find_component(text: str):
-    """``NAME``, ``KIND/NAME``, ``provider/NAME`` or ``KIND/provider/NAME`` → one component."""
-    from cnnreg.plugins import get_host
-    from cnnreg.spec import parse
-
-    registry = get_host().registry
-    head, sep, rest = text.partition("/")
-    if sep:
-        try:
-            kind = normalize_kind(head)
-        except CnnregError:
-            kind = None
-        if kind is not None:
-            return registry.get(kind, parse(rest).name)
-    name = parse(text).name
-    found, errors = [], []
-    for kind in kinds.KINDS:
-        try:
-            found.append(registry.get(kind, name))
-        except UnknownComponentError as exc:
-            errors.append(exc)
-    if len(found) == 1:
-        return found[0]
-    if found:
-        options = ", ".join(f"{c.kind}/{c.name}" for c in found)
-        raise CnnregError(f"'{text}' names components of several kinds; use one of {options}")
-    every = {c.name for c in registry.components()}
-    aliases = {a: n for kind in kinds.KINDS for a, n in registry.aliases(kind).items()}
-    raise UnknownComponentError(
-        f"unknown component '{text}'"
-        + choices_text(name.rpartition("/")[2], every, aliases=aliases, hint="see `cnnreg list`")
-    )
 
 
 def show_command(
@@ -358,15 +277,17 @@ def show_command(
 
       cnnreg show keras-resnet50.imagenet
     """
-    component = find_component(name)
-    if component.kind in KIND_SHOW:
-        return KIND_SHOW[component.kind](component, as_json)
-    data = component.to_dict(detail=True)
+    from cnnreg.api.components import show
+
+    result = show(name)
     if as_json:
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "component": data})
+        print_json(result.to_dict())
         return
+    component, data = result.component, result.data
+    if component.kind in KIND_SHOW:
+        return KIND_SHOW[component.kind](result)
     from rich.panel import Panel
     from rich.table import Table
 
@@ -411,26 +332,12 @@ def show_command(
             console.print(line, markup=False, soft_wrap=True)
 
 
-def _show_weights(component, as_json: bool) -> None:
+def _show_weights(result) -> None:
     """``cnnreg show`` for a weights entry: what it is, its files with URL and hash, its metrics.
 
     The entry is data: nothing is imported or downloaded to show it.
     """
-    from cnnreg.registry import callable_ref, jsonable
-    from cnnreg.kinds.weights import entry_of
-
-    entry = entry_of(component)
-    if as_json:
-        from cnnreg.cli.render import print_json
-
-        data = component.to_dict()
-        data.update(
-            factory=component.factory if isinstance(component.factory, str) else callable_ref(component.factory),
-            metadata=jsonable(component.metadata), parameters=[], primary=None, doc=component.summary,
-            entry=entry.to_dict(),
-        )
-        print_json({"cnnreg": __version__, "component": data})
-        return
+    component, entry = result.component, result.entry
     from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
@@ -538,14 +445,15 @@ def plugins_command(
 
       cnnreg plugins --json
     """
-    from cnnreg.plugins import get_host
+    from cnnreg.api.components import list_plugins
 
-    plugins = get_host().plugin_list()
+    result = list_plugins()
     if as_json:
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "plugins": [p.to_dict() for p in plugins]})
+        print_json(result.to_dict())
         return
+    plugins = result.plugins
     from rich.markup import escape
 
     from cnnreg.cli.render import console, natural_width, print_wide
@@ -575,7 +483,7 @@ def plugins_command(
             console.print(f"{escape(p.name)} ([{style}]{p.status}[/]): {escape(lines[0][len(head):])}", soft_wrap=True)
             for line in lines[1:]:
                 console.print(line, markup=False, soft_wrap=True)
-    shadowed = [item for p in plugins for item in p.shadowed]
+    shadowed = result.shadowed
     if shadowed:
         from rich.markup import escape
 

@@ -35,16 +35,15 @@ def info_command(
 
       cnnreg data info tf_flowers:split=train[:50%] --json
     """
-    from cnnreg.datasets.explore import info
+    from cnnreg.api.data import dataset_info
 
-    result = info(dataset)
+    result = dataset_info(dataset)
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "dataset": result})
+        print_json(result.to_dict())
         return
-    _render_info(result)
+    _render_info(result.info)
 
 
 def _shape_text(shape: list) -> str:
@@ -118,15 +117,15 @@ def show_command(
 
       cnnreg data show ./flowers --n 16 --augment flip --augment rotate=0.1 -o grid.png
     """
-    from cnnreg.datasets.explore import sample_grid
+    from cnnreg.api.data import dataset_samples
 
-    result = sample_grid(dataset, output, n=n, split=split, augment=list(augment), seed=seed, size=size)
+    result = dataset_samples(dataset, n=n, augment=augment, split=split, output=output, size=size, seed=seed)
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "grid": result})
+        print_json(result.to_dict())
         return
     from cnnreg.cli.render import console
 
-    console.print(f"{len(result['samples'])} samples of {result['split']} → {result['path']}")
+    grid = result.grid
+    console.print(f"{len(grid['samples'])} samples of {grid['split']} → {grid['path']}")

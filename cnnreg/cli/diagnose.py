@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cnnreg.cli.common import backend_option, check_out_folder, load_framework, use_backend
+from cnnreg.cli.common import backend_option
 
 
 def register(app: typer.Typer) -> None:
@@ -40,44 +40,38 @@ def diagnose_command(
 
       cnnreg diagnose resnet18 --dataset digits --batch 32 --json
     """
-    from cnnreg.training import diagnose
-    from cnnreg.backends import select
-    from cnnreg.cli.common import parse_shape
-
-    chosen = select(backend, activate=False)
-    plans = diagnose.resolve(architecture, list(init) or [None], dataset=dataset, batch=batch, seed=seed,
-                             input_shape=parse_shape(input_shape, positive=False))  # every mistake: one line, before keras loads
-    if out is not None:
-        check_out_folder(out)
-    use_backend(chosen)
-    load_framework()
+    from cnnreg.api.runs import diagnose
     from cnnreg.cli.render import console, err_console, warn
 
-    def run(progress=None):
-        return diagnose.run(plans, list(init) or [None], out=out, progress=progress)
-
+    arguments = dict(init=list(init), dataset=dataset, batch=batch, seed=seed, input_shape=input_shape, out=out,
+                     backend=backend)
     if as_json or not err_console.is_terminal:
-        result = run()
+        result = diagnose(architecture, **arguments)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err_console, transient=True) as bar:
-            task = bar.add_task("diagnose", total=len(plans))
+            task = bar.add_task("diagnose", total=max(1, len(init)))
 
             def progress(done: int, total: int, what: str) -> None:
                 bar.update(task, completed=done, total=total, description=f"diagnose: {what}")
 
-            result = run(progress)
-    for line in result["warnings"]:
+            result = diagnose(architecture, **arguments, progress=progress)
+    for line in result.warnings:
         warn(line)
     if as_json:
         from cnnreg.cli.render import print_json
 
-        print_json(result)
+        print_json(result.to_dict())
         return
-    _print(result, console)
-
+    _print(result.result, console)
 
 
 def _number(value) -> str:

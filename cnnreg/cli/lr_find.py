@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cnnreg.cli.common import backend_option, check_out_folder, load_framework, use_backend
+from cnnreg.cli.common import backend_option
 
 
 def register(app: typer.Typer) -> None:
@@ -48,59 +48,39 @@ def lr_find_command(
 
       cnnreg lr-find mlp_bn --dataset digits:size=8 --steps 300 --end 1 --json
     """
-    from cnnreg.training import lr_find
-    from cnnreg.training.config import RunConfig
-    from cnnreg.training.config import resolve
-
-    start, end, steps = lr_find.check_sweep(start, end, steps)
-    from cnnreg.cli.common import parse_shape
-
-    config = RunConfig(
-        architecture=architecture, dataset=dataset, init=init, regularisers=list(reg), clip=clip, optimizer=optimizer,
-        batch_size=batch_size, precision=precision, seed=seed, input_shape=parse_shape(input_shape, positive=False), weights=weights,
-        freeze_base=freeze_base,
-    )
-    config.backend = use_backend(backend)
-    plan = resolve(config)  # every user mistake is caught here, before keras is imported
-    if out is not None:
-        check_out_folder(out)
-    load_framework()
+    from cnnreg.api.runs import lr_find
     from cnnreg.cli.render import console, err_console, warn
-    from cnnreg.training.model import prepare
 
-    prepare(plan, find_lr=False)
-    for line in plan.warnings:
-        warn(line)
+    arguments = dict(dataset=dataset, init=init, reg=list(reg), clip=clip, optimizer=optimizer, batch_size=batch_size,
+                     precision=precision, seed=seed, input_shape=input_shape, weights=weights, freeze_base=freeze_base,
+                     start=start, end=end, steps=steps, out=out, backend=backend)
     if as_json or not err_console.is_terminal:
-        result = lr_find.range_test(plan, start=start, end=end, steps=steps)
+        result = lr_find(architecture, **arguments)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err_console, transient=True) as bar:
             task = bar.add_task("range test", total=steps)
-            result = lr_find.range_test(plan, start=start, end=end, steps=steps,
-                                        progress=lambda done, total: bar.update(task, completed=done))
-    title = (f"{plan.architecture.spec} on {plan.dataset_component.spec}: {plan.optimizer.component.name}"
-             + (f" (clip {config.clip})" if config.clip else "") + f", batch {config.batch_size}")
-    files = {}
-    if out is not None:
-        lr_find.plot(result, out / "lr_find.png", title=title)
-        files["plot"] = str(out / "lr_find.png")
-    if result.suggested_lr is None:
-        warn(f"no learning rate suggested: {result.problem}")
+            result = lr_find(architecture, **arguments, progress=lambda done, total: bar.update(task, completed=done))
+    for line in result.warnings:
+        warn(line)
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "architecture": plan.architecture.spec, "dataset": plan.dataset_component.spec,
-                    "optimizer": config.optimizer, "batch_size": config.batch_size, "seed": config.seed,
-                    **result.to_dict(), "files": files})
+        print_json(result.to_dict())
         return
-    console.print(f"lr-find {title}", highlight=False, soft_wrap=True)
-    console.print(lr_find.describe(result), highlight=False, soft_wrap=True)
+    from cnnreg.training.lr_find import describe
+
+    console.print(f"lr-find {result.title_text}", highlight=False, soft_wrap=True)
+    console.print(describe(result.test), highlight=False, soft_wrap=True)
     if result.suggested_lr is not None:
         console.print(f"suggested: --lr {result.suggested_lr:.3g}", highlight=False)
-    if files:
-        console.print(f"plot: {files['plot']}", highlight=False, soft_wrap=True)
-
+    if result.files:
+        console.print(f"plot: {result.files['plot']}", highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+
 def register(app: typer.Typer) -> None:
     """``cnnreg plugin new``, its ``--kind`` help listing the kinds the table can scaffold now."""
     from cnnreg.scaffold import scaffold_kinds
@@ -41,6 +42,7 @@ def new_command(
     kind: List[str] = typer.Option([], "--kind", "-k", help="KIND or KIND=COMPONENT, repeatable."),
     dist: Optional[str] = typer.Option(None, "--dist", help="Distribution (PyPI) name, e.g. acme-cnn (default: cnnreg-NAME)."),
     directory: Path = typer.Option(Path("."), "--dir", help="Folder to write the package into."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output: the package, its components and files."),
 ) -> None:
     """Write an installable plugin package with working components and their tests.
 
@@ -50,12 +52,17 @@ def new_command(
 
       cnnreg plugin new acme --kind architecture=acmenet --kind initialiser=acme_init --dist acme-cnn
     """
+    from cnnreg.api.plugin import new_plugin
     from cnnreg.cli.render import console
-    from cnnreg.scaffold import check_name, new_plugin, parse_kinds
 
-    name = check_name(name)  # the package name's own message before the components' names
-    root = new_plugin(name, parse_kinds(list(kind), name), directory, distribution=dist)
+    result = new_plugin(name, kind=kind, dist=dist, directory=directory)
+    if as_json:
+        from cnnreg.cli.render import print_json
+
+        print_json(result.to_dict())
+        return
+    root = result.root
     console.print(f"wrote {root}/", highlight=False)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        console.print(f"  {path.relative_to(root)}", highlight=False)
+    for path in result.files:
+        console.print(f"  {path}", highlight=False)
     console.print(f"next: pip install -e {root} && cnnreg list --provider {root.name}", highlight=False, soft_wrap=True)

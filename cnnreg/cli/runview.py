@@ -22,7 +22,6 @@ def _component(resolved) -> str:
 def header(plan, *, resumed: int | None = None) -> Panel:
     """The run header: resolved components, data, model size and cost, device and precision.
     ``resumed``: the epochs on record when ``cnnreg resume`` goes on from them."""
-    from cnnreg.cli.render import human_count
     from cnnreg.training.loop import environment
 
     config = plan.config

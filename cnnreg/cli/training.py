@@ -1,4 +1,5 @@
-"""``cnnreg run``, ``resume``, ``rerun``, ``runs``, ``evaluate`` and ``predict``."""
+"""``cnnreg run``, ``resume``, ``rerun``, ``runs``, ``evaluate`` and ``predict``: each parses its
+options, calls its function of :mod:`cnnreg.api.runs` and renders the result."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import List, Optional
 
 import typer
 
+from cnnreg.api.runs import DEFAULT_ROOT, RunDisplay
 from cnnreg.cli.common import (
-    backend_option, coordinator_option, coordinator_timeout_option, launch, load_framework, num_processes_option,
-    parse_shape, process_id_option, use_backend, use_backend_of,
+    backend_option,
+    coordinator_option,
+    coordinator_timeout_option,
+    num_processes_option,
+    process_id_option,
 )
-
 from cnnreg.errors import CnnregError
-
-DEFAULT_ROOT = Path("runs")
 
 
 def register(app: typer.Typer) -> None:
@@ -26,23 +28,6 @@ def register(app: typer.Typer) -> None:
     app.command("runs")(runs_command)
     app.command("evaluate")(evaluate_command)
     app.command("predict")(predict_command)
-
-
-def parse_lr(text: Optional[str]):
-    """``--lr``: a number, or ``auto`` (any case); one line naming both for anything else."""
-    if text is None:
-        return None
-    if text.strip().lower() == "auto":
-        return "auto"
-    from cnnreg.errors import ParameterError, suggestion_text
-    from cnnreg.training.optim import check_rate
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise ParameterError(f"--lr must be a number > 0 or auto (got '{text}')"
-                             f"{suggestion_text(text.strip().lower(), ['auto'])}") from None
-    return check_rate(value, "--lr")  # inf, nan, 0 and negative numbers: its own line
 
 
 def run_command(
@@ -69,6 +54,7 @@ def run_command(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run (default: runs/<UTC time>-<arch>-<dataset>/)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything and build the model, print the header and the layer summary; train and write nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output: the run's outcome and history (nothing else on stdout)."),
     backend: Optional[str] = backend_option(),
     distribute: str = typer.Option("auto", "--distribute", help="auto, none, mirrored (TensorFlow GPUs) or data-parallel (JAX devices)."),
     coordinator: Optional[str] = coordinator_option(),
@@ -98,143 +84,102 @@ def run_command(
 
       cnnreg run resnet50 --backend jax --coordinator host0:1234 --num-processes 2 --process-id 0
     """
-    from cnnreg.training.config import RunConfig
-    from cnnreg.training.config import resolve
 
-    config = RunConfig(
-        architecture=architecture, dataset=dataset, init=init, regularisers=list(reg), clip=clip,
-        optimizer=optimizer, lr=parse_lr(lr), schedule=schedule, epochs=epochs, batch_size=batch_size,
-        precision=precision, seed=seed, input_shape=parse_shape(input_shape, positive=False), weights=weights,
-        freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
-        early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
+    from cnnreg.api.runs import run
+
+    result = run(
+        architecture, dataset=dataset, init=init, reg=list(reg), clip=clip, optimizer=optimizer, lr=lr,
+        schedule=schedule, epochs=epochs, batch_size=batch_size, precision=precision, seed=seed,
+        input_shape=input_shape, weights=weights, freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs,
+        fine_tune_lr=fine_tune_lr, early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
+        run_dir=run_dir, dry_run=dry_run, backend=backend, distribute=distribute, coordinator=coordinator,
+        num_processes=num_processes, process_id=process_id, coordinator_timeout=coordinator_timeout,
+        display=CliDisplay(quiet=quiet or as_json, dry_run=dry_run),
     )
-    from cnnreg.training.distribute import check_args
-
-    from cnnreg.backends import select
-
-    config.backend = select(backend, activate=False)
-    config.distribute = check_args(distribute, config.backend, coordinator=coordinator,
-                                   num_processes=num_processes, process_id=process_id)
-    use_backend(config.backend)
-    plan = resolve(config)  # every user mistake is caught here, before keras is imported
-    plan.launch = launch(coordinator, num_processes, process_id, coordinator_timeout)
-    _execute(plan, run_dir=run_dir, dry_run=dry_run, quiet=quiet)
+    _closing(result, as_json=as_json)
 
 
-def _execute(plan, *, run_dir: Optional[Path], dry_run: bool, quiet: bool) -> None:
-    from cnnreg.training import rundir
-    from cnnreg.training.resume import launch_rank
+class CliDisplay(RunDisplay):
+    """A run on the terminal: a status line while the data loads, the header panel (and the
+    warnings), a progress bar per epoch, or a line per epoch through a pipe."""
 
-    # The run directory is checked, created, probed and locked before anything is loaded: a bad
-    # --run-dir, a read-only disk or another process training there costs no time.
-    lock = None
-    target = Path(run_dir) if run_dir is not None else None
-    if not dry_run and launch_rank(plan.launch) == 0:
-        if target is None:
-            try:
-                from cnnreg.training.config import run_names
+    def __init__(self, *, quiet: bool, dry_run: bool = False) -> None:
+        super().__init__(quiet=quiet)
+        self.dry = dry_run
+        self._status = None
 
-                target = rundir.new_run_dir(DEFAULT_ROOT, *run_names(plan))
-            except OSError as exc:
-                raise CnnregError(f"cannot create a run directory in {DEFAULT_ROOT}/ ({exc.strerror or exc})") from None
-        lock = rundir.claim(target, fresh=True, created=run_dir is None)
-    try:
-        _train(plan, target, dry_run=dry_run, quiet=quiet)
-    except BaseException:
-        if lock is not None:
-            lock.abandon()  # removes a directory it created that is still empty
-        raise
-    if lock is not None:
-        lock.release()
+    def status(self, text: str):
+        from cnnreg.cli.render import console
 
+        if not console.is_terminal or self.quiet:
+            return contextlib.nullcontext()
+        self._status = console.status(text)
+        return self._status
 
-def _train(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> None:
-    from cnnreg.cli.render import console, warn
-    from cnnreg.training import loop
-    from cnnreg.training.steps import check_step_transforms
-    from cnnreg.training.model import prepare
+    def update(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(text)
 
-    load_framework()
-    with console.status("loading data and building the model...") if console.is_terminal else contextlib.nullcontext():
-        prepare(plan, find_lr=False)  # the range test of --lr auto comes next, with its own progress
-    if plan.config.lr == "auto":
-        _choose_lr(plan, target, dry_run=dry_run, quiet=quiet)
-    from cnnreg.cli.runview import header
+    def note(self, line: str) -> None:
+        from cnnreg.cli.render import console
 
-    panel = header(plan)  # computes the cost model, which may add warnings
-    distribution = plan.distribution
-    if not distribution.is_chief and not dry_run:  # process 0 reports and writes the run
-        console.print(f"process {distribution.process_index} of {distribution.processes}: training with process 0, "
-                      "which writes the run directory")
-        _closing(loop.start(plan, None, argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, True)))
-        return
-    for line in plan.warnings:
+        if not self.quiet or self.dry:
+            console.print(line, highlight=False, soft_wrap=True)
+
+    def warn(self, line: str) -> None:
+        from cnnreg.cli.render import warn
+
         warn(line)
-    if not quiet or dry_run:
-        console.print(panel)
-    if dry_run:
-        check_step_transforms(plan, plan.model)  # what the run would check before writing anything
+
+    def prepared(self, plan, *, resumed: Optional[int] = None) -> None:
+        from cnnreg.cli.render import console
+        from cnnreg.cli.runview import header
+
+        panel = header(plan, resumed=resumed)  # computes the cost model, which may add warnings
+        for line in plan.warnings:
+            self.warn(line)
+        if not self.quiet or self.dry:
+            console.print(panel)
+
+    def dry_run(self, plan) -> None:
+        from cnnreg.cli.render import console
+
         plan.model.summary(print_fn=lambda text, line_break=True: console.print(text, markup=False, highlight=False))
-        return
-    outcome = loop.start(plan, target, argv=["cnnreg", *sys.argv[1:]], progress=_progress(plan, quiet))
-    _closing(outcome)
+
+    def progress(self, steps_per_epoch: int):
+        from cnnreg.cli.render import console
+        from cnnreg.training.progress import make_progress
+
+        mode = "quiet" if self.quiet else ("rich" if console.is_terminal else "plain")
+        return make_progress(mode, console, steps_per_epoch)
 
 
-def _choose_lr(plan, target: Optional[Path], *, dry_run: bool, quiet: bool) -> None:
-    """``--lr auto``: the range test, one line with its choice, and lr_find.png in the run
-    directory; with --dry-run only what would be done."""
-    from cnnreg.cli.render import console
-    from cnnreg.training import lr_find
-
-    if dry_run:
-        console.print(f"--lr auto: a range test of {lr_find.DEFAULT_STEPS} steps from {lr_find.DEFAULT_START:g} to "
-                      f"{lr_find.DEFAULT_END:g} would choose the learning rate (not run with --dry-run; "
-                      "`cnnreg lr-find` runs it alone)", highlight=False, soft_wrap=True)
-        plan.optimizer.params["learning_rate"] = "auto"  # the header shows it so
-        return
-    status = console.status("--lr auto: range test...") if console.is_terminal and not quiet else None
-
-    def progress(done: int, total: int) -> None:
-        if status is not None:
-            status.update(f"--lr auto: range test, step {done} of {total}...")
-
-    with status if status is not None else contextlib.nullcontext():
-        result = lr_find.choose_lr(plan, progress=progress)
-    if not quiet:
-        console.print(f"--lr auto: {lr_find.describe(result)}; training with lr {plan.config.lr:g}", highlight=False,
-                      soft_wrap=True)
-    if target is not None:
-        lr_find.plot(result, target / "lr_find.png", title=f"--lr auto: {plan.architecture.spec} on {plan.dataset_component.spec}")
-
-
-def _progress(plan, quiet: bool):
-    from cnnreg.cli.render import console
-    from cnnreg.training.progress import make_progress
-
-    mode = "quiet" if quiet else ("rich" if console.is_terminal else "plain")
-    return make_progress(mode, console, plan.steps_per_epoch)
-
-
-def _closing(outcome) -> None:
-    """The run summary, or one line from a process other than 0 (which writes no run)."""
+def _closing(result, *, as_json: bool = False) -> None:
+    """The run summary (or its JSON), or one line from a process other than 0 (which writes no
+    run); a failed run is its one error line and exit status 2, an interrupted one 130."""
+    from cnnreg.cli.render import console, print_json
     from cnnreg.cli.runview import closing
 
-    from cnnreg.cli.render import console
-
-    if outcome.extra.get("process"):
-        index, processes = outcome.extra["process"]
-        console.print(f"process {index} of {processes}: {outcome.status} after {len(outcome.history)} epochs ({outcome.seconds:.1f} s)")
+    if as_json:
+        print_json(result.to_dict())
+    elif result.status == "dry-run":
+        return
+    elif result.process:
+        index, processes = result.process
+        console.print(f"process {index} of {processes}: {result.status} after {len(result.history)} epochs "
+                      f"({result.seconds:.1f} s)")
     else:
-        console.print(closing(outcome))
-    if outcome.status == "failed":
-        raise CnnregError(outcome.message)
-    if outcome.status == "interrupted":
+        console.print(closing(result))
+    if result.status == "failed":  # the message is the run's own line: exit status 2
+        raise CnnregError(result.message)
+    if result.status == "interrupted":
         sys.exit(130)
 
 
 def resume_command(
     run_dir: Path = typer.Argument(..., help="A run directory written by `cnnreg run`."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output: the run's outcome and history (nothing else on stdout)."),
     coordinator: Optional[str] = coordinator_option(),
     num_processes: Optional[int] = num_processes_option(),
     process_id: Optional[int] = process_id_option(),
@@ -248,56 +193,20 @@ def resume_command(
 
       cnnreg resume /shared/runs/resnet50 --coordinator host0:1234 --num-processes 2 --process-id 1
     """
-    from cnnreg.cli.render import console, warn
-    from cnnreg.training import rundir
-    from cnnreg.training.resume import launch_rank, resume
 
-    data = rundir.load_manifest(run_dir)
-    if data.get("status") == "completed":
-        raise CnnregError(f"run {run_dir} is already completed; `cnnreg rerun {run_dir}` starts a new one")
-    from cnnreg.training.distribute import check_args
-    from cnnreg.training.saved import run_preprocess
+    from cnnreg.api.runs import resume
 
-    config = rundir.run_config(data, Path(run_dir))
-    use_backend(config.backend)  # a run continues on the backend it started on
-    check_args(config.distribute, config.backend, coordinator=coordinator, num_processes=num_processes, process_id=process_id)
-    arguments = launch(coordinator, num_processes, process_id, coordinator_timeout)
-    rank = launch_rank(arguments)
-    run_preprocess(data, Path(run_dir))  # refused before keras loads
-    # checked and locked before keras loads; the loop takes the same lock again
-    lock = rundir.claim(Path(run_dir), fresh=False) if rank == 0 else contextlib.nullcontext()
-    def announce(plan, done: int) -> None:  # as `cnnreg run` shows it, once the run is recovered
-        from cnnreg.cli.runview import header
-
-        panel = header(plan, resumed=done)  # computes the cost model, which may add warnings
-        for line in plan.warnings:
-            warn(line)
-        if not quiet:
-            console.print(panel)
-
-    with lock:
-        load_framework()
-        outcome = resume(Path(run_dir), progress=_progress_for(config, data, quiet or rank != 0),
-                              launch=arguments, report=warn, announce=announce)
-    _closing(outcome)
-
-
-def _progress_for(config, data, quiet: bool):
-    import math
-
-    from cnnreg.cli.render import console
-    from cnnreg.training.progress import make_progress
-
-    train = (data.get("data") or {}).get("train", config.batch_size)
-    mode = "quiet" if quiet else ("rich" if console.is_terminal else "plain")
-    return make_progress(mode, console, max(1, math.ceil(train / config.batch_size)))
+    result = resume(run_dir, coordinator=coordinator, num_processes=num_processes, process_id=process_id,
+                    coordinator_timeout=coordinator_timeout, display=CliDisplay(quiet=quiet or as_json))
+    _closing(result, as_json=as_json)
 
 
 def rerun_command(
     run_dir: Path = typer.Argument(..., help="A run directory to replay."),
-    set_: List[str] = typer.Option([], "--set", help="Change one setting: --set epochs=3 --set seed=1 --set lr=0.01."),
+    set: List[str] = typer.Option([], "--set", help="Change one setting: --set epochs=3 --set seed=1 --set lr=0.01."),
     new_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the new run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output: the run's outcome and history (nothing else on stdout)."),
 ) -> None:
     """Start a new run from another run's manifest (config-free reproducibility).
 
@@ -305,17 +214,11 @@ def rerun_command(
 
       cnnreg rerun runs/20261126-170000-lenet5-digits --set epochs=20
     """
-    from cnnreg.training import rundir
-    from cnnreg.training.config import rerun_config
-    from cnnreg.training.config import resolve
 
-    config = rerun_config(run_dir, list(set_))
-    config.backend = use_backend(config.backend)  # the original run's backend unless --set backend=...
-    plan = resolve(config)
-    replayed = rundir.load_manifest(Path(run_dir)).get("weights")
-    if isinstance(replayed, dict) and (config.weights or "none") == replayed.get("weights"):
-        plan.replayed_weights = replayed  # a changed file is said in a warning
-    _execute(plan, run_dir=new_dir, dry_run=False, quiet=quiet)
+    from cnnreg.api.runs import rerun
+
+    result = rerun(run_dir, set=list(set), new_dir=new_dir, display=CliDisplay(quiet=quiet or as_json))
+    _closing(result, as_json=as_json)
 
 
 def runs_command(
@@ -331,26 +234,16 @@ def runs_command(
 
       cnnreg runs --json
     """
-    from cnnreg.training.rundir import list_runs, shown_status
 
-    found = list_runs(root)
-    rows = []
-    for path, data in found:
-        if not isinstance(data, dict):
-            continue
-        config = data.get("config") if isinstance(data.get("config"), dict) else {}
-        best = data.get("best") if isinstance(data.get("best"), dict) else {}
-        rows.append({
-            "run_dir": str(path), "architecture": config.get("architecture"), "dataset": config.get("dataset"),
-            "status": shown_status(path, data), "best": best, "epochs_done": data.get("epochs_done", 0),
-            "epochs": _total_epochs(config), "seconds": data.get("seconds"), "test": (data.get("test") or {}).get("accuracy"),
-        })
+    from cnnreg.api.runs import list_runs
+
+    result = list_runs(root)
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "runs": rows})
+        print_json(result.to_dict())
         return
+    rows = result.runs
     from rich.table import Table
 
     from cnnreg.cli.render import console
@@ -415,13 +308,6 @@ def _runs_columns(cells: list[dict], width: int) -> tuple[list[str], dict[str, s
     return columns, headers
 
 
-def _total_epochs(config: dict):
-    """Both phases' epochs (--epochs, then --fine-tune-epochs), as the run counts them."""
-    epochs, more = config.get("epochs"), config.get("fine_tune_epochs")
-    if type(epochs) is int and type(more) is int and more > 0:
-        return epochs + more
-    return epochs
-
 
 def evaluate_command(
     model: str = typer.Argument(..., metavar="RUN_DIR|WEIGHTS", help="A run directory, or a weights name (`cnnreg list weights`)."),
@@ -438,15 +324,13 @@ def evaluate_command(
 
       cnnreg evaluate lenet5.digits --dataset digits
     """
-    from cnnreg.training.report import evaluate
-    from cnnreg.training.saved import open_trained
 
-    trained = open_trained(model)
-    use_backend_of(trained)
-    result = evaluate(trained, split, dataset)
+    from cnnreg.api.runs import evaluate
+
+    result = evaluate(model, dataset=dataset, split=split).evaluation
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
+        from cnnreg.version import __version__
 
         print_json({"cnnreg": __version__, "evaluation": result})
         return
@@ -483,17 +367,13 @@ def predict_command(
 
       cnnreg predict keras-resnet50.imagenet cat.jpg --top 3
     """
-    if top < 1:
-        raise CnnregError(f"--top must be >= 1 (got {top})")
-    from cnnreg.training.saved import open_trained
-    from cnnreg.training.report import predict
 
-    trained = open_trained(model)
-    use_backend_of(trained)
-    results = predict(trained, list(images), top)
+    from cnnreg.api.runs import predict
+
+    results = predict(model, list(images), top=top).predictions
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
+        from cnnreg.version import __version__
 
         print_json({"cnnreg": __version__, "predictions": results})
         return

@@ -35,20 +35,17 @@ def pull_command(
 
       CNNREG_ZOO=https://example.org/zoo/zoo.json cnnreg weights pull lenet5.digits
     """
-    from cnnreg.plugins import get_host
-    from cnnreg.kinds.weights import entry_of
-    from cnnreg.zoo.cache import pull
+    from cnnreg.api.zoo import pull_weights
 
-    entry = entry_of(get_host().registry.get("weights", name))
-    result = pull(entry, file)
+    pulled = pull_weights(name, file=file)
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "pulled": result})
+        print_json(pulled.to_dict())
         return
     from cnnreg.cli.render import console
 
+    result = pulled.pulled
     for role, item in result["files"].items():  # paths are never broken across lines (copy and paste)
         console.print(f"{result['name']} {role} ({item['action']})", highlight=False)
         console.print(f"  path    {item['path']}", highlight=False, soft_wrap=True)
@@ -74,14 +71,13 @@ def publish_command(
 
       cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT
     """
-    from cnnreg.training.publish import publish
+    from cnnreg.api.runs import publish
 
     result = publish(run_dir, dest, name=name, license=license)
     if as_json:
-        from cnnreg.version import __version__
         from cnnreg.cli.render import print_json
 
-        print_json({"cnnreg": __version__, "published": result.to_dict()})
+        print_json(result.to_dict())
         return
     from cnnreg.cli.render import console, warn
 

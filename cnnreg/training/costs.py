@@ -9,10 +9,19 @@ from cnnreg.training import optim
 
 def budget_optimizer(plan):
     """The run's optimizer as the memory budget counts it: a new instance (its state per weight
-    is what the budget needs), without the schedule."""
-    return optim.make_optimizer(plan.optimizer, clip=plan.clip, steps_per_epoch=plan.steps_per_epoch,
-                                epochs=plan.config.epochs,
-                                learning_rate=1e-3 if plan.optimizer.params["learning_rate"] == "auto" else None)
+    is what the budget needs), without the schedule.  It is made outside the run's distribution:
+    on several JAX processes a distributed variable is a collective that only process 0 (which
+    shows the header) would take part in."""
+    import keras
+
+    rate = 1e-3 if plan.optimizer.params["learning_rate"] == "auto" else None
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        return optim.make_optimizer(plan.optimizer, clip=plan.clip, steps_per_epoch=plan.steps_per_epoch,
+                                    epochs=plan.config.epochs, learning_rate=rate)
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def run_budget(plan) -> tuple[Any, Any]:

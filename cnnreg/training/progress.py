@@ -1,8 +1,9 @@
 """Showing a run while it trains: a Rich progress bar per epoch with live loss and metrics on a
-terminal, one plain line per epoch otherwise, nothing with ``--quiet``.  Both say how long the
-rest of the run should take (every epoch still to come, fine-tuning included), from the epochs
-this process has timed (validation and checkpoint included) or, during its first epoch, from
-its steps."""
+terminal, one plain line per epoch otherwise, nothing with ``--quiet``; in a Jupyter notebook one
+live bar for the whole run (``notebook``: an HTML output updated in place, no line per batch or
+epoch).  All say how long the rest of the run should take (every epoch still to come,
+fine-tuning included), from the epochs this process has timed (validation and checkpoint
+included) or, during its first epoch, from its steps."""
 
 from __future__ import annotations
 
@@ -10,10 +11,27 @@ import time
 from typing import Any
 
 
+#: The ways a run can be shown while it trains.
+MODES = ("rich", "plain", "quiet", "notebook")
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython with a notebook front end)."""
+    import sys
+
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None) if shell is not None else None
+    ipython = get() if callable(get) else None
+    return ipython is not None and type(ipython).__name__ == "ZMQInteractiveShell"
+
+
 def make_progress(mode: str, console, steps_per_epoch: int):
-    """A Keras callback for ``mode`` in ``rich`` / ``plain`` / ``quiet``.  The training loop
-    tells it the phase (``set_phase``) and where the phase sits in the run (``set_run``)."""
+    """A Keras callback for ``mode`` in :data:`MODES`.  The training loop tells it the phase
+    (``set_phase``) and where the phase sits in the run (``set_run``)."""
     import keras
+
+    if mode == "notebook":
+        return _notebook_progress(steps_per_epoch)
 
     class Progress(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -77,6 +95,65 @@ def make_progress(mode: str, console, steps_per_epoch: int):
             console.print(f"epoch {epoch + 1:>3}/{self.phase_epochs}{phase}  {_format(logs)}  ({timing})", highlight=False, soft_wrap=True)
 
     return Progress()
+
+
+def _notebook_progress(steps_per_epoch: int):
+    """One live bar for the whole run in a notebook: an HTML ``<progress>`` element with the
+    epoch, the latest metrics and the time left, updated in place (IPython's display handles;
+    no ipywidgets needed)."""
+    import html
+
+    import keras
+    from IPython.display import HTML, display
+
+    class NotebookProgress(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.phase, self.phase_epochs, self.before, self.total = "train", 0, 0, None
+            self._handle, self._start, self._epoch, self._epochs, self._logs = None, 0.0, 0, [], ""
+            self._shown = 0.0
+
+        def set_phase(self, phase: str, epochs: int) -> None:
+            self.phase, self.phase_epochs = phase, epochs
+
+        def set_run(self, *, before: int, total: int) -> None:
+            self.before, self.total = before, total
+
+        def _draw(self, done_steps: int, epoch: int, force: bool = False) -> None:
+            now = time.perf_counter()
+            if not force and now - self._shown < 0.25:  # a few redraws a second at most
+                return
+            self._shown = now
+            total_epochs = self.total if self.total is not None else self.before + self.phase_epochs
+            total = max(1, total_epochs * steps_per_epoch)
+            done = min(total, (self.before + epoch) * steps_per_epoch + done_steps)
+            timed = self._epochs[1:] or self._epochs
+            per_epoch = sum(timed) / len(timed) if timed else None
+            left = "" if per_epoch is None else f"; run {_clock(per_epoch * (total - done) / steps_per_epoch)} left"
+            phase = "" if self.phase == "train" else f" ({self.phase})"
+            text = (f"epoch {self.before + epoch + 1}/{total_epochs}{phase}{left}"
+                    + (f" &nbsp; {html.escape(self._logs)}" if self._logs else ""))
+            body = HTML(f'<progress value="{done}" max="{total}" style="width: 40%"></progress> '
+                        f'<span style="font-family: monospace">{text}</span>')
+            if self._handle is None:
+                self._handle = display(body, display_id=True)
+            else:
+                self._handle.update(body)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start, self._epoch = time.perf_counter(), epoch
+            self._draw(0, epoch, force=True)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._logs = _format(logs)
+            self._draw(batch + 1, self._epoch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._epochs.append(time.perf_counter() - self._start)
+            self._logs = _format(logs)
+            self._draw(steps_per_epoch, epoch, force=True)
+
+    return NotebookProgress()
 
 
 def _eta(seconds: float | None) -> str:
