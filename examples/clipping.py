@@ -8,14 +8,15 @@ clipnorm=1 — the same optimizers `cnnreg run --clip value=1` / `--clip norm=1`
 
 import numpy as np
 
+import cnnreg
 from cnnreg.training import optim
 
 
 def clipped(spec: str) -> np.ndarray:
     import keras
 
-    optimizer = optim.make_optimizer("SGD", {"learning_rate": 1.0}, clip=optim.parse_clip(spec),
-                                     schedule=None, steps_per_epoch=1, epochs=1)
+    sgd = optim.resolve_optimizer(cnnreg.get_registry(), "sgd", lr=1.0)  # the optimizer component `sgd`
+    optimizer = optim.make_optimizer(sgd, clip=optim.parse_clip(spec), steps_per_epoch=1, epochs=1)
     variable = keras.Variable(np.zeros(2, dtype="float32"))
     optimizer.apply_gradients([(keras.ops.convert_to_tensor(np.array([0.9, 100.0], "float32")), variable)])
     return -keras.ops.convert_to_numpy(variable)  # SGD with lr 1 moves by exactly the clipped gradient

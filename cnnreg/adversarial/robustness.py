@@ -275,15 +275,6 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
 # --- figures -------------------------------------------------------------------------------------
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def eps_text(eps: float) -> str:
     """``0.0314 (8/255)`` when eps is a whole number of 255ths, else ``0.1``."""
     steps = eps * 255
@@ -296,10 +287,12 @@ def plot_curve(results: list[dict[str, Any]], label: str, title: str, path: Path
     """Robust accuracy against eps, each point labelled with its accuracy, written atomically;
     an L∞ budget also in grey levels (eps × 255) along the top."""
 
-    plt = _pyplot()
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
+
     eps = [r["eps"] for r in results]
     accuracy = [r["accuracy"] for r in results]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    ax = fig.subplots()
     ax.plot(eps, accuracy, "-o", color="tab:red", markersize=5)
     for e, a in zip(eps, accuracy):
         ax.annotate(f"{a:.3f}", (e, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
@@ -313,7 +306,6 @@ def plot_curve(results: list[dict[str, Any]], label: str, title: str, path: Path
     ax.grid(alpha=0.3)
     fig.tight_layout()
     files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
 
 
 def choose_examples(y: np.ndarray, clean_pred: np.ndarray, pred: np.ndarray, rows: int = FIGURE_ROWS) -> list[int]:
@@ -345,7 +337,8 @@ def plot_examples(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, clean_pred: n
     range (mid-grey = unchanged; the same factor on every row) and the adversarial input, with
     the true class and both predictions with their confidence.  Returns the rows' indices."""
 
-    plt = _pyplot()
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
+
     chosen = choose_examples(y, clean_pred, pred, rows)
     delta = x_adv[chosen] - x[chosen]
     peak = float(np.abs(delta).max()) if len(chosen) else 0.0
@@ -355,7 +348,8 @@ def plot_examples(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, clean_pred: n
     # the column heads and above them the two-line title of the figure
     image_in, title_in, top_in, bottom_in = 2.2, 0.5, 1.25, 0.1
     height = len(chosen) * (image_in + title_in) - title_in + top_in + bottom_in
-    fig, axes = plt.subplots(len(chosen), 3, figsize=(7.5, height), dpi=100, squeeze=False)
+    fig = Figure(figsize=(7.5, height), dpi=100)
+    axes = fig.subplots(len(chosen), 3, squeeze=False)
     fig.subplots_adjust(left=0.02, right=0.98, top=1 - top_in / height, bottom=bottom_in / height,
                         hspace=title_in / image_in, wspace=0.12)
 
@@ -395,5 +389,4 @@ def plot_examples(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, clean_pred: n
     shown = label if "eps" in label else f"{label}, eps {eps_text(eps)}"
     fig.suptitle(f"{shown}\n{title}: accuracy {clean:.3f} → {accuracy:.3f}", fontsize=10, y=1 - 0.08 / height)
     files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
     return chosen

@@ -238,14 +238,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     """diagnose.png in the manner of Glorot & Bengio's figures: the std of the activations
     (forward) and of the gradients (backward) per hidden layer, one line per initialiser, on a
     log scale; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
 
     from cnnreg.files import save_atomic
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=100)
+    fig = Figure(figsize=(11, 4.4), dpi=100)
+    axes = fig.subplots(1, 2)
     panels = (("std", "forward_ratio", "forward: activation std", "last / first"),
               ("grad_std", "backward_ratio", "backward: std of d loss / d activation", "first / last"))
     for ax, (key, ratio_key, title, how) in zip(axes, panels):
@@ -267,4 +265,3 @@ def plot(result: dict[str, Any], path: Path) -> None:
                  f"{result['dataset']} at {shape} ({result['backend']})", fontsize=11)
     fig.tight_layout()
     save_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)

@@ -14,7 +14,7 @@ from cnnreg.version import __version__
 __all__ = ["attack", "AttackResult", "parse_eps"]
 
 
-@dataclass
+@dataclass(repr=False)
 class AttackResult(Result):
     """``attack``: robust accuracy per eps, and the files written."""
 

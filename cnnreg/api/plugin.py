@@ -28,7 +28,7 @@ class NewPlugin(Result):
         return self.root.name
 
     def to_dict(self) -> dict[str, Any]:
-        """The command has no ``--json``; this is what it prints, as data."""
+        """What ``cnnreg plugin new --json`` prints."""
         return {"cnnreg": __version__, "plugin": {
             "name": self.name, "distribution": self.distribution, "path": str(self.root),
             "components": dict(self.components), "files": [str(p) for p in self.files],

@@ -98,7 +98,7 @@ class RunDisplay:
 # --- results -------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult(Result):
     """What ``run``, ``resume`` and ``rerun`` return: the run's outcome (``dry_run``: the plan)."""
 
@@ -141,7 +141,7 @@ class RunResult(Result):
                    process=outcome.extra.get("process"), plan=plan)
 
 
-@dataclass
+@dataclass(repr=False)
 class RunsResult(Result):
     """``list_runs``: one row per run directory under ``root``."""
 
@@ -161,7 +161,7 @@ class RunsResult(Result):
         return columns, rows
 
 
-@dataclass
+@dataclass(repr=False)
 class EvaluationResult(Result):
     """``evaluate``: loss, accuracy, top-5, per-class precision and recall, the confusion matrix."""
 
@@ -184,7 +184,7 @@ class EvaluationResult(Result):
             [name, p, r, sum(row)] for name, p, r, row in zip(e["class_names"], e["precision"], e["recall"], e["confusion"])]
 
 
-@dataclass
+@dataclass(repr=False)
 class PredictionResult(Result):
     """``predict``: the top classes of each image with their probabilities."""
 
@@ -201,7 +201,7 @@ class PredictionResult(Result):
             [item["image"], t["class"], t["class_id"], t["probability"]] for item in self.predictions for t in item["top"]]
 
 
-@dataclass
+@dataclass(repr=False)
 class LRFindResult(Result):
     """``lr_find``: the range test, its suggestion and every step's rate and loss."""
 
@@ -234,7 +234,7 @@ class LRFindResult(Result):
             [i + 1, lr, loss, smooth] for i, (lr, loss, smooth) in enumerate(zip(self.test.lrs, self.test.losses, self.test.smoothed))]
 
 
-@dataclass
+@dataclass(repr=False)
 class DiagnoseResult(Result):
     """``diagnose``: per hidden layer, at initialisation, for each initialiser."""
 
@@ -259,7 +259,7 @@ class DiagnoseResult(Result):
                           layer["grad_std"], layer["weights_std"]] for one in self.result["results"] for layer in one["layers"]]
 
 
-@dataclass
+@dataclass(repr=False)
 class PublishResult(Result):
     """``publish``: the entry written into the zoo (:class:`cnnreg.training.publish.Published`)."""
 

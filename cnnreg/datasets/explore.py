@@ -185,17 +185,15 @@ def sample_grid(
 
 
 def _draw(images: np.ndarray, titles: list[str], caption: str, output: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
 
     from cnnreg.files import save_atomic
 
     count = len(images)
     cols = min(count, max(1, math.ceil(math.sqrt(count))))
     rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.3 * rows + 0.5), dpi=100, squeeze=False)
+    fig = Figure(figsize=(2.1 * cols, 2.3 * rows + 0.5), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles):
@@ -208,4 +206,3 @@ def _draw(images: np.ndarray, titles: list[str], caption: str, output: Path) -> 
     fig.suptitle(caption, fontsize=10)
     fig.tight_layout()
     save_atomic(output, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)

@@ -382,13 +382,11 @@ def describe(result: LRFind) -> str:
 def plot(result: LRFind, path: Path, *, title: str) -> None:
     """``lr_find.png``: raw and smoothed loss against the rate (log scale), the suggestion and the
     minimum / 10 marked; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
 
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    fig = Figure(figsize=(8, 5), dpi=100)
+    ax = fig.subplots()
     if result.lrs:
         ax.plot(result.lrs, result.losses, color="0.7", linewidth=1, label="loss per step")
         ax.plot(result.lrs, result.smoothed, color="C0", linewidth=2, label=f"smoothed (EMA, β = {BETA})")
@@ -416,4 +414,3 @@ def plot(result: LRFind, path: Path, *, title: str) -> None:
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
     files.save_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)

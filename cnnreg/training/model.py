@@ -261,16 +261,25 @@ def model_summary(model, width: int = SUMMARY_WIDTH) -> str:
     """Keras' layer summary at ``width`` columns whatever the terminal's.  Keras renders it
     with a Rich console that takes its width from the terminal (``COLUMNS``, or
     ``JUPYTER_COLUMNS`` in a notebook) and crops the table to it, so both are set while it
-    renders."""
+    renders.  In a notebook Rich would also show what it renders: that output is captured."""
+    import contextlib
     import os
+
+    from cnnreg.training.progress import in_notebook
 
     lines: list[str] = []
     names = ("COLUMNS", "JUPYTER_COLUMNS")
     saved = {name: os.environ.get(name) for name in names}
+    quiet = contextlib.nullcontext()
+    if in_notebook():
+        from IPython.utils.capture import capture_output
+
+        quiet = capture_output()
     try:
         for name in names:
             os.environ[name] = str(width)
-        model.summary(print_fn=lambda text, line_break=True: lines.append(text), line_length=width)
+        with quiet:
+            model.summary(print_fn=lambda text, line_break=True: lines.append(text), line_length=width)
     finally:
         for name, value in saved.items():
             if value is None:

@@ -17,13 +17,11 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Loss and accuracy per epoch, train vs validation, written atomically."""
     if not history:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
 
     epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    fig = Figure(figsize=(10, 4), dpi=100)
+    axes = fig.subplots(1, 2)
     for ax, metric, title in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
         for prefix, label, style in (("", "train", "-o"), ("val_", "validation", "-s")):
             values = [row.get(prefix + metric) for row in history]
@@ -42,7 +40,6 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     axes[1].set_ylim(0, 1.0)
     fig.tight_layout()
     files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
 
 
 def evaluate_model(model, x: Any, y_onehot: np.ndarray | None = None, *, batch_size: int = 64) -> dict[str, Any]:
@@ -79,14 +76,12 @@ def evaluate_model(model, x: Any, y_onehot: np.ndarray | None = None, *, batch_s
 
 
 def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
 
     matrix = np.asarray(confusion)
     size = max(4.0, 0.45 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    fig = Figure(figsize=(size, size), dpi=100)
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(class_names)), class_names, rotation=90 if len(class_names) > 10 else 0)
     ax.set_yticks(range(len(class_names)), class_names)
@@ -99,7 +94,6 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Pat
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black", fontsize=8)
     fig.tight_layout()
     files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
 
 
 def evaluate_run(run_dir: Path, split: str = "test", dataset: str | None = None) -> dict[str, Any]:
