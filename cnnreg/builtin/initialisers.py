@@ -1,16 +1,6 @@
-"""Built-in plugin: Keras' weight initialisers, with the activations each one suits.
-
-The table (Glorot & Bengio 2010; He et al. 2015; LeCun et al. 1998), fan_avg = (fan_in+fan_out)/2:
-
-=========  ============================================  ===========  ================
-family     suits activations                             normal σ²    uniform limit r
-=========  ============================================  ===========  ================
-Glorot     none (linear), tanh, sigmoid, softmax         1 / fan_avg  sqrt(3 / fan_avg)
-He         ReLU and variants (leaky ReLU, ELU, GELU...)  2 / fan_in   sqrt(6 / fan_in)
-LeCun      SELU                                          1 / fan_in   sqrt(3 / fan_in)
-=========  ============================================  ===========  ================
-
-Factories import keras only when called.
+"""Built-in plugin: Keras' weight initialisers, with the activations each one suits (the
+lecture's table of Glorot, He and LeCun initialisation is in :mod:`cnnreg.kinds.initialisers`,
+with the contract).  Factories import keras only when called.
 """
 
 from __future__ import annotations
