@@ -12,6 +12,9 @@ def load_keras() -> None:
     after every option has been checked."""
     import os
 
+    # TensorFlow's C++ start-up and tf.data chatter is not for our users; their own setting wins
+    # (the CLI sets the same; read once, when TensorFlow loads)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         from cnnreg.backends.tensorflow import quiet_import, split_cpu
 
