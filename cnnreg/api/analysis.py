@@ -150,7 +150,7 @@ def summarize(targets: list[Target], *, precision: str, expand: bool = False) ->
     """
     import warnings
 
-    from cnnreg.api.framework import load_keras
+    from cnnreg.backends import load_keras
 
     load_keras()
     import keras
@@ -420,7 +420,7 @@ def detected_device() -> dict:
 def _estimate_compiled(target: Target, precision: str, opt: Any, device: dict, batch: Optional[int]) -> EstimateResult:
     """``method="compiled"``: XLA's plan of the compiled step at ``batch`` (else at the largest
     batch), and the largest batch that fits, by bisection over compiled plans."""
-    from cnnreg.api.framework import load_keras
+    from cnnreg.backends import load_keras
 
     load_keras()
     import keras

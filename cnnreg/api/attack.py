@@ -71,7 +71,7 @@ def attack(
     with ``out`` also the Szegedy figure adversarial.png and the arrays adversarial.npz.
     ``progress(done, total, what)`` is told after each batch."""
     from cnnreg.adversarial.robustness import build_attack, check_eps, robustness
-    from cnnreg.api.framework import load_keras
+    from cnnreg.backends import load_keras
     from cnnreg.backends import select
     from cnnreg.files import writable_folder
     from cnnreg.training.saved import open_trained

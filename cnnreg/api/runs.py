@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cnnreg.api.results import Result
-from cnnreg.errors import CnnregError, ParameterError
+from cnnreg.errors import CnnregError
+from cnnreg.training.config import run_config, shape_option, specs_option
+from cnnreg.training.execute import DEFAULT_ROOT, RunDisplay, execute
 from cnnreg.version import __version__
 
 __all__ = [
@@ -38,61 +39,6 @@ __all__ = [
     "PublishResult",
 ]
 
-#: Where ``run`` writes a run directory when it is given none: ``runs/<UTC time>-<arch>-<dataset>/``.
-DEFAULT_ROOT = Path("runs")
-
-
-# --- showing a run ------------------------------------------------------------------------------
-
-
-class RunDisplay:
-    """How a run is shown while it goes (the CLI's subclass prints the header panel and the
-    closing summary); this base shows warnings on stderr and the progress of training."""
-
-    def __init__(self, *, quiet: bool = False) -> None:
-        self.quiet = quiet
-
-    def status(self, text: str) -> contextlib.AbstractContextManager:
-        """A context shown while something slow happens (loading the data, a range test)."""
-        return contextlib.nullcontext()
-
-    def update(self, text: str) -> None:
-        """Change what :meth:`status` shows."""
-
-    def note(self, line: str) -> None:
-        """A line about the run (what ``--lr auto`` chose, a process that is not the chief)."""
-        if not self.quiet:
-            print(line)
-
-    def warn(self, line: str) -> None:
-        """A warning line."""
-        print(f"warning: {line}", file=sys.stderr)
-
-    def prepared(self, plan: Any, *, resumed: int | None = None) -> None:
-        """The run is resolved, its data loaded and its model built: before training starts
-        (``resumed``: the epochs on record when a run goes on)."""
-        for line in plan.warnings:
-            self.warn(line)
-
-    def dry_run(self, plan: Any) -> None:
-        """What ``dry_run=True`` shows once everything is built: the model's layer summary."""
-        plan.model.summary()
-
-    def progress(self, steps_per_epoch: int) -> Any:
-        """The Keras callback that shows training: a live bar in a notebook, a bar per epoch on
-        a terminal, a line per epoch otherwise, nothing when quiet."""
-        from rich.console import Console
-
-        from cnnreg.training.progress import in_notebook, make_progress
-
-        console = Console(highlight=False)
-        if self.quiet:
-            mode = "quiet"
-        elif in_notebook():
-            mode = "notebook"
-        else:
-            mode = "rich" if console.is_terminal else "plain"
-        return make_progress(mode, console, steps_per_epoch)
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -133,6 +79,13 @@ class RunResult(Result):
     def table(self) -> tuple[list[str], list[list[Any]]]:
         columns = ["epoch", "phase", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
         return columns, [[row.get(c) for c in columns] for row in self.history]
+
+    @classmethod
+    def from_execution(cls, done: Any) -> "RunResult":
+        """From what :func:`cnnreg.training.execute.execute` returns."""
+        if done.outcome is None:  # a dry run: the plan and the manifest it would write
+            return cls(run_dir=None, status="dry-run", plan=done.plan, manifest=done.manifest)
+        return cls.from_outcome(done.outcome, done.plan)
 
     @classmethod
     def from_outcome(cls, outcome: Any, plan: Any = None) -> "RunResult":
@@ -322,15 +275,14 @@ def run(
     without training or writing anything (the result holds the manifest the run would write).
     """
     from cnnreg.backends import select
-    from cnnreg.training.config import RunConfig, resolve
+    from cnnreg.training.config import resolve
     from cnnreg.training.distribute import check_args
 
-    config = RunConfig(
-        architecture=architecture, dataset=dataset, init=init, regularisers=_specs(reg), clip=clip,
-        optimizer=optimizer, lr=parse_lr(lr), schedule=schedule, epochs=epochs, batch_size=batch_size,
-        precision=precision, seed=seed, input_shape=_shape(input_shape), weights=weights,
-        freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
-        early_stop=early_stop, bn_momentum=str(bn_momentum), class_weight=class_weight,
+    config = run_config(
+        architecture, dataset=dataset, init=init, reg=reg, clip=clip, optimizer=optimizer, lr=lr, schedule=schedule,
+        epochs=epochs, batch_size=batch_size, precision=precision, seed=seed, input_shape=input_shape, weights=weights,
+        freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr, early_stop=early_stop,
+        bn_momentum=bn_momentum, class_weight=class_weight,
     )
     config.backend = select(backend, activate=False)
     config.distribute = check_args(distribute, config.backend, coordinator=coordinator, num_processes=num_processes,
@@ -338,7 +290,7 @@ def run(
     select(config.backend)
     plan = resolve(config)  # every user mistake is caught here, before keras is imported
     plan.launch = _launch(coordinator, num_processes, process_id, coordinator_timeout)
-    return _execute(plan, run_dir=run_dir, dry_run=dry_run, display=display or RunDisplay(quiet=quiet))
+    return RunResult.from_execution(execute(plan, run_dir=run_dir, dry_run=dry_run, display=display or RunDisplay(quiet=quiet)))
 
 
 def resume(
@@ -353,8 +305,7 @@ def resume(
 ) -> RunResult:
     """Continue an interrupted, crashed or failed run from its last completed epoch
     (``cnnreg resume``), on the backend it started on."""
-    from cnnreg.api.framework import load_keras
-    from cnnreg.backends import select
+    from cnnreg.backends import load_keras, select
     from cnnreg.training import rundir
     from cnnreg.training.distribute import check_args
     from cnnreg.training.resume import launch_rank
@@ -406,91 +357,13 @@ def rerun(
     from cnnreg.training import rundir
     from cnnreg.training.config import rerun_config, resolve
 
-    config = rerun_config(Path(run_dir), _specs(set))
+    config = rerun_config(Path(run_dir), specs_option(set))
     config.backend = select(config.backend)  # the original run's backend unless --set backend=...
     plan = resolve(config)
     replayed = rundir.load_manifest(Path(run_dir)).get("weights")
     if isinstance(replayed, dict) and (config.weights or "none") == replayed.get("weights"):
         plan.replayed_weights = replayed  # a changed file is said in a warning
-    return _execute(plan, run_dir=new_dir, dry_run=False, display=display or RunDisplay(quiet=quiet))
-
-
-def _execute(plan: Any, *, run_dir: str | Path | None, dry_run: bool, display: RunDisplay) -> RunResult:
-    """Claim the run directory, then prepare and train ``plan`` (or only prepare, ``dry_run``)."""
-    from cnnreg.training import rundir
-    from cnnreg.training.config import run_names
-    from cnnreg.training.resume import launch_rank
-
-    # The run directory is checked, created, probed and locked before anything is loaded: a bad
-    # run_dir, a read-only disk or another process training there costs no time.
-    lock = None
-    target = Path(run_dir) if run_dir is not None else None
-    if not dry_run and launch_rank(plan.launch) == 0:
-        if target is None:
-            try:
-                target = rundir.new_run_dir(DEFAULT_ROOT, *run_names(plan))
-            except OSError as exc:
-                raise CnnregError(f"cannot create a run directory in {DEFAULT_ROOT}/ ({exc.strerror or exc})") from None
-        lock = rundir.claim(target, fresh=True, created=run_dir is None)
-    try:
-        result = _train(plan, target, dry_run=dry_run, display=display)
-    except BaseException:
-        if lock is not None:
-            lock.abandon()  # removes a directory it created that is still empty
-        raise
-    if lock is not None:
-        lock.release()
-    return result
-
-
-def _train(plan: Any, target: Path | None, *, dry_run: bool, display: RunDisplay) -> RunResult:
-    from cnnreg.api.framework import load_keras
-    from cnnreg.training import loop
-    from cnnreg.training.model import prepare
-    from cnnreg.training.steps import check_step_transforms
-
-    load_keras()
-    with display.status("loading data and building the model..."):
-        prepare(plan, find_lr=False)  # the range test of --lr auto comes next, with its own progress
-    if plan.config.lr == "auto":
-        _choose_lr(plan, target, dry_run=dry_run, display=display)
-    argv = ["cnnreg", *sys.argv[1:]]
-    distribution = plan.distribution
-    if not distribution.is_chief and not dry_run:  # process 0 reports and writes the run
-        display.note(f"process {distribution.process_index} of {distribution.processes}: training with process 0, "
-                     "which writes the run directory")
-        outcome = loop.start(plan, None, argv=argv, progress=display.progress(plan.steps_per_epoch))
-        return RunResult.from_outcome(outcome, plan)
-    display.prepared(plan)
-    if dry_run:
-        check_step_transforms(plan, plan.model)  # what the run would check before writing anything
-        display.dry_run(plan)
-        return RunResult(run_dir=None, status="dry-run", plan=plan,
-                         manifest=loop.manifest(plan, status="dry-run", argv=argv))
-    outcome = loop.start(plan, target, argv=argv, progress=display.progress(plan.steps_per_epoch))
-    return RunResult.from_outcome(outcome, plan)
-
-
-def _choose_lr(plan: Any, target: Path | None, *, dry_run: bool, display: RunDisplay) -> None:
-    """``lr="auto"``: the range test, one line with its choice, and lr_find.png in the run
-    directory; with ``dry_run`` only what would be done."""
-    from cnnreg.training import lr_find
-
-    if dry_run:
-        display.note(f"--lr auto: a range test of {lr_find.DEFAULT_STEPS} steps from {lr_find.DEFAULT_START:g} to "
-                     f"{lr_find.DEFAULT_END:g} would choose the learning rate (not run with --dry-run; "
-                     "`cnnreg lr-find` runs it alone)")
-        plan.optimizer.params["learning_rate"] = "auto"  # the header shows it so
-        return
-
-    def progress(done: int, total: int) -> None:
-        display.update(f"--lr auto: range test, step {done} of {total}...")
-
-    with display.status("--lr auto: range test..."):
-        result = lr_find.choose_lr(plan, progress=progress)
-    display.note(f"--lr auto: {lr_find.describe(result)}; training with lr {plan.config.lr:g}")
-    if target is not None:
-        lr_find.plot(result, target / "lr_find.png", title=f"--lr auto: {plan.architecture.spec} on {plan.dataset_component.spec}")
+    return RunResult.from_execution(execute(plan, run_dir=new_dir, dry_run=False, display=display or RunDisplay(quiet=quiet)))
 
 
 # --- looking at runs -------------------------------------------------------------------------------
@@ -554,8 +427,7 @@ def predict(model: str | Path, images: Sequence[str | Path] | str | Path, *, top
 def _load_backend_of(trained: Any) -> None:
     """Select the backend of a trained model (a run's, or the default for a weights entry) and
     load it, once the manifest has passed its checks."""
-    from cnnreg.api.framework import load_keras
-    from cnnreg.backends import select
+    from cnnreg.backends import load_keras, select
 
     select(trained.backend)
     load_keras()
@@ -589,8 +461,7 @@ def lr_find(
     run's initial weights, train while the rate grows from ``start`` to ``end``, and suggest the
     rate of the steepest descent.  Nothing is kept; ``out`` gets lr_find.png.
     ``progress(done, total)`` is told each step."""
-    from cnnreg.api.framework import load_keras
-    from cnnreg.backends import select
+    from cnnreg.backends import load_keras, select
     from cnnreg.files import writable_folder
     from cnnreg.training import lr_find as range_test
     from cnnreg.training.config import RunConfig, resolve
@@ -598,8 +469,8 @@ def lr_find(
 
     start, end, steps = range_test.check_sweep(start, end, steps)
     config = RunConfig(
-        architecture=architecture, dataset=dataset, init=init, regularisers=_specs(reg), clip=clip, optimizer=optimizer,
-        batch_size=batch_size, precision=precision, seed=seed, input_shape=_shape(input_shape), weights=weights,
+        architecture=architecture, dataset=dataset, init=init, regularisers=specs_option(reg), clip=clip, optimizer=optimizer,
+        batch_size=batch_size, precision=precision, seed=seed, input_shape=shape_option(input_shape), weights=weights,
         freeze_base=freeze_base,
     )
     config.backend = select(backend)
@@ -639,15 +510,14 @@ def diagnose(
     batch of real data, the activations' and gradients' spread under each initialiser in
     ``init`` (none: the architecture's own), and the Glorot / He forward and backward ratios.
     ``out`` gets diagnose.png; ``progress(done, total, what)`` is told each model."""
-    from cnnreg.api.framework import load_keras
-    from cnnreg.backends import select
+    from cnnreg.backends import load_keras, select
     from cnnreg.files import writable_folder
     from cnnreg.training import diagnose as initialisation
 
     chosen = select(backend, activate=False)
-    inits = _specs(init) or [None]
+    inits = specs_option(init) or [None]
     plans = initialisation.resolve(architecture, inits, dataset=dataset, batch=batch, seed=seed,
-                                   input_shape=_shape(input_shape))  # every mistake: one line, before keras loads
+                                   input_shape=shape_option(input_shape))  # every mistake: one line, before keras loads
     if out is not None:
         writable_folder(Path(out), "--out")
     select(chosen)
@@ -664,47 +534,6 @@ def publish(run_dir: str | Path, dest: str, *, name: str | None = None, license:
 
 
 # --- arguments as the CLI gives them, or as Python values -----------------------------------------
-
-
-def parse_lr(value: float | str | None) -> float | str | None:
-    """``lr``: a number, ``"auto"`` (any case), or the text of a number; one line naming both
-    for anything else."""
-    from cnnreg.errors import suggestion_text
-    from cnnreg.training.optim import check_rate
-
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value.strip().lower() == "auto":
-            return "auto"
-        try:
-            number = float(value)
-        except ValueError:
-            raise ParameterError(f"--lr must be a number > 0 or auto (got '{value}')"
-                                 f"{suggestion_text(value.strip().lower(), ['auto'])}") from None
-        return check_rate(number, "--lr")  # inf, nan, 0 and negative numbers: its own line
-    return check_rate(value, "--lr")
-
-
-def _specs(value: Sequence[str] | str | None) -> list[str]:
-    """A repeatable option: one spec, or a list of them."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
-
-
-def _shape(value: str | Sequence[int] | None) -> tuple[int, int, int] | None:
-    """``input_shape``: ``"64x64x3"`` or ``(64, 64, 3)``; the run checks it with the rest of its
-    config."""
-    from cnnreg.spec import coerce
-
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return coerce(value, tuple[int, int, int], where="--input-shape")
-    return tuple(value)
 
 
 def _launch(coordinator: str | None, num_processes: int | None, process_id: int | None, timeout: int) -> dict:

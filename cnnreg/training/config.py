@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -174,6 +175,13 @@ class Plan:
     #: (:func:`cnnreg.training.steps.check_step_transforms`): ``(transform, pixel space)`` or None.
     step_transforms: Any = field(default=None, repr=False)
     step_transforms_checked: bool = False
+    #: Keras callbacks a caller adds to ``fit`` (a sweep trial's pruning), each made anew per
+    #: phase by calling it with the plan.
+    extra_callbacks: list[Any] = field(default_factory=list, repr=False)
+    #: ``(status, message)`` that one of them sets to end the run early (``"pruned"``).
+    stop: tuple[str, str] | None = None
+    #: Fields the manifest gets besides its own (a sweep trial's study and number).
+    record: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -312,3 +320,68 @@ def rerun_config(run_dir: Path, overrides: list[str]) -> RunConfig:
             continue
         data[key] = coerce(value, hints[key], where=f"--set {key}")
     return RunConfig.from_dict(data)
+
+
+# --- options as the CLI gives them, or as Python values ------------------------------------------
+
+
+def parse_lr(value: float | str | None) -> float | str | None:
+    """``lr``: a number, ``"auto"`` (any case), or the text of a number; one line naming both
+    for anything else."""
+    from cnnreg.errors import suggestion_text
+    from cnnreg.training.optim import check_rate
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        try:
+            number = float(value)
+        except ValueError:
+            raise ParameterError(f"--lr must be a number > 0 or auto (got '{value}')"
+                                 f"{suggestion_text(value.strip().lower(), ['auto'])}") from None
+        return check_rate(number, "--lr")  # inf, nan, 0 and negative numbers: its own line
+    return check_rate(value, "--lr")
+
+
+def specs_option(value: Sequence[str] | str | None) -> list[str]:
+    """A repeatable option: one spec, or a list of them."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def shape_option(value: str | Sequence[int] | None) -> tuple[int, int, int] | None:
+    """``input_shape``: ``"64x64x3"`` or ``(64, 64, 3)``; the run checks it with the rest of its
+    config."""
+    from cnnreg.spec import coerce
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return coerce(value, tuple[int, int, int], where="--input-shape")
+    return tuple(value)
+
+
+def run_config(architecture: str, **options: Any) -> RunConfig:
+    """A :class:`RunConfig` from the options of ``cnnreg run`` as the CLI or a Python caller
+    gives them: ``reg`` one spec or a list, ``lr`` a number, its text or ``"auto"``,
+    ``input_shape`` ``"64x64x3"`` or a tuple, ``bn_momentum`` ``"auto"`` or a number; the
+    other options are RunConfig's fields of the same names."""
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    values = dict(options)
+    if "reg" in values:
+        values["regularisers"] = specs_option(values.pop("reg"))
+    if "lr" in values:
+        values["lr"] = parse_lr(values["lr"])
+    if "input_shape" in values:
+        values["input_shape"] = shape_option(values["input_shape"])
+    if "bn_momentum" in values:
+        values["bn_momentum"] = str(values["bn_momentum"])
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise TypeError(f"run_config() got unknown options {unknown}")
+    return RunConfig(architecture=architecture, **values)

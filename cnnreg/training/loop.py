@@ -119,6 +119,7 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=plan.config.early_stop))
     if plan.schedule is not None:
         callbacks.extend(plan.schedule[1].callbacks())
+    callbacks.extend(make(plan) for make in plan.extra_callbacks)
     tensorboard = _tensorboard(run_dir)
     if tensorboard is not None:
         callbacks.append(tensorboard)
@@ -315,6 +316,9 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
             if state.get("nan"):
                 epoch, batch = state["nan"]
                 raise NaNLoss(epoch, batch)
+            if plan.stop is not None:  # a caller's callback ended the run (a pruned sweep trial)
+                status, message = plan.stop
+                break
     except NaNLoss as exc:
         status = "failed"
         message = f"{exc}; kept the last good checkpoint and model; try --clip norm=1.0 or a lower --lr"
@@ -429,6 +433,7 @@ def manifest(plan: Plan, *, status: str, argv: list[str] | None = None, extra: d
         "lr_find": plan.lr_find,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    data.update(plan.record)
     data.update(extra or {})
     return data
 
