@@ -29,7 +29,7 @@ ROWS: tuple[tuple[str, ...], ...] = (
     ("cnnreg.datasets", "cnnreg.zoo", "cnnreg.analysis", "cnnreg.scaffold"),  # services that use kinds
     ("cnnreg.builtin",),  # the built-in plugins
     ("cnnreg.training",),  # runs: config, model, batches, steps, loop, resume, saved runs, reports
-    ("cnnreg.adversarial",),  # drivers that use training
+    ("cnnreg.adversarial", "cnnreg.sweeps"),  # drivers that use training
     ("cnnreg.api",),  # one public function per command
     ("cnnreg.cli",),  # Typer: parse, call the public function, render
     ("cnnreg.testing", "cnnreg.__main__"),

@@ -22,7 +22,7 @@ from cnnreg.testing import run_cli
 #: Options that are the CLI's own: how it renders (the result's to_dict() is the JSON).
 CLI_ONLY = {"as_json"}
 #: Keyword-only arguments the functions have beyond the options: how a caller shows progress.
-API_ONLY = {"display", "progress"}
+API_ONLY = {"display", "progress", "report", "warn"}
 FAST = {"dataset": "digits:size=8", "batch_size": 64}
 
 
@@ -189,6 +189,17 @@ def test_lr_find_and_diagnose(tmp_path, monkeypatch):
     diagnosed = same_as_json(monkeypatch, "diagnose", "plain_net:depth=3,width=8", "--batch", "8",
                              "--input-shape", "8x8x1")
     assert diagnosed.to_dict()["hidden_layers"] == 3
+
+
+def test_sweep_and_sweep_show(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    root = str(tmp_path / "sweeps")
+    swept = same_as_json(monkeypatch, "sweep run", "lenet5", "--init", "he_normal,glorot_uniform", "--epochs", "1",
+                         "--dataset", "digits:size=8", "--batch-size", "64", "--study", "api", "--root", root)
+    assert len(swept.trials) == 2 and sorted(swept.to_dict()["ran"]) == [0, 1]
+    shown = same_as_json(monkeypatch, "sweep show", "api", "--root", root)
+    assert [t["number"] for t in shown.trials] == [t["number"] for t in swept.trials]
+    assert shown.best == swept.best
 
 
 def test_plugin_new(tmp_path, monkeypatch):

@@ -37,4 +37,6 @@ COMMANDS: dict[str, str] = {
     "data show": "cnnreg.api.data:dataset_samples",
     "weights pull": "cnnreg.api.zoo:pull_weights",
     "plugin new": "cnnreg.api.plugin:new_plugin",
+    "sweep run": "cnnreg.api.sweeps:sweep",
+    "sweep show": "cnnreg.api.sweeps:show_sweep",
 }
