@@ -135,6 +135,19 @@ def test_seeds_replicate_and_pruning_keeps_the_run(tmp_path):
     assert "seeds" in result.to_dict()["files"]
 
 
+def test_a_sampler_runs_exactly_the_trials_asked_within_the_range(tmp_path):
+    """Random sampling of a log range: exactly --trials trials, each value inside the range,
+    the study's table best first; show reads the same study."""
+    result = cnnreg.sweep("lenet5", dataset="digits:size=8", batch_size="64", epochs="1", lr="1e-4..1e-2:log",
+                          sampler="random", trials=3, study="random", root=tmp_path, quiet=True)
+    assert [t["state"] for t in result.trials] == ["complete"] * 3
+    assert all(1e-4 <= t["params"]["lr"] <= 1e-2 for t in result.trials)
+    values = [t["value"] for t in result.trials]
+    assert values == sorted(values, reverse=True) and result.best["value"] == values[0]
+    assert result.to_dict()["definition"]["sampler"] == "random"
+    assert cnnreg.show_sweep("random", root=tmp_path).best == result.best
+
+
 def test_an_unreachable_storage_is_one_line_within_15_s(tmp_path):
     port = _free_port()  # nothing listens there
     began = time.monotonic()
