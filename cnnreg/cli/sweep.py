@@ -144,7 +144,8 @@ def _render(result, *, as_json: bool) -> None:
     metric = data.get("metric") or "value"
     rows = []
     for row in data["trials"]:
-        rows.append([str(row["number"]), row["state"], *[_cell(row["params"].get(n)) for n in names],
+        rows.append([str(row["number"]), row["state"],
+                     *[_cell(row["params"][n]) if n in row["params"] else "" for n in names],
                      "" if row["value"] is None else f"{row['value']:.4f}",
                      *([f"{row['std']:.4f}" if row["std"] else ""] if spread else []),
                      "" if row["seconds"] is None else f"{row['seconds']:.0f} s",

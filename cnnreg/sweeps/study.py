@@ -398,7 +398,9 @@ def summary(study) -> dict[str, Any]:
             seconds = round((trial.datetime_complete - trial.datetime_start).total_seconds(), 3)
         retried = trial.system_attrs.get("failed_trial")
         rows.append({
-            "number": trial.number, "state": trial.state.name.lower(), "params": dict(trial.params),
+            # a waiting grid cell's values are its fixed parameters until it starts
+            "number": trial.number, "state": trial.state.name.lower(),
+            "params": dict(trial.params) or dict(trial.system_attrs.get("fixed_params") or {}),
             "value": trial.value if trial.state == TrialState.COMPLETE else None,
             "std": trial.user_attrs.get("std"), "values": trial.user_attrs.get("values"),
             "run_dir": run_dirs[0] if run_dirs else None, "run_dirs": run_dirs, "seconds": seconds,
