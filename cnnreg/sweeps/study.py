@@ -433,7 +433,11 @@ def plot(study, folder: Path, data: dict[str, Any]) -> dict[str, str]:
     makers = {"history": views.plot_optimization_history}
     if complete[0]["params"] and len(complete) >= 2:
         makers["parallel"] = views.plot_parallel_coordinate
-        makers["importance"] = views.plot_param_importances
+        # fANOVA (seeded): Optuna 5's default evaluator gives every parameter the same share
+        # on a small grid (2 × 2: 0.5 and 0.5 where fANOVA finds 0.81 and 0.19)
+        from optuna.importance import FanovaImportanceEvaluator
+
+        makers["importance"] = lambda s: views.plot_param_importances(s, evaluator=FanovaImportanceEvaluator(seed=0))
     for key, make in makers.items():
         path = Path(folder) / f"{key}.png"
         # Optuna's plots set the ggplot style globally: inside rc_context it goes back after
