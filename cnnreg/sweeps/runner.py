@@ -84,11 +84,15 @@ def run_sweep(sweep: studies.Sweep, name: str, *, storage: str | None = None, ro
     studies.check_name(name)
     warnings = check_space(sweep)  # every mistake in the options: one line, nothing started
     url, folder = studies.storage_of(name, storage, root)
-    study = studies.open_study(sweep, name, studies.open_storage(url, heartbeat=heartbeat))
-    for line in warnings:
-        (warn or _stderr)(line)
     local = url.startswith("sqlite")  # SQLite locks no row: the local workers take turns
     lock = studies.PopLock(folder / ".take.lock" if local else None)
+    lock.acquire()  # and one at a time makes the database's tables, the study and its queue
+    try:
+        study = studies.open_study(sweep, name, studies.open_storage(url, heartbeat=heartbeat))
+    finally:
+        lock.release()
+    for line in warnings:
+        (warn or _stderr)(line)
     with _no_retracing_warnings():
         runner = _runner(sweep, name, folder, studies.redact(url), report=report, display=display)
         ran = studies.work(study, runner, lock=lock)

@@ -168,10 +168,10 @@ def open_storage(url: str, *, heartbeat: int = 30):
                         url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
                     )
-            except sqlalchemy.exc.IntegrityError:  # two workers made the new database's tables at once
-                if attempt == 4:
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                if attempt == 4 or not _creation_race(exc):
                     raise
-                time.sleep(0.5 + attempt)
+                time.sleep(0.5 + attempt)  # another worker is making the new database's tables
     except ImportError:  # SQLAlchemy found no driver for the URL's database
         driver = {"postgresql": "'psycopg[binary]'", "mysql": "mysqlclient (or pymysql, with a mysql+pymysql:// URL)"}.get(
             scheme, "its database driver")
@@ -179,6 +179,15 @@ def open_storage(url: str, *, heartbeat: int = 30):
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as exc:
         reason = first_line(getattr(exc, "orig", None) or exc)
         raise CnnregError(f"cannot reach the study storage {redact(url)}: {reason}") from None
+
+
+def _creation_race(exc: Exception) -> bool:
+    """Whether ``exc`` is two workers making a new database's tables at the same moment (a table
+    or a row the other one made first), not a database that cannot be reached."""
+    import sqlalchemy.exc
+
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in text or "duplicate" in text
 
 
 def _with_driver(url: str) -> str:
