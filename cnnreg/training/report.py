@@ -148,6 +148,48 @@ def evaluate(trained: Trained, split: str = "test", dataset: str | None = None) 
     return result
 
 
+def split_pixels(trained, split: str, dataset: str | None, limit: int | None):
+    """The split's first ``limit`` examples as float32 pixels (0..255) fitted to the model's
+    input, with integer labels, the class names, the dataset's name and the split's name; read
+    as ``cnnreg evaluate`` reads it (same resize, no preprocessing yet): what ``cnnreg attack``
+    attacks and ``cnnreg export`` checks an export on."""
+    split, config, plan = split_plan(trained, split, dataset)
+    if split in plan.arrays:
+        x, y = plan.arrays[split]
+        x, y = np.asarray(x[:limit], dtype="float32"), np.asarray(y[:limit])
+    elif split in plan.streams:
+        x, y = stream_pixels(plan.streams[split], limit)
+    else:
+        raise CnnregError(f"dataset {config.dataset} has no {split} split")
+    if not len(y):
+        raise CnnregError(f"the {split} split of {config.dataset} has no examples")
+    return x, np.asarray(y, dtype="int64"), list(plan.dataset.class_names), config.dataset, split
+
+
+def stream_pixels(source, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A files / tf.data split's pixels: the cached images, else decoded in split order as
+    :func:`cnnreg.datasets.pipeline.held_out_batches` decodes them (without preprocessing)."""
+    if source.images is not None:
+        images = np.asarray(source.images[:limit] if limit else source.images, dtype="float32")
+        return images, np.asarray(source.labels[:len(images)])
+    import tensorflow as tf
+
+    if source.split.kind == "files":
+        ds = tf.data.Dataset.from_tensor_slices((source.split.files, source.split.y))
+        ds = ds.map(lambda path, y: (source.load(path, cache=False), y)).ignore_errors()
+    else:
+        ds = source.split.examples.map(lambda image, y: (source.fit(image), tf.cast(y, tf.int64))).ignore_errors()
+    if limit:
+        ds = ds.take(limit)
+    xs, ys = [], []
+    for images, labels in ds.batch(256).as_numpy_iterator():
+        xs.append(np.asarray(images, dtype="float32"))
+        ys.append(np.asarray(labels))
+    if not xs:
+        return np.zeros((0, *source.shape), dtype="float32"), np.zeros((0,), dtype="int64")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def predict_images(run_dir: Path, images: list[Path], top: int = 3) -> list[dict[str, Any]]:
     """Top-``top`` classes and probabilities per image with a run's best model."""
     return predict(trained_run(Path(run_dir)), images, top)
