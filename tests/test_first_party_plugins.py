@@ -163,3 +163,16 @@ def test_evaluate_loads_a_model_with_the_plugins_custom_layers(fixup_run, sites)
     site, _, _ = sites
     result = cnnreg("evaluate", str(fixup_run), path=[site])
     assert result.returncode == 0, result.stderr[-1000:]
+
+
+def test_a_fixup_run_exports_to_onnx_with_its_custom_layers(fixup_run, sites, tmp_path):
+    """Fixup's own Keras layers (scalar biases and multipliers) go through tf2onnx and give the
+    model's answers in onnxruntime; the sidecar names the plugin's architecture."""
+    site, _, _ = sites
+    out = tmp_path / "fixup.onnx"
+    exported = cnnreg("export", str(fixup_run), "--format", "onnx", "--out", str(out), "--images", "20", "--json", path=[site])
+    assert exported.returncode == 0, exported.stderr
+    parity = json.loads(exported.stdout)["parity"]
+    assert parity["passed"] and parity["max_abs_diff"] <= 1e-4 and parity["examples"] == 20
+    sidecar = json.loads((tmp_path / "fixup.onnx.cnnreg.json").read_text())
+    assert sidecar["component"] == {"provider": "cnnreg-fixup", "name": "fixup_resnet20"}

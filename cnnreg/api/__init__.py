@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "lr-find": "cnnreg.api.runs:lr_find",
     "diagnose": "cnnreg.api.runs:diagnose",
     "publish": "cnnreg.api.runs:publish",
+    "export": "cnnreg.api.export:export",
     "attack": "cnnreg.api.attack:attack",
     "summary": "cnnreg.api.analysis:summary",
     "estimate": "cnnreg.api.analysis:estimate",

@@ -525,12 +525,16 @@ def diagnose(
     return DiagnoseResult(initialisation.run(plans, inits, out=None if out is None else Path(out), progress=progress))
 
 
-def publish(run_dir: str | Path, dest: str, *, name: str | None = None, license: str | None = None) -> PublishResult:  # noqa: A002
+def publish(run_dir: str | Path, dest: str, *, name: str | None = None, license: str | None = None,  # noqa: A002
+            format: Sequence[str] | str | None = None) -> PublishResult:  # noqa: A002
     """Publish a run's best model into a zoo (``cnnreg publish``): the weights, a model card, the
-    recipe and the zoo's index; ``dest`` is a folder or ``hf://USER/REPO``."""
+    recipe and the zoo's index; ``dest`` is a folder or ``hf://USER/REPO``.  ``format`` (onnx,
+    litert, or a list): exports added to the entry with their hashes, each checked against the
+    model as ``cnnreg export`` checks it."""
     from cnnreg.training.publish import publish as publish_run
 
-    return PublishResult(publish_run(Path(run_dir), dest, name=name, license=license))
+    formats = [format] if isinstance(format, str) else list(format or ())
+    return PublishResult(publish_run(Path(run_dir), dest, name=name, license=license, formats=formats))
 
 
 # --- arguments as the CLI gives them, or as Python values -----------------------------------------

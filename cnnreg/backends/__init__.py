@@ -204,3 +204,31 @@ def step_seed(*numbers: int) -> int:
 
     entropy = [int(n) % 2**64 for n in numbers]
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)
+
+
+class quiet_native:
+    """``with quiet_native():`` sends file descriptor 2 to /dev/null, for native libraries that
+    print straight to it (LiteRT's "Created TensorFlow Lite XNNPACK delegate" line); Python's own
+    errors still propagate.  Where descriptor 2 cannot be duplicated, nothing is hidden."""
+
+    def __enter__(self) -> "quiet_native":
+        self.saved = self.devnull = None
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            self.devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(self.devnull, 2)
+        except (OSError, ValueError, AttributeError):
+            self._close()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+        self._close()
+
+    def _close(self) -> None:
+        for fd in (self.saved, self.devnull):
+            if fd is not None:
+                os.close(fd)
+        self.saved = self.devnull = None

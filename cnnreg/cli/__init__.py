@@ -46,7 +46,7 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
     ) -> None:
         """Config-free plugin framework and model registry for convolutional networks."""
 
-    from cnnreg.cli import analysis, attack, components, data, diagnose, lr_find, plugin, sweep, training, zoo
+    from cnnreg.cli import analysis, attack, components, data, diagnose, export, lr_find, plugin, sweep, training, zoo
 
     components.register(app)
     training.register(app)
@@ -57,6 +57,7 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
     plugin.register(app)
     data.register(app)
     zoo.register(app)
+    export.register(app)
     sweep.register(app)
     if with_plugins:
         from cnnreg.plugins import get_host

@@ -310,7 +310,7 @@ def _runs_columns(cells: list[dict], width: int) -> tuple[list[str], dict[str, s
 
 
 def evaluate_command(
-    model: str = typer.Argument(..., metavar="RUN_DIR|WEIGHTS", help="A run directory, or a weights name (`cnnreg list weights`)."),
+    model: str = typer.Argument(..., metavar="RUN_DIR|EXPORT|WEIGHTS", help="A run directory, an export written by `cnnreg export`, or a weights name (`cnnreg list weights`)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset spec (default: the one it was trained on)."),
     split: str = typer.Option("test", "--split", help="train, validation or test."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -353,7 +353,7 @@ def evaluate_command(
 
 
 def predict_command(
-    model: str = typer.Argument(..., metavar="RUN_DIR|WEIGHTS", help="A run directory, or a weights name (`cnnreg list weights`)."),
+    model: str = typer.Argument(..., metavar="RUN_DIR|EXPORT|WEIGHTS", help="A run directory, an export written by `cnnreg export`, or a weights name (`cnnreg list weights`)."),
     images: List[Path] = typer.Argument(..., help="Image files (png, jpg, bmp, gif)."),
     top: int = typer.Option(3, "--top", help="How many classes to show per image."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -366,6 +366,8 @@ def predict_command(
       cnnreg predict runs/20261126-170000-lenet5-digits seven.png --top 3
 
       cnnreg predict keras-resnet50.imagenet cat.jpg --top 3
+
+      cnnreg predict lenet5.onnx seven.png
     """
 
     from cnnreg.api.runs import predict

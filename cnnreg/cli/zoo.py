@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 @weights_app.command("pull")
 def pull_command(
     name: str = typer.Argument(..., help="A weights entry, ARCH.TAG (see `cnnreg list weights`)."),
-    file: Optional[str] = typer.Option(None, "--file", help="Only this file of the entry: model, top or notop."),
+    file: Optional[str] = typer.Option(None, "--file", help="Only this file of the entry: model, top, notop, onnx or litert."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Download an entry's files into the cache (once), check their hashes, print where they are.
@@ -60,6 +60,7 @@ def publish_command(
     dest: str = typer.Argument(..., help="The zoo: a folder (created if needed), or hf://USER/REPO on the Hugging Face Hub."),
     name: Optional[str] = typer.Option(None, "--name", help="The entry's name, ARCH.TAG (default: ARCH.DATASET of the run)."),
     license: Optional[str] = typer.Option(None, "--license", help="The weights' license, e.g. MIT or CC-BY-4.0."),
+    format: Optional[List[str]] = typer.Option(None, "--format", "-f", help="Add an export, checked against the model: onnx or litert (repeatable)."),  # noqa: A002
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Publish a run's best model into a zoo: weights, model card (README.md), recipe, zoo.json.
@@ -67,13 +68,18 @@ def publish_command(
     The entry in zoo.json carries the weights' sha256 and size and the run's manifest; an entry of
     the same name is replaced. Serve the folder over http (or share it) and point CNNREG_ZOO at it.
 
-    Example:
+    With --format onnx the entry also gets NAME.onnx (and its sidecar), exported and checked as
+    `cnnreg export` does, its hash in zoo.json and a row on the card.
+
+    Examples:
 
       cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT
+
+      cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT --format onnx
     """
     from cnnreg.api.runs import publish
 
-    result = publish(run_dir, dest, name=name, license=license)
+    result = publish(run_dir, dest, name=name, license=license, format=format)
     if as_json:
         from cnnreg.cli.render import print_json
 
@@ -89,6 +95,9 @@ def publish_command(
     console.print(f"published {entry.name} to {result.dest} ({count} in its zoo.json)", highlight=False)
     console.print(f"  weights  {result.folder}/{entry.name}.keras ({model.size:,} bytes)", highlight=False, soft_wrap=True)
     console.print(f"  sha256   {model.hash.partition(':')[2]}", highlight=False)
+    for item in result.exports:
+        console.print(f"  {item.format:<8} {item.path} ({item.size:,} bytes), {item.parity.line(item.format)}",
+                      highlight=False, soft_wrap=True)
     console.print(f"  card     {result.folder}/README.md", highlight=False, soft_wrap=True)
     for metric in entry.metrics:
         top5 = f"  top-5 {metric['top5']:.4f}" if "top5" in metric else ""

@@ -39,8 +39,9 @@ _HASH = re.compile(r"^(sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _PREPROCESS = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 #: What each file of an entry is: ``model`` a ``.keras`` file with its head (cnnreg runs),
-#: ``top`` / ``notop`` keras.applications ``.h5`` weights with and without the classifier.
-FILE_ROLES = ("model", "top", "notop")
+#: ``top`` / ``notop`` keras.applications ``.h5`` weights with and without the classifier,
+#: ``onnx`` / ``litert`` the model exported by ``cnnreg publish --format`` (checked against it).
+FILE_ROLES = ("model", "top", "notop", "onnx", "litert")
 #: The factory of every weights component: fetch the entry's files into the cache (lazy).
 FETCH = "cnnreg.zoo.cache:fetch_entry"
 #: The environment variable that names zoos whose entries are registered too (cnnreg.zoo.index).

@@ -55,22 +55,46 @@ class Published:
     replaced: str | None = None  # the hash of the entry of the same name it replaced
     entries: int = 0  # entries in the zoo now
     notes: list[str] = field(default_factory=list)
+    exports: list = field(default_factory=list)  # cnnreg.training.export.Exported, per --format
 
     def to_dict(self) -> dict[str, Any]:
         entry = self.entry.to_dict()
         entry.pop("manifest", None)  # the run's manifest is in run.json beside the card
         return {"dest": self.dest, "folder": self.folder, "entry": entry, "replaced": self.replaced,
-                "entries": self.entries, "notes": list(self.notes)}
+                "entries": self.entries, "notes": list(self.notes),
+                "exports": [{"format": e.format, "file": Path(e.path).name, "size": e.size,
+                             "hash": e.files[Path(e.path).name], "parity": e.parity.to_dict()} for e in self.exports]}
 
 
-def publish(run_dir: Path, dest: str | Path, *, name: str | None = None, license: str | None = None) -> Published:
-    """Publish the run in ``run_dir`` into the zoo ``dest``: a folder, or ``hf://user/repo``."""
+def publish(run_dir: Path, dest: str | Path, *, name: str | None = None, license: str | None = None,
+            formats: tuple[str, ...] | list[str] = ()) -> Published:
+    """Publish the run in ``run_dir`` into the zoo ``dest``: a folder, or ``hf://user/repo``.
+    ``formats`` (onnx, litert): exports added to the entry, each checked against the model
+    (:mod:`cnnreg.training.export`) and listed with its hash in the index and on the card."""
+    formats = export_formats(formats)
     if str(dest).startswith("hf://"):
-        return _publish_hf(Path(run_dir), str(dest), name=name, license=license)
+        return _publish_hf(Path(run_dir), str(dest), name=name, license=license, formats=formats)
     if "://" in str(dest):
         raise CnnregError(f"cannot publish to '{dest}': DEST is a folder or hf://USER/REPO "
                           "(serve the folder over http to share it)")
-    return publish_folder(Path(run_dir), Path(dest), name=name, license=license)
+    return publish_folder(Path(run_dir), Path(dest), name=name, license=license, formats=formats)
+
+
+def export_formats(names) -> list:
+    """The export formats ``--format`` names, checked (did-you-mean, installed) before anything
+    is written: single-file formats only, each once."""
+    from cnnreg.backends import select
+    from cnnreg.training.export import resolve_format
+
+    found = []
+    for text in names or ():
+        fmt = resolve_format(text, backend=select(None, activate=False))
+        if fmt.suffix is None or fmt.companions:
+            raise CnnregError(f"publish adds single-file exports (onnx, litert); {fmt.name} is several files: "
+                              f"`cnnreg export RUN --format {fmt.name}` writes it")
+        if fmt not in found:
+            found.append(fmt)
+    return found
 
 
 # --- the entry ----------------------------------------------------------------------------------
@@ -221,8 +245,10 @@ def read_index(dest: Path) -> dict:
     return data
 
 
-def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, license: str | None = None) -> Published:
-    """Write the run's entry into the zoo folder ``dest`` (created if needed)."""
+def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, license: str | None = None,
+                   formats: list | tuple = ()) -> Published:
+    """Write the run's entry into the zoo folder ``dest`` (created if needed), with the exports
+    in ``formats`` (:func:`export_formats`)."""
     from cnnreg.files import sha256_of
     from cnnreg.kinds.weights import WeightsEntry
 
@@ -241,10 +267,16 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
         fields["files"] = {"model": {"url": f"{name}/{name}.keras", "hash": digest,
                                      # content-addressed in the cache: two zoos' lenet5.digits never collide
                                      "filename": f"{name}-{digest.split(':')[1][:12]}.keras", "size": size}}
+        exports = _exports(Path(run_dir), folder, name, formats)
+        for item in exports:
+            path = Path(item.path)
+            hash_ = item.files[path.name]
+            fields["files"][item.format] = {"url": f"{name}/{path.name}", "hash": hash_, "size": item.size,
+                                            "filename": f"{name}-{hash_.split(':')[1][:12]}{path.suffix}"}
         entry = WeightsEntry.from_dict(fields, where=f"the entry for {run_dir}")
         pictures = _pictures(Path(run_dir), folder, data, notes)
         files.write_json(folder / rundir.MANIFEST, entry.manifest)
-        files.write_atomic(folder / CARD, model_card(entry, size=size, pictures=pictures))
+        files.write_atomic(folder / CARD, model_card(entry, size=size, pictures=pictures, exports=exports))
         old = [e for e in index["entries"] if isinstance(e, dict) and str(e.get("name", "")).lower() == name.lower()]
         replaced = None
         if old:
@@ -255,7 +287,35 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
         record.pop("zoo")  # where the zoo is, is up to whoever reads it
         index["entries"] = [e for e in index["entries"] if e not in old] + [record]
         files.write_atomic(dest / INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
-    return Published(entry, str(dest), str(folder), replaced, len(index["entries"]), notes)
+    return Published(entry, str(dest), str(folder), replaced, len(index["entries"]), notes, exports)
+
+
+def _exports(run_dir: Path, folder: Path, name: str, formats) -> list:
+    """Export the run's model into the entry's folder in each format, checked; a failed check
+    removes what it wrote and publishes nothing (one line, exit status 1)."""
+    if not formats:
+        return []
+    from cnnreg.backends import load_keras, select
+    from cnnreg.training.export import export
+    from cnnreg.training.exported import sidecar_of
+    from cnnreg.training.saved import trained_run
+
+    trained = trained_run(run_dir)
+    backend = select(None)
+    load_keras()
+    done = []
+    for fmt in formats:
+        result = export(trained, fmt, folder / f"{name}{fmt.suffix}", backend=backend)
+        done.append(result)
+        if not result.parity.passed:
+            for item in done:
+                files.remove_quietly(item.path)
+                files.remove_quietly(sidecar_of(item.path))
+            error = CnnregError(f"not published: the {fmt.name} export does not give the model's answers: "
+                                f"{result.parity.line(fmt.name)}")
+            error.exit_code = 1
+            raise error
+    return done
 
 
 @contextlib.contextmanager
@@ -308,7 +368,7 @@ def _draw_confusion(data: dict, target: Path) -> bool:
 
 # --- the model card -----------------------------------------------------------------------------
 
-def model_card(entry, *, size: int, pictures: list[str]) -> str:
+def model_card(entry, *, size: int, pictures: list[str], exports: list | tuple = ()) -> str:
     """README.md: YAML front matter (the BAIR Model Zoo's readme.md, Hugging Face's model
     cards), then metrics, pictures, classes, how to use it and the exact command that trained it."""
     from cnnreg.version import __version__
@@ -343,6 +403,15 @@ def model_card(entry, *, size: int, pictures: list[str]) -> str:
         lines.append("")
     lines.append(f"Weights: [`{entry.name}.keras`]({entry.name}.keras), {size:,} bytes, sha256 `{front['sha256']}`, "
                  "saved without optimizer state. License: " + (entry.license or "not stated") + ".")
+    if exports:
+        lines += ["", "## Exports", "",
+                  "Each export was loaded in its own runtime and compared with the Keras model on the same test images "
+                  "(`cnnreg export`); its sidecar `FILE.cnnreg.json` lets `cnnreg predict FILE image.png` use it.", "",
+                  "| format | file | bytes | sha256 | max \\|Δp\\| | top-1 agreement | images |", "|---|---|---|---|---|---|---|"]
+        for item in exports:
+            file = Path(item.path).name
+            lines.append(f"| {item.format} | [`{file}`]({file}) | {item.size:,} | `{item.files[file].split(':', 1)[1]}` | "
+                         f"{item.parity.max_abs_diff:.1e} | {item.parity.top1_agreement:.2%} | {item.parity.examples} |")
     if "curves.png" in pictures:
         lines += ["", "## Training curves", "", "![loss and accuracy per epoch, train and validation](curves.png)"]
     if "confusion.png" in pictures:
@@ -379,7 +448,7 @@ def _first_line(exc: BaseException) -> str:
 
 # --- the Hugging Face Hub -------------------------------------------------------------------------
 
-def _publish_hf(run_dir: Path, dest: str, *, name: str | None, license: str | None) -> Published:
+def _publish_hf(run_dir: Path, dest: str, *, name: str | None, license: str | None, formats: list | tuple = ()) -> Published:
     """The folder layout, staged in a temporary folder with the repo's current zoo.json, then
     uploaded in one commit.  Missing library, no token, offline: one line each."""
     import tempfile
@@ -409,7 +478,7 @@ def _publish_hf(run_dir: Path, dest: str, *, name: str | None, license: str | No
             if response.status_code != 404:
                 response.raise_for_status()
                 (Path(stage) / INDEX).write_bytes(response.content)
-            result = publish_folder(run_dir, Path(stage), name=name, license=license)
+            result = publish_folder(run_dir, Path(stage), name=name, license=license, formats=formats)
             api.upload_folder(repo_id=repo, folder_path=stage, allow_patterns=[f"{result.entry.name}/*", INDEX],
                               commit_message=f"cnnreg publish {result.entry.name}")
         except CnnregError:

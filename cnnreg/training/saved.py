@@ -161,7 +161,8 @@ class Trained:
 
 
 def open_trained(text: str | Path) -> Trained:
-    """A run directory, or a registered weights name (when no such path exists).  One line for
+    """A run directory, an export written by ``cnnreg export`` (a file or SavedModel folder with
+    its sidecar), or a registered weights name (when no such path exists).  One line for
     a path that is neither, with the closest weights names when it looks like one."""
     from cnnreg.plugins import get_host
     from cnnreg.training.pretrained import ENTRY_NAME, weights_names
@@ -175,6 +176,10 @@ def open_trained(text: str | Path) -> Trained:
             return trained_entry(registry.get("weights", text))
         raise CnnregError(f"'{text}' is neither a run directory nor a weights name"
                           + choices_text(text, names, hint="see `cnnreg list weights`"))
+    from cnnreg.training.exported import is_export, trained_export
+
+    if is_export(path):
+        return trained_export(path)
     return trained_run(path)
 
 
