@@ -56,7 +56,7 @@ __all__ = [
     # one function per command (cnnreg.api.COMMANDS)
     "run", "resume", "rerun", "list_runs", "evaluate", "predict", "lr_find", "diagnose", "publish", "attack", "summary",
     "estimate", "compare", "list_components", "show", "list_plugins", "dataset_info", "dataset_samples", "pull_weights",
-    "new_plugin", "sweep", "show_sweep", "export",
+    "new_plugin", "sweep", "show_sweep", "log_run", "export",
 ]
 
 #: Modules that moved, by their old name: ``import cnnreg.regularisers`` still works (with a

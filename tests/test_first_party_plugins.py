@@ -63,7 +63,8 @@ def _install(target: Path, *packages: Path) -> None:
 def sites(tmp_path_factory):
     """(first-party site, clashing package's site, a site that makes keras_cv unimportable)."""
     root = tmp_path_factory.mktemp("first_party")
-    _install(root / "site", ROOT / "plugins" / "cnnreg-fixup", ROOT / "plugins" / "cnnreg-kerascv")
+    _install(root / "site", ROOT / "plugins" / "cnnreg-fixup", ROOT / "plugins" / "cnnreg-kerascv",
+             ROOT / "plugins" / "cnnreg-wandb")
     clash = root / "clashing" / "cnnreg-otherfixup"
     (clash / "cnnreg_otherfixup").mkdir(parents=True)
     (clash / "pyproject.toml").write_text(CLASHING_PYPROJECT)
@@ -176,3 +177,21 @@ def test_a_fixup_run_exports_to_onnx_with_its_custom_layers(fixup_run, sites, tm
     assert parity["passed"] and parity["max_abs_diff"] <= 1e-4 and parity["examples"] == 20
     sidecar = json.loads((tmp_path / "fixup.onnx.cnnreg.json").read_text())
     assert sidecar["component"] == {"provider": "cnnreg-fixup", "name": "fixup_resnet20"}
+
+
+def test_the_wandb_logger_is_listed_and_its_offline_run_reads_back(sites, tmp_path):
+    """`cnnreg list loggers` shows wandb once its package is installed (without importing
+    wandb); the package's own test writes an offline W&B run and reads it back with wandb's
+    protobuf records."""
+    site, _, _ = sites
+    listed = _components(cnnreg("list", "loggers", "--json", path=[site]))
+    assert {(c["name"], c["provider"]) for c in listed} >= {("wandb", "cnnreg-wandb"), ("mlflow", "cnnreg")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CNNREG_LOAD_PLUGINS", "CNNREG_DISABLE_PLUGINS")}
+    env.update(PYTHONPATH=os.pathsep.join([str(site), env.get("PYTHONPATH", "")]), WANDB_SILENT="true",
+               WANDB_DIR=str(tmp_path), WANDB_CONFIG_DIR=str(tmp_path / "config"), WANDB_CACHE_DIR=str(tmp_path / "cache"),
+               WANDB_MODE="offline")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
+                             str(ROOT / "plugins" / "cnnreg-wandb" / "tests")],
+                            capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "2 passed" in result.stdout

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "resume": "cnnreg.api.runs:resume",
     "rerun": "cnnreg.api.runs:rerun",
     "runs": "cnnreg.api.runs:list_runs",
+    "log": "cnnreg.api.runs:log_run",
     "evaluate": "cnnreg.api.runs:evaluate",
     "predict": "cnnreg.api.runs:predict",
     "lr-find": "cnnreg.api.runs:lr_find",

@@ -95,6 +95,24 @@ class RunResult(Result):
 
 
 @dataclass(repr=False)
+class LogResult(Result):
+    """``log_run``: the tracker runs a finished run was sent to (``{spec: run_id}``), and the
+    loggers that failed (``{spec: reason}``)."""
+
+    run_dir: str
+    epochs: int
+    trackers: dict[str, str | None]
+    failed: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cnnreg": __version__, "run_dir": self.run_dir, "epochs": self.epochs, "trackers": dict(self.trackers),
+                "failed": dict(self.failed)}
+
+    def title(self) -> str:
+        return f"{self.run_dir}: {self.epochs} epochs sent to {', '.join(self.trackers) or 'no logger'}"
+
+
+@dataclass(repr=False)
 class RunsResult(Result):
     """``list_runs``: one row per run directory under ``root``."""
 
@@ -255,6 +273,7 @@ def run(
     early_stop: int | None = None,
     bn_momentum: str | float = "auto",
     class_weight: str | None = None,
+    log: Sequence[str] | str = (),
     run_dir: str | Path | None = None,
     dry_run: bool = False,
     quiet: bool = False,
@@ -270,7 +289,8 @@ def run(
 
     Every option of ``cnnreg run`` is a keyword argument of the same name: components are
     specs (``"sgd:momentum=0.9"``), ``reg`` a list of them, ``lr`` a number or ``"auto"``,
-    ``input_shape`` ``"64x64x3"`` or ``(64, 64, 3)``.  ``run_dir`` defaults to
+    ``input_shape`` ``"64x64x3"`` or ``(64, 64, 3)``, ``log`` logger specs (``["csv",
+    "mlflow:uri=http://127.0.0.1:5000"]``; none given: TensorBoard; ``"none"``: no logger).  ``run_dir`` defaults to
     ``runs/<UTC time>-<arch>-<dataset>/``.  ``dry_run``: resolve everything and build the model
     without training or writing anything (the result holds the manifest the run would write).
     """
@@ -282,7 +302,7 @@ def run(
         architecture, dataset=dataset, init=init, reg=reg, clip=clip, optimizer=optimizer, lr=lr, schedule=schedule,
         epochs=epochs, batch_size=batch_size, precision=precision, seed=seed, input_shape=input_shape, weights=weights,
         freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr, early_stop=early_stop,
-        bn_momentum=bn_momentum, class_weight=class_weight,
+        bn_momentum=bn_momentum, class_weight=class_weight, log=log,
     )
     config.backend = select(backend, activate=False)
     config.distribute = check_args(distribute, config.backend, coordinator=coordinator, num_processes=num_processes,
@@ -367,6 +387,58 @@ def rerun(
 
 
 # --- looking at runs -------------------------------------------------------------------------------
+
+
+def log_run(run_dir: str | Path, *, log: Sequence[str] | str = ()) -> LogResult:
+    """Send a run that has ended to loggers (``cnnreg log``): a new tracker run per ``log`` spec
+    with the run's parameters, every epoch of history.csv, its test metrics, model.keras,
+    curves.png and run.json, and its status.  Their ids are kept in the manifest.  Every call is
+    bounded in time; a logger that fails is in the result's ``failed``."""
+    from cnnreg import files
+    from cnnreg.plugins import get_host
+    from cnnreg.training import rundir
+    from cnnreg.training.trackers import Trackers, metric_row, resolve_loggers
+
+    run_dir = Path(run_dir)
+    specs = specs_option(log)
+    if not specs or [s.lower() for s in specs] == ["none"]:
+        raise CnnregError("give the loggers to send the run to: --log mlflow:uri=URL (`cnnreg list loggers`)")
+    data = rundir.load_manifest(run_dir)
+    status = rundir.shown_status(run_dir, data)
+    if status == "running":
+        raise CnnregError(f"run {run_dir} is still running; send it when it has ended (its --log sends it as it goes)")
+    loggers = resolve_loggers(get_host().registry, specs)
+    failed: dict[str, str] = {}
+    trackers = Trackers([(_spec_text(resolved), logger)
+                         for resolved, logger in loggers], warn=lambda line: None)
+    history = rundir.read_history(run_dir / "history.csv")
+    ids = trackers.start(run_dir, data)
+    for row in history:
+        trackers.metrics(metric_row(row), int(row.get("epoch") or 0))
+    test = data.get("test") if isinstance(data.get("test"), dict) else None
+    trackers.end(run_dir, status if status in ("completed", "failed", "interrupted") else "failed", test, len(history))
+    failed.update(trackers.failed)
+    if ids:
+        data = rundir.load_manifest(run_dir)
+        known = data.get("trackers") if isinstance(data.get("trackers"), dict) else {}
+        data["trackers"] = {**known, **{spec: {"run_id": run_id} for spec, run_id in ids.items() if spec not in failed}}
+        try:
+            files.write_json(run_dir / rundir.MANIFEST, data)
+        except OSError:
+            pass
+    result = LogResult(str(run_dir), len(history), {spec: ids.get(spec) for spec, _ in trackers.loggers if spec not in failed},
+                       failed)
+    if failed and not result.trackers:
+        error = CnnregError("; ".join(f"logger {spec}: {reason}" for spec, reason in failed.items()))
+        error.exit_code = 1
+        raise error
+    return result
+
+
+def _spec_text(resolved) -> str:
+    from cnnreg.spec import format_spec
+
+    return format_spec(resolved[0].name, resolved[1])
 
 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> RunsResult:

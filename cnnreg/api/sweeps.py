@@ -85,6 +85,7 @@ def sweep(
     early_stop: str | int | None = None,
     bn_momentum: str = "auto",
     class_weight: str | None = None,
+    log: Sequence[str] | str = (),
     trials: int | None = None,
     sampler: str | None = None,
     prune: str = "none",
@@ -106,7 +107,8 @@ def sweep(
     option is a list), random or tpe; ``trials``: the total over every worker (default: the
     grid's cells, or 10); ``prune``: none, median or hyperband on the per-epoch ``metric``.
     ``report(line)`` is told each trial's outcome (default: printed unless ``quiet``), ``warn(line)``
-    each warning of the runs once (default: on stderr)."""
+    each warning of the runs once (default: on stderr).  ``log``: the loggers of every trial
+    (``--log``, not swept); a tracker run is tagged with the study and the trial number."""
     from cnnreg.backends import select
     from cnnreg.sweeps.runner import plan_sweep, run_sweep
 
@@ -116,7 +118,7 @@ def sweep(
         "schedule": schedule, "epochs": epochs, "batch_size": batch_size, "precision": precision,
         "input_shape": input_shape, "weights": weights, "freeze_base": freeze_base,
         "fine_tune_epochs": fine_tune_epochs, "fine_tune_lr": fine_tune_lr, "early_stop": early_stop,
-        "bn_momentum": bn_momentum, "class_weight": class_weight,
+        "bn_momentum": bn_momentum, "class_weight": class_weight, "log": log,
     }
     plan = plan_sweep(architecture, options, seeds=seed, trials=trials, sampler=sampler, prune=prune, metric=metric,
                       direction=direction, backend=chosen)

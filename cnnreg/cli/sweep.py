@@ -57,6 +57,7 @@ def run_command(
     early_stop: Optional[str] = typer.Option(None, "--early-stop", help="Early-stopping patience."),
     bn_momentum: str = typer.Option("auto", "--bn-momentum", help="BatchNorm momentum."),
     class_weight: Optional[str] = typer.Option(None, "--class-weight", help="none,balanced."),
+    log: List[str] = typer.Option([], "--log", help="Loggers of every trial, repeatable, as for `cnnreg run` (not swept)."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Trials in all, over every worker (default: the grid's cells, or 10)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="grid (default when every option is a list), random or tpe."),
     prune: str = typer.Option("none", "--prune", help="none, median or hyperband, on the metric after every epoch."),
@@ -95,7 +96,7 @@ def run_command(
         schedule=schedule, epochs=epochs, batch_size=batch_size, precision=precision, seed=seed,
         input_shape=input_shape, weights=weights, freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs,
         fine_tune_lr=fine_tune_lr, early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
-        trials=trials, sampler=sampler, prune=prune, metric=metric, direction=direction, study=study,
+        log=list(log), trials=trials, sampler=sampler, prune=prune, metric=metric, direction=direction, study=study,
         storage=storage, root=root, heartbeat=heartbeat, quiet=quiet or as_json, backend=backend,
         report=report if report is not None else (lambda line: None), warn=warn,
     )

@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command("resume")(resume_command)
     app.command("rerun")(rerun_command)
     app.command("runs")(runs_command)
+    app.command("log")(log_command)
     app.command("evaluate")(evaluate_command)
     app.command("predict")(predict_command)
 
@@ -51,6 +52,7 @@ def run_command(
     early_stop: Optional[int] = typer.Option(None, "--early-stop", help="Stop after N epochs without validation-loss improvement."),
     bn_momentum: str = typer.Option("auto", "--bn-momentum", help="BatchNorm momentum: auto (0.9 for small data) or a number."),
     class_weight: Optional[str] = typer.Option(None, "--class-weight", help="balanced: weight each class by n / (classes × n_class) in the loss."),
+    log: List[str] = typer.Option([], "--log", help="Logger spec, repeatable: tensorboard (the default), csv, mlflow:uri=URL,experiment=NAME, none (`cnnreg list loggers`)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run (default: runs/<UTC time>-<arch>-<dataset>/)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything and build the model, print the header and the layer summary; train and write nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
@@ -82,6 +84,8 @@ def run_command(
 
       cnnreg run resnet18 --dataset ./my_photos --class-weight balanced
 
+      cnnreg run lenet5 --log mlflow:uri=http://127.0.0.1:5000,experiment=lecture --log csv
+
       cnnreg run resnet50 --backend jax --coordinator host0:1234 --num-processes 2 --process-id 0
     """
 
@@ -92,7 +96,7 @@ def run_command(
         schedule=schedule, epochs=epochs, batch_size=batch_size, precision=precision, seed=seed,
         input_shape=input_shape, weights=weights, freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs,
         fine_tune_lr=fine_tune_lr, early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
-        run_dir=run_dir, dry_run=dry_run, backend=backend, distribute=distribute, coordinator=coordinator,
+        log=list(log), run_dir=run_dir, dry_run=dry_run, backend=backend, distribute=distribute, coordinator=coordinator,
         num_processes=num_processes, process_id=process_id, coordinator_timeout=coordinator_timeout,
         display=CliDisplay(quiet=quiet or as_json, dry_run=dry_run),
     )
@@ -307,6 +311,36 @@ def _runs_columns(cells: list[dict], width: int) -> tuple[list[str], dict[str, s
         columns.remove(column)
     return columns, headers
 
+
+
+def log_command(
+    run_dir: Path = typer.Argument(..., help="A run directory that has ended (completed, failed or interrupted)."),
+    log: List[str] = typer.Option(..., "--log", help="Logger spec, repeatable: mlflow:uri=URL,experiment=NAME, csv (`cnnreg list loggers`)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Send a run that has ended to loggers: parameters, every epoch of history.csv, test metrics, model.keras, curves.png and run.json.
+
+    For a run whose tracker was down while it trained, or one trained without --log. Each logger gets a new run; its id is kept in run.json.
+
+    Example:
+
+      cnnreg log runs/lenet5 --log mlflow:uri=http://127.0.0.1:5000
+    """
+    from cnnreg.api.runs import log_run
+
+    result = log_run(run_dir, log=list(log))
+    if as_json:
+        from cnnreg.cli.render import print_json
+
+        print_json(result.to_dict())
+        return
+    from cnnreg.cli.render import console, warn
+
+    for spec, reason in result.failed.items():
+        warn(f"logger {spec}: {reason}")
+    for spec, run_id in result.trackers.items():
+        console.print(f"{spec}: {result.epochs} epochs" + (f", run {run_id}" if run_id else ""), highlight=False,
+                      soft_wrap=True)
 
 
 def evaluate_command(

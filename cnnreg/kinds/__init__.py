@@ -71,7 +71,7 @@ class KindSpec:
 
 
 from cnnreg.kinds import (  # noqa: E402  (each module declares its KIND with the classes above)
-    architectures, attacks, datasets, initialisers, optimizers, regularisers, schedules, weights,
+    architectures, attacks, datasets, initialisers, loggers, optimizers, regularisers, schedules, weights,
 )
 
 #: Every kind of component, in the order ``cnnreg list`` shows them.
@@ -84,6 +84,7 @@ KIND_SPECS: tuple[KindSpec, ...] = (
     attacks.KIND,
     optimizers.KIND,
     schedules.KIND,
+    loggers.KIND,
 )
 
 # Derived from KIND_SPECS each time they are read (module __getattr__), so that they always agree

@@ -126,6 +126,11 @@ def parse_space(options: Mapping[str, Any], seeds: Sequence[int] | str | int = (
     or Python values: a list is a list of alternatives).  ``reg`` is a list of ``--reg`` slots."""
     space = Space(seeds=_seeds(seeds))
     for option, value in options.items():
+        if option == "log":  # where every trial logs to: one list for all, never swept
+            specs = [value] if isinstance(value, str) else list(value or [])
+            if specs:
+                space.fixed["log"] = specs
+            continue
         if option == "reg":
             slots = [value] if isinstance(value, str) else list(value or [])
             for slot, text in enumerate(slots):

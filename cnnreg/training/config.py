@@ -52,6 +52,8 @@ class RunConfig:
     class_weight: str | None = None
     backend: str | None = None
     distribute: str = "auto"
+    #: ``--log`` specs (cnnreg.kinds.loggers); None: the default, TensorBoard; ``["none"]``: none.
+    log: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -182,6 +184,10 @@ class Plan:
     stop: tuple[str, str] | None = None
     #: Fields the manifest gets besides its own (a sweep trial's study and number).
     record: dict[str, Any] = field(default_factory=dict)
+    #: ``--log``: each logger component with its parameters and the Logger it made.
+    loggers: list[tuple[Resolved, Any]] = field(default_factory=list)
+    #: Where a warning during training goes (a tracker that stopped): the display's ``warn``.
+    warn: Any = field(default=None, repr=False)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -231,6 +237,11 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
         regs.append((Resolved(component, params), made))
     optimizer = optim.resolve_optimizer(registry, config.optimizer, lr=None if config.lr == "auto" else config.lr)
     schedule = optim.resolve_schedule(registry, config.schedule)
+    from cnnreg.training.trackers import resolve_loggers
+
+    if config.log is not None and (not isinstance(config.log, list) or not all(isinstance(s, str) for s in config.log)):
+        raise ParameterError(f"--log must be logger specs (got {config.log!r})")
+    loggers = [(Resolved(*resolved), made) for resolved, made in resolve_loggers(registry, config.log)]
     clip = optim.parse_clip(config.clip)
     if config.fine_tune_lr is not None and not config.fine_tune_lr > 0:
         raise ParameterError(f"--fine-tune-lr must be > 0 (got {config.fine_tune_lr})")
@@ -263,6 +274,7 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
         schedule=schedule,
         clip=clip,
         source=source,
+        loggers=loggers,
     )
     _check_initialiser(plan)
     return plan
@@ -381,6 +393,8 @@ def run_config(architecture: str, **options: Any) -> RunConfig:
         values["input_shape"] = shape_option(values["input_shape"])
     if "bn_momentum" in values:
         values["bn_momentum"] = str(values["bn_momentum"])
+    if "log" in values:  # one spec or a list; empty or None: the default (TensorBoard)
+        values["log"] = specs_option(values["log"]) or None
     unknown = sorted(set(values) - fields)
     if unknown:
         raise TypeError(f"run_config() got unknown options {unknown}")

@@ -119,6 +119,7 @@ def _train(plan: Any, target: Path | None, *, dry_run: bool, display: RunDisplay
     from cnnreg.training.steps import check_step_transforms
 
     load_keras()
+    plan.warn = display.warn  # a tracker that stops during training says so in one line
     with display.status("loading data and building the model..."):
         prepare(plan, find_lr=False)  # the range test of --lr auto comes next, with its own progress
     if plan.config.lr == "auto":

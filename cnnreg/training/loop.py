@@ -27,6 +27,7 @@ from typing import Any
 from cnnreg import files
 from cnnreg.errors import CnnregError
 from cnnreg.training import rundir
+from cnnreg.training.trackers import Trackers, metric_row
 from cnnreg.training.batches import held_out, processes, training_data
 from cnnreg.training.config import Plan
 from cnnreg.training.model import compile_model, model_summary, set_base_trainable
@@ -110,6 +111,9 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
                 raise WriteFailed(exc, row["epoch"]) from exc
             finally:
                 state.pop("saving", None)
+            if state.get("trackers"):  # on record first: a tracker never has an epoch the run lacks
+                state["trackers"].metrics(metric_row(row), row["epoch"])
+                keep_tracker_ids(run_dir, state["trackers"])
             _raise_if_interrupted(state)
 
     callbacks = [Recorder()]
@@ -120,9 +124,8 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
     if plan.schedule is not None:
         callbacks.extend(plan.schedule[1].callbacks())
     callbacks.extend(make(plan) for make in plan.extra_callbacks)
-    tensorboard = _tensorboard(run_dir)
-    if tensorboard is not None:
-        callbacks.append(tensorboard)
+    if state.get("trackers"):
+        callbacks.extend(state["trackers"].callbacks())
     if progress is not None:
         callbacks.append(progress)
     return callbacks
@@ -158,16 +161,6 @@ def _catch_ctrl_c(state: dict[str, Any]):
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         state.pop("sigint", None)
-
-
-def _tensorboard(run_dir: Path):
-    import importlib.util
-
-    import keras
-
-    if keras.backend.backend() != "tensorflow" or importlib.util.find_spec("tensorboard") is None:
-        return None  # keras' TensorBoard callback writes through tf.summary and needs tensorboard
-    return keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False, profile_batch=0)
 
 
 def _current_lr(model) -> float:
@@ -269,7 +262,37 @@ def _start(plan: Plan, run_dir: Path, *, argv: list[str] | None = None, progress
         set_base_trainable(plan.model, False)
     compile_model(plan, plan.model)
     state: dict[str, Any] = {"history": []}
+    start_trackers(plan, run_dir, state)
     return fit(plan, run_dir, plan.model, state, progress=progress)
+
+
+def start_trackers(plan: Plan, run_dir: Path, state: dict[str, Any], *, resuming: bool = False) -> None:
+    """Start the run's loggers (``--log``) on the manifest just written, keep their ids in it
+    (``trackers``: what ``cnnreg resume`` continues) and put them in ``state``; on a resume, send
+    a logger the epochs on record it did not get."""
+    chief = plan.distribution is None or plan.distribution.is_chief
+    if not plan.loggers or not chief:
+        return
+    trackers = Trackers([(resolved.spec, logger) for resolved, logger in plan.loggers], warn=plan.warn)
+    trackers.start(run_dir, rundir.load_manifest(run_dir), resuming=resuming, epochs_done=len(state["history"]))
+    if resuming:
+        trackers.catch_up(state["history"])
+    keep_tracker_ids(run_dir, trackers)
+    state["trackers"] = trackers
+
+
+def keep_tracker_ids(run_dir: Path, trackers: Trackers) -> None:
+    """The loggers' run ids and last epochs into the manifest (``trackers``)."""
+    record = trackers.record()
+    if not record:
+        return
+    try:
+        data = rundir.load_manifest(run_dir)
+        known = data.get("trackers") if isinstance(data.get("trackers"), dict) else {}
+        data["trackers"] = {**known, **record}
+        files.write_json(run_dir / rundir.MANIFEST, data)
+    except (OSError, CnnregError):
+        pass  # the run itself finds out at its next epoch
 
 
 def _write_summary(plan: Plan, run_dir: Path) -> None:
@@ -375,6 +398,8 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
         data = {"best": {state.get("monitor", "val_accuracy"): state.get("best_value")}}
     if status == "completed":  # on record as completed: nothing is left to resume, so checkpoint/ goes
         _remove_checkpoints(run_dir)
+    if state.get("trackers"):
+        state["trackers"].end(run_dir, status, test, len(state["history"]))
     return Outcome(run_dir, status, state["history"], state.get("best_epoch"), data["best"], test, seconds, message)
 
 
@@ -417,6 +442,7 @@ def manifest(plan: Plan, *, status: str, argv: list[str] | None = None, extra: d
             "regularisers": [r.to_dict() for r, _ in plan.regularisers],
             "optimizer": {**plan.optimizer.to_dict(), "clip": plan.clip,
                           "schedule": plan.schedule[0].to_dict() if plan.schedule else None},
+            "loggers": [r.to_dict() for r, _ in plan.loggers],
         },
         "input_shape": list(plan.input_shape) if plan.input_shape else None,
         "input_shape_reason": plan.input_reason,

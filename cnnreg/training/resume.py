@@ -19,7 +19,7 @@ from cnnreg import files
 from cnnreg.errors import CnnregError
 from cnnreg.training import rundir
 from cnnreg.training.config import Plan, resolve
-from cnnreg.training.loop import STATE, Outcome, fit, reason_text, tagged, worker_dir
+from cnnreg.training.loop import STATE, Outcome, fit, reason_text, start_trackers, tagged, worker_dir
 from cnnreg.training.model import (
     apply_training_settings,
     compile_model,
@@ -53,6 +53,7 @@ def resume(run_dir: Path, *, progress=None, launch: dict[str, Any] | None = None
         # loaded nor needed, unless no epoch completed (_resume loads it then).
         plan = resolve(config, weights=False)
         plan.launch = dict(launch or {})
+        plan.warn = report
         try:
             shape = rundir.input_shape(data, run_dir)
         except CnnregError:
@@ -99,7 +100,10 @@ def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progr
         compile_model(plan, plan.model)
         if chief and announce is not None:
             announce(plan, 0)
-        return fit(plan, target, plan.model, {"history": []}, progress=progress)
+        state = {"history": []}
+        if chief:
+            start_trackers(plan, target, state, resuming=True)
+        return fit(plan, target, plan.model, state, progress=progress)
     model, state = recovered
     apply_training_settings(plan, model)
     plan.model = model
@@ -110,6 +114,7 @@ def _resume(plan: Plan, run_dir: Path, target: Path, data: dict[str, Any], progr
             raise CnnregError(f"cannot write the run directory {run_dir}: {reason_text(exc)}") from None
         if announce is not None:
             announce(plan, len(state["history"]))
+        start_trackers(plan, target, state, resuming=True)
     return fit(plan, target, model, state, progress=progress)
 
 
