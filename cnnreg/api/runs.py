@@ -389,7 +389,7 @@ def rerun(
 # --- looking at runs -------------------------------------------------------------------------------
 
 
-def log_run(run_dir: str | Path, *, log: Sequence[str] | str = ()) -> LogResult:
+def log_run(run_dir: str | Path, *, log: Sequence[str] | str) -> LogResult:
     """Send a run that has ended to loggers (``cnnreg log``): a new tracker run per ``log`` spec
     with the run's parameters, every epoch of history.csv, its test metrics, model.keras,
     curves.png and run.json, and its status.  Their ids are kept in the manifest.  Every call is
