@@ -101,7 +101,7 @@ def test_both_packages_are_discovered_with_their_provenance(sites):
     assert kinds.count("architecture") == 18 and kinds.count("regulariser") == 6
     plugins = json.loads(cnnreg("plugins", "--json", path=[no_keras_cv, site]).stdout)["plugins"]
     mine = {p["distribution"]: (p["status"], p["components"]) for p in plugins if not p["builtin"]}
-    assert mine == {"cnnreg-fixup": ("ok", 9), "cnnreg-kerascv": ("ok", 24)}
+    assert mine == {"cnnreg-fixup": ("ok", 9), "cnnreg-kerascv": ("ok", 24), "cnnreg-wandb": ("ok", 1)}
 
 
 def test_disable_plugins_hides_a_package(sites):

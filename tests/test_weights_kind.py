@@ -36,7 +36,7 @@ MD5 = "md5:" + "cd" * 16
 def test_the_public_kind_names_follow_the_table():
     specs = registry.KIND_SPECS
     assert registry.KINDS == tuple(k.name for k in specs) == (
-        "architecture", "initialiser", "regulariser", "dataset", "weights", "attack", "optimizer", "schedule")
+        "architecture", "initialiser", "regulariser", "dataset", "weights", "attack", "optimizer", "schedule", "logger")
     assert registry.SUPPLIED["architecture"] == ("input_shape", "num_classes")
     assert registry.SUPPLIED["weights"] == ("entry",)
     assert registry.FRAMEWORK["architecture"][:2] == ("input_shape", "num_classes")
