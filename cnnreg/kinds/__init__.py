@@ -23,7 +23,23 @@ from typing import Any
 
 from cnnreg.errors import CnnregError, choices_text
 
-__all__ = ["KindSpec", "Scaffold", "KIND_SPECS", "KINDS", "kind_spec", "normalize_kind", "supplied", "framework"]
+__all__ = ["KindSpec", "Scaffold", "Labelled", "KIND_SPECS", "KINDS", "kind_spec", "normalize_kind", "supplied", "framework"]
+
+
+class Labelled:
+    """What the objects of several kinds share (a schedule, a logger): a one-line ``label`` that
+    the run header shows (:meth:`describe`; empty: the class name), and the Keras callbacks it
+    adds to ``fit`` (:meth:`callbacks`, none by default)."""
+
+    label: str = ""
+
+    def callbacks(self) -> list[Any]:
+        """Keras callbacks for ``fit`` (new ones on every call)."""
+        return []
+
+    def describe(self) -> str:
+        """What the run header shows: :attr:`label`, else the class name."""
+        return self.label or type(self).__name__
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnreg.kinds import KindSpec, Scaffold
+from cnnreg.kinds import KindSpec, Labelled, Scaffold
 
 __all__ = ["KIND", "Logger", "TrackedRun", "DEFAULT_LOGGERS", "STATUSES"]
 
@@ -55,7 +55,7 @@ class TrackedRun:
     epochs_done: int = 0  #: the epochs already on record (a resume)
 
 
-class Logger:
+class Logger(Labelled):
     """Base class: records nothing.  Subclasses override what they record."""
 
     #: One short line of plain text saying where it records, e.g. ``"MLflow at http://...,
@@ -82,13 +82,6 @@ class Logger:
     def end(self, status: str) -> None:
         """The run ended with ``status`` (:data:`STATUSES`)."""
 
-    def callbacks(self) -> list[Any]:
-        """Keras callbacks for ``fit`` (new ones on every call)."""
-        return []
-
-    def describe(self) -> str:
-        """What the run header shows: :attr:`label`, else the class name."""
-        return self.label or type(self).__name__
 
 
 #: What ``cnnreg plugin new --kind logger`` writes: a working component and its test.

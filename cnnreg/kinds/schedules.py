@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnreg.kinds import KindSpec, Scaffold
+from cnnreg.kinds import KindSpec, Labelled, Scaffold
 
 __all__ = ["KIND", "Schedule"]
 
 
-class Schedule:
+class Schedule(Labelled):
     """Base class: a constant learning rate. Subclasses override what they change."""
 
     #: One short line of plain text saying what this instance does, e.g. ``"cosine decay to 0,
@@ -40,13 +40,6 @@ class Schedule:
         ``LearningRateSchedule``."""
         return initial
 
-    def callbacks(self) -> list[Any]:
-        """Keras callbacks for ``fit`` (new ones on every call)."""
-        return []
-
-    def describe(self) -> str:
-        """What the run header shows: :attr:`label`, else the class name."""
-        return self.label or type(self).__name__
 
 
 #: What ``cnnreg plugin new --kind schedule`` writes: a working component and its test.
