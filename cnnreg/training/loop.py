@@ -400,6 +400,7 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
         _remove_checkpoints(run_dir)
     if state.get("trackers"):
         state["trackers"].end(run_dir, status, test, len(state["history"]))
+        keep_tracker_ids(run_dir, state["trackers"])  # with the seconds the run waited for them
     return Outcome(run_dir, status, state["history"], state.get("best_epoch"), data["best"], test, seconds, message)
 
 

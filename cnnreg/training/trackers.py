@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ class Trackers:
         self.warn = warn or (lambda line: None)
         self.ids: dict[str, str] = {}
         self.sent: dict[str, int] = {}  # the last epoch each logger has
+        self.spent: dict[str, float] = {}  # seconds the run waited for each logger
 
     def __bool__(self) -> bool:
         return bool(self.loggers)
@@ -63,6 +65,9 @@ class Trackers:
                 ids[spec] = str(logger.run_id)
             sent = known.get(spec, {}).get("epochs") if isinstance(known.get(spec), dict) else None
             self.sent[spec] = sent if run.resume_id is not None and type(sent) is int else 0
+            waited = known.get(spec, {}).get("seconds") if isinstance(known.get(spec), dict) else None
+            if run.resume_id is not None and isinstance(waited, (int, float)):
+                self.spent[spec] = self.spent.get(spec, 0.0) + float(waited)
             if run.resume_id is None:
                 params = flat_params(manifest)
                 self._call(spec, logger, "log_params", lambda: logger.log_params(params))
@@ -85,7 +90,8 @@ class Trackers:
 
     def record(self) -> dict[str, dict[str, Any]]:
         """What the manifest keeps under ``trackers``: each logger's run id and last epoch."""
-        return {spec: {"run_id": run_id, "epochs": self.sent.get(spec, 0)} for spec, run_id in self.ids.items()}
+        return {spec: {"run_id": run_id, "epochs": self.sent.get(spec, 0), "seconds": round(self.spent.get(spec, 0.0), 3)}
+                for spec, run_id in self.ids.items()}
 
     def end(self, run_dir: Path, status: str, test: dict[str, Any] | None, step: int) -> None:
         """The test metrics, the files, the status."""
@@ -119,9 +125,11 @@ class Trackers:
                 box["error"] = exc
 
         thread = threading.Thread(target=target, name=f"cnnreg-logger-{spec}", daemon=True)
+        started = time.perf_counter()
         thread.start()
         timeout = float(getattr(logger, "timeout", 30.0) or 30.0)
         thread.join(timeout)
+        self.spent[spec] = self.spent.get(spec, 0.0) + time.perf_counter() - started
         if thread.is_alive():
             self._fail(spec, f"{what} took more than {timeout:g} s")
             return None
