@@ -197,3 +197,21 @@ def test_out_that_is_a_file_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     result = run_cli("diagnose", "plain_net", "--out", str(tmp_path / "file"))
     assert result.exit_code == 2 and "is a file, not a folder" in result.stderr
+
+
+def test_a_ratio_beyond_a_decade_is_warned_and_beyond_three_says_vanish():
+    """[0.1, 10] is the band (issue 25: Glorot at depth 20 gave 0.0015 and no warning when it was
+    [1e-3, 1e3]); beyond [1e-3, 1e3] the line says vanish / explode."""
+    from cnnreg.training.diagnose import ratio_warnings
+
+    def result(forward, backward, spec="glorot_uniform"):
+        return {"label": spec, "spec": spec, "forward_ratio": forward, "backward_ratio": backward,
+                "layers": [{"activation": "relu"}] * 20}
+
+    lines = ratio_warnings([result(0.0015, 0.0015), result(3e-5, 20.0), result(0.5, 2.0), result(0.09, 1.0, "he_normal")],
+                           "plain_net:depth=20")
+    assert len(lines) == 3
+    assert lines[0].startswith("glorot_uniform: activations shrink by more than a decade (forward ratio 0.0015) and "
+                               "gradients shrink by more than a decade") and "(outside [0.1, 10])" in lines[0]
+    assert "activations vanish (forward ratio 3e-05) and gradients grow by more than a decade" in lines[1]
+    assert lines[2].startswith("he_normal: activations shrink by more than a decade") and "needs batch normalisation" in lines[2]

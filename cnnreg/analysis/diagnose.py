@@ -27,8 +27,13 @@ import numpy as np
 
 from cnnreg.errors import CnnregError
 
-#: A forward or backward ratio outside this band gets a warning line.
-HEALTHY = (1e-3, 1e3)
+#: A forward or backward ratio outside this band (a decade either way) gets a warning line.
+HEALTHY = (0.1, 10.0)
+#: Beyond this band the warning says the activations or gradients vanish / explode (a deep
+#: plain net under the wrong initialiser: Glorot at depth 30 with ReLU, 4·10⁻⁵); between the two
+#: bands it says they shrink or grow by more than a decade (He's initialisation of a narrow
+#: plain net drifts there too: docs/diagnose.md, finite width).
+VANISHING = (1e-3, 1e3)
 #: Activations whose units can die (output 0 for every example) and how saturation is judged.
 DEAD = ("relu", "relu6")
 SATURATION = {"tanh": "|a| > 0.99", "sigmoid": "a < 0.01 or a > 0.99", "hard_sigmoid": "a < 0.01 or a > 0.99"}

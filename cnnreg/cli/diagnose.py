@@ -30,7 +30,7 @@ def diagnose_command(
     the layer's output and the weights' std; forward ratio = activation std of the last hidden
     layer / the first's, backward ratio = gradient std at the first / at the last (the Glorot &
     Bengio 2010 and He et al. 2015 criterion: both near 1).  One warning line per initialiser
-    whose ratios leave [1e-3, 1e3].
+    whose ratios leave [0.1, 10] (a decade).
 
     Examples:
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from cnnreg.analysis.diagnose import HEALTHY, SPLIT, layer_statistics, plot
+from cnnreg.analysis.diagnose import HEALTHY, SPLIT, VANISHING, layer_statistics, plot
 from cnnreg.errors import CnnregError
 
 def resolve(architecture: str, inits: Sequence[str | None] = (None,), *, dataset: str = "digits", batch: int = 128,
@@ -136,7 +136,11 @@ def ratio_warnings(results: Sequence[dict[str, Any]], architecture: str) -> list
             if value is None:
                 problems.append(f"{what} are all zero at one end")
             elif not low <= value <= high:
-                problems.append(f"{what} {'vanish' if value < low else 'explode'} ({key.replace('_', ' ')} {value:.2g})")
+                if value < VANISHING[0] or value > VANISHING[1]:
+                    change = "vanish" if value < low else "explode"
+                else:
+                    change = f"{'shrink' if value < low else 'grow'} by more than a decade"
+                problems.append(f"{what} {change} ({key.replace('_', ' ')} {value:.2g})")
         if not problems:
             continue
         layers = result["layers"]
