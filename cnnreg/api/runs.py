@@ -394,9 +394,10 @@ def log_run(run_dir: str | Path, *, log: Sequence[str] | str) -> LogResult:
     with the run's parameters, every epoch of history.csv, its test metrics, model.keras,
     curves.png and run.json, and its status.  Their ids are kept in the manifest.  Every call is
     bounded in time; a logger that fails is in the result's ``failed``."""
-    from cnnreg import files
+    from cnnreg.kinds.loggers import STATUSES
     from cnnreg.plugins import get_host
     from cnnreg.training import rundir
+    from cnnreg.training.loop import keep_tracker_ids
     from cnnreg.training.trackers import Trackers, metric_row, resolve_loggers
 
     run_dir = Path(run_dir)
@@ -408,24 +409,15 @@ def log_run(run_dir: str | Path, *, log: Sequence[str] | str) -> LogResult:
     if status == "running":
         raise CnnregError(f"run {run_dir} is still running; send it when it has ended (its --log sends it as it goes)")
     loggers = resolve_loggers(get_host().registry, specs)
-    failed: dict[str, str] = {}
-    trackers = Trackers([(_spec_text(resolved), logger)
-                         for resolved, logger in loggers], warn=lambda line: None)
+    trackers = Trackers([(resolved.spec, logger) for resolved, logger in loggers])
     history = rundir.read_history(run_dir / "history.csv")
     ids = trackers.start(run_dir, data)
     for row in history:
         trackers.metrics(metric_row(row), int(row.get("epoch") or 0))
     test = data.get("test") if isinstance(data.get("test"), dict) else None
-    trackers.end(run_dir, status if status in ("completed", "failed", "interrupted") else "failed", test, len(history))
-    failed.update(trackers.failed)
-    if ids:
-        data = rundir.load_manifest(run_dir)
-        known = data.get("trackers") if isinstance(data.get("trackers"), dict) else {}
-        data["trackers"] = {**known, **{spec: {"run_id": run_id} for spec, run_id in ids.items() if spec not in failed}}
-        try:
-            files.write_json(run_dir / rundir.MANIFEST, data)
-        except OSError:
-            pass
+    trackers.end(run_dir, status if status in STATUSES else "failed", test, len(history))
+    keep_tracker_ids(run_dir, trackers)
+    failed = dict(trackers.failed)
     result = LogResult(str(run_dir), len(history), {spec: ids.get(spec) for spec, _ in trackers.loggers if spec not in failed},
                        failed)
     if failed and not result.trackers:
@@ -433,12 +425,6 @@ def log_run(run_dir: str | Path, *, log: Sequence[str] | str) -> LogResult:
         error.exit_code = 1
         raise error
     return result
-
-
-def _spec_text(resolved) -> str:
-    from cnnreg.spec import format_spec
-
-    return format_spec(resolved[0].name, resolved[1])
 
 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> RunsResult:

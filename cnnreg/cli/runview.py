@@ -50,6 +50,8 @@ def header(plan, *, resumed: int | None = None) -> Panel:
     if plan.bn_momentum is not None:
         train += f"; BatchNorm momentum {plan.bn_momentum:g}"
     grid.add_row("training", train)
+    if config.log is not None:  # --log given (the default, TensorBoard alone, is not shown)
+        grid.add_row("log", escape("; ".join(f"{r.spec}: {logger.describe()}" for r, logger in plan.loggers)) or "none")
     if resumed is not None:
         total = config.epochs + config.fine_tune_epochs
         grid.add_row("resumed", f"after epoch {resumed} of {total}" if resumed else f"from epoch 1 of {total} (no epoch was on record)")

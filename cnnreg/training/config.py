@@ -241,7 +241,7 @@ def resolve(config: RunConfig, *, weights: bool = True) -> Plan:
 
     if config.log is not None and (not isinstance(config.log, list) or not all(isinstance(s, str) for s in config.log)):
         raise ParameterError(f"--log must be logger specs (got {config.log!r})")
-    loggers = [(Resolved(*resolved), made) for resolved, made in resolve_loggers(registry, config.log)]
+    loggers = resolve_loggers(registry, config.log)
     clip = optim.parse_clip(config.clip)
     if config.fine_tune_lr is not None and not config.fine_tune_lr > 0:
         raise ParameterError(f"--fine-tune-lr must be > 0 (got {config.fine_tune_lr})")

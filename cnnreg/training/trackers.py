@@ -197,11 +197,12 @@ def metric_row(row: dict[str, Any]) -> dict[str, float]:
 
 
 def resolve_loggers(registry, specs: list[str] | None) -> list[tuple[Any, Any]]:
-    """``[(Resolved-like (component, params), Logger)]`` for ``--log`` specs (default
+    """``[(Resolved, Logger)]`` for ``--log`` specs (default
     :data:`cnnreg.kinds.loggers.DEFAULT_LOGGERS`; ``none`` for none); a factory that does not
     return a Logger is one line."""
     from cnnreg.errors import PluginError
     from cnnreg.kinds.loggers import DEFAULT_LOGGERS, Logger
+    from cnnreg.training.config import Resolved
 
     specs = list(DEFAULT_LOGGERS if specs is None else specs)
     if [s.strip().lower() for s in specs] == ["none"]:
@@ -215,6 +216,6 @@ def resolve_loggers(registry, specs: list[str] | None) -> list[tuple[Any, Any]]:
         if not isinstance(made, Logger):
             raise PluginError(f"logger '{component.name}' from {component.provider} returned {type(made).__name__}, "
                               "not a cnnreg.kinds.loggers.Logger (see docs/plugins.md)")
-        found.append(((component, params), made))
+        found.append((Resolved(component, params), made))
     return found
 
