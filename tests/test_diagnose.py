@@ -215,3 +215,19 @@ def test_a_ratio_beyond_a_decade_is_warned_and_beyond_three_says_vanish():
                                "gradients shrink by more than a decade") and "(outside [0.1, 10])" in lines[0]
     assert "activations vanish (forward ratio 3e-05) and gradients grow by more than a decade" in lines[1]
     assert lines[2].startswith("he_normal: activations shrink by more than a decade") and "needs batch normalisation" in lines[2]
+
+
+def test_the_figures_tick_whole_layers_and_epochs():
+    """Layers and epochs are whole numbers: no tick at layer 2.5 or epoch 1.5 (issue 25)."""
+    from cnnreg.analysis.diagnose import figure
+    from cnnreg.training.report import curves_figure
+
+    layers = [{"index": i, "std": 1.0 / i, "grad_std": 0.5 * i} for i in (1, 2, 3)]
+    result = {"results": [{"label": "he_normal", "layers": layers, "forward_ratio": 0.33, "backward_ratio": 3.0}],
+              "input_shape": [8, 8, 1], "architecture": "plain_net", "batch": 8, "dataset": "digits", "backend": "tensorflow"}
+    history = [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "accuracy": 0.5, "val_accuracy": 0.4} for e in (1, 2, 3)]
+    for fig in (figure(result), curves_figure(history)):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks

@@ -243,9 +243,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
     """diagnose.png in the manner of Glorot & Bengio's figures: the std of the activations
     (forward) and of the gradients (backward) per hidden layer, one line per initialiser, on a
     log scale; written atomically."""
-    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
-
     from cnnreg.files import save_atomic
+
+    fig = figure(result)
+    save_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def figure(result: dict[str, Any]):
+    """The matplotlib Figure that :func:`plot` writes."""
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(11, 4.4), dpi=100)
     axes = fig.subplots(1, 2)
@@ -261,6 +268,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                     label=f"{one['label']} (ratio {ratio_text})")
         ax.set_yscale("log")
         ax.set_xlabel("hidden layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole: no 2.5th layer
         ax.set_title(f"{title}\n(ratio: {how})", fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
@@ -269,4 +277,4 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"{result['architecture']} at initialisation: {result['batch']} training examples of "
                  f"{result['dataset']} at {shape} ({result['backend']})", fontsize=11)
     fig.tight_layout()
-    save_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
+    return fig
