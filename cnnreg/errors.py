@@ -134,17 +134,17 @@ def suggestion_text(word: str, choices: Iterable[str], aliases: Mapping[str, str
 
 
 def choices_text(word: str, choices: Iterable[str], *, limit: int = 30, hint: str = "",
-                 aliases: Mapping[str, str] | None = None) -> str:
+                 aliases: Mapping[str, str] | None = None, none: str = "none are installed") -> str:
     """``; did you mean 'x'? (valid: a, b, c)`` for the end of an error line.
 
     Suggests every choice that starts with ``word`` ('he' → 'he_normal' or 'he_uniform'), else
     the closest one; ``aliases`` (other spelling → choice) are matched as well, and the valid list
-    shows the choices only.
+    shows the choices only.  Without choices it says ``none`` (and ``hint``).
     """
     choices = sorted(set(choices))
     text = suggestion_text(word, choices, aliases)
     if not choices:
-        return text + " (none are installed)"
+        return text + f" ({none}{'; ' + hint if hint else ''})"
     shown = ", ".join(choices[:limit])
     if len(choices) > limit:
         shown += f", ... {len(choices) - limit} more"

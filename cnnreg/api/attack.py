@@ -74,6 +74,7 @@ def attack(
     from cnnreg.backends import load_keras
     from cnnreg.backends import select
     from cnnreg.files import writable_folder
+    from cnnreg.training.report import check_split
     from cnnreg.training.saved import open_trained
 
     if limit is not None and (isinstance(limit, bool) or limit < 1):
@@ -86,8 +87,9 @@ def attack(
     trained = open_trained(model)
     if out is not None:  # before the model loads: a folder that cannot be written costs nothing
         writable_folder(Path(out), "--out")
+    chosen = check_split(trained, split, dataset)  # so do a wrong dataset or split
     select(trained.backend)
     load_keras()
-    return AttackResult(robustness(trained, built, eps_list, split=split, dataset=dataset, limit=limit,
+    return AttackResult(robustness(trained, built, eps_list, split=chosen, dataset=dataset, limit=limit,
                                    batch_size=batch_size, seed=seed, out=None if out is None else Path(out),
                                    progress=progress, spec=attack))

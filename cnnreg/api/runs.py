@@ -434,6 +434,8 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> RunsResult:
     from cnnreg.training.rundir import shown_status
 
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise CnnregError(f"--root {root} is a file, not a folder of runs")
     rows = []
     for path, data in found_runs(root):
         if not isinstance(data, dict):
@@ -460,17 +462,20 @@ def evaluate(model: str | Path, *, dataset: str | None = None, split: str = "tes
     """Evaluate a run's best model or a weights entry (``cnnreg evaluate``) on one split of a
     dataset (default: the one it was trained on): loss, accuracy, top-5, per-class precision and
     recall; a run directory also gets confusion.png."""
+    from cnnreg.training.report import check_split
     from cnnreg.training.report import evaluate as evaluate_trained
     from cnnreg.training.saved import open_trained
 
     trained = open_trained(model)
+    chosen = check_split(trained, split, dataset)  # a wrong dataset or split costs no keras import
     _load_backend_of(trained)
-    return EvaluationResult(evaluate_trained(trained, split, dataset))
+    return EvaluationResult(evaluate_trained(trained, chosen))
 
 
 def predict(model: str | Path, images: Sequence[str | Path] | str | Path, *, top: int = 3) -> PredictionResult:
     """Classify image files with a run's best model or a weights entry (``cnnreg predict``),
     preprocessed exactly as in training: the ``top`` classes of each with their probabilities."""
+    from cnnreg.training.report import decode_images
     from cnnreg.training.report import predict as predict_trained
     from cnnreg.training.saved import open_trained
 
@@ -478,8 +483,9 @@ def predict(model: str | Path, images: Sequence[str | Path] | str | Path, *, top
         raise CnnregError(f"--top must be >= 1 (got {top})")
     paths = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
     trained = open_trained(model)
+    decoded = decode_images(trained, paths)  # a missing or broken image costs no keras import
     _load_backend_of(trained)
-    return PredictionResult(predict_trained(trained, paths, top))
+    return PredictionResult(predict_trained(trained, paths, top, decoded=decoded))
 
 
 def _load_backend_of(trained: Any) -> None:

@@ -141,13 +141,13 @@ def show_sweep(study: str, *, storage: str | None = None, root: str | Path = DEF
     if storage is None and not (Path(root) / study / "study.db").is_file():
         found = sorted(p.parent.name for p in Path(root).glob("*/study.db"))
         raise CnnregError(f"no study '{study}' under {root}/" + choices_text(
-            study, found, hint="start one with `cnnreg sweep ARCH ... --study NAME`, or give its --storage"))
+            study, found, hint="start one with `cnnreg sweep ARCH ... --study NAME`, or give its --storage", none="there are none"))
     url, folder = studies.storage_of(study, storage, Path(root))
     store = studies.open_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)]
     if study not in names:
         raise CnnregError(f"no study '{study}' in {studies.redact(url)}"
-                          + choices_text(study, names, hint="start one with `cnnreg sweep ARCH ... --study NAME`"))
+                          + choices_text(study, names, hint="start one with `cnnreg sweep ARCH ... --study NAME`", none="there are none"))
     with studies.quiet_optuna():
         loaded = optuna.load_study(study_name=study, storage=store)
     data = studies.summary(loaded)

@@ -38,7 +38,8 @@ def prepare_data(
         needs_tensorflow(config.seed)
     from cnnreg.datasets import build_dataset
 
-    plan.dataset = build_dataset(ds.component, ds.params)  # with the spec's classes= / per_class=
+    if plan.dataset is None:  # check_split may have built it, before keras loaded
+        plan.dataset = build_dataset(ds.component, ds.params)  # with the spec's classes= / per_class=
     dataset = plan.dataset
     if dataset.num_classes < 2:
         raise CnnregError(f"dataset '{dataset.name}' has {dataset.num_classes} class; at least 2 are needed")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cnnreg import files
-from cnnreg.errors import CnnregError
+from cnnreg.errors import CnnregError, choices_text
 from cnnreg.training import rundir
+from cnnreg.training.config import Plan, RunConfig
 from cnnreg.training.saved import Trained, trained_run
 
 
@@ -17,7 +19,14 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Loss and accuracy per epoch, train vs validation, written atomically."""
     if not history:
         return
+    fig = curves_figure(history)
+    files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def curves_figure(history: list[dict[str, Any]]):
+    """The matplotlib Figure that :func:`plot_curves` writes (``history`` not empty)."""
     from matplotlib.figure import Figure  # not pyplot: a notebook keeps its own backend
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(10, 4), dpi=100)
@@ -35,11 +44,12 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         if metric == "loss":
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no epoch 1.5
         ax.grid(alpha=0.3)
         ax.legend()
     axes[1].set_ylim(0, 1.0)
     fig.tight_layout()
-    files.save_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    return fig
 
 
 def evaluate_model(model, x: Any, y_onehot: np.ndarray | None = None, *, batch_size: int = 64) -> dict[str, Any]:
@@ -101,15 +111,25 @@ def evaluate_run(run_dir: Path, split: str = "test", dataset: str | None = None)
     return evaluate(trained_run(Path(run_dir)), split, dataset)
 
 
-def split_plan(trained: Trained, split: str, dataset: str | None = None):
-    """``(split, config, plan)``: one split of the dataset ``trained`` was trained on (or
-    ``dataset``), loaded at its input shape with its preprocessing, as ``cnnreg evaluate`` and
-    ``cnnreg attack`` read it.  ``val``/``valid`` name the validation split; a missing split is one line."""
-    from cnnreg.training.batches import prepare_data
+@dataclass
+class HeldOut:
+    """A held-out split of a dataset, chosen and checked by :func:`check_split` before keras
+    loads; :func:`evaluate` and :func:`split_pixels` take it in place of the split's name."""
+
+    split: str
+    config: RunConfig
+    plan: Plan
+
+
+def check_split(trained: Trained, split: str, dataset: str | None = None) -> HeldOut:
+    """One split of the dataset ``trained`` was trained on (or ``dataset``), checked without
+    keras: the dataset spec resolved against its signature, the dataset built (a TFDS dataset,
+    which needs TensorFlow, is built when its split is read) and the split's name looked up.
+    ``val``/``valid`` name the validation split; a mistake is one line."""
+    from cnnreg.datasets import build_dataset
     from cnnreg.training.config import RunConfig, resolve
 
-    if split in ("val", "valid"):
-        split = "validation"
+    split = "validation" if split in ("val", "valid") else split
     if trained.data is not None:
         config = rundir.run_config(trained.data, trained.run_dir)
         config.dataset = dataset or config.dataset
@@ -119,18 +139,36 @@ def split_plan(trained: Trained, split: str, dataset: str | None = None):
         config = RunConfig(architecture=trained.architecture, dataset=dataset or trained.dataset, batch_size=64)
     config.freeze_base, config.fine_tune_epochs = False, 0
     # the weights it started from are not needed (nor looked up): they are in the model
-    plan = prepare_data(resolve(config, weights=False), input_shape=trained.input_shape, splits=(split,))
+    plan = resolve(config, weights=False)
+    component = plan.dataset_component
+    if split not in ("train", "validation", "test"):
+        raise CnnregError(f"dataset '{component.component.name}' has no '{split}' split" + choices_text(split, ("train", "validation", "test")))
+    if "tfds" not in component.component.tags:
+        plan.dataset = build_dataset(component.component, component.params)
+        plan.dataset.split(split)  # one-line error for a split this dataset lacks
+    return HeldOut(split, config, plan)
+
+
+def split_plan(trained: Trained, split: str | HeldOut, dataset: str | None = None) -> HeldOut:
+    """The held-out split (see :func:`check_split`) loaded at ``trained``'s input shape with its
+    preprocessing, as ``cnnreg evaluate`` and ``cnnreg attack`` read it."""
+    from cnnreg.training.batches import prepare_data
+
+    chosen = split if isinstance(split, HeldOut) else check_split(trained, split, dataset)
+    plan = prepare_data(chosen.plan, input_shape=trained.input_shape, splits=(chosen.split,))
     plan.preprocess = trained.preprocess
-    plan.dataset.split(split)  # one-line error for a missing split
-    return split, config, plan
+    plan.dataset.split(chosen.split)  # one-line error for a missing split
+    return chosen
 
 
-def evaluate(trained: Trained, split: str = "test", dataset: str | None = None) -> dict[str, Any]:
+def evaluate(trained: Trained, split: str | HeldOut = "test", dataset: str | None = None) -> dict[str, Any]:
     """Evaluate a run's model or a weights entry on one split of a dataset (default: the one it
-    was trained on).  A run writes confusion.png into its directory."""
+    was trained on; ``split`` may be one :func:`check_split` chose).  A run writes
+    confusion.png into its directory."""
     from cnnreg.training.batches import held_out
 
-    split, config, plan = split_plan(trained, split, dataset)
+    chosen = split_plan(trained, split, dataset)
+    split, config, plan = chosen.split, chosen.config, chosen.plan
     model = trained.load_model()
     if model.output_shape[-1] != plan.dataset.num_classes:
         raise CnnregError(f"{trained.what}: the model predicts {model.output_shape[-1]} classes, dataset "
@@ -148,12 +186,13 @@ def evaluate(trained: Trained, split: str = "test", dataset: str | None = None) 
     return result
 
 
-def split_pixels(trained, split: str, dataset: str | None, limit: int | None):
+def split_pixels(trained, split: str | HeldOut, dataset: str | None, limit: int | None):
     """The split's first ``limit`` examples as float32 pixels (0..255) fitted to the model's
     input, with integer labels, the class names, the dataset's name and the split's name; read
     as ``cnnreg evaluate`` reads it (same resize, no preprocessing yet): what ``cnnreg attack``
     attacks and ``cnnreg export`` checks an export on."""
-    split, config, plan = split_plan(trained, split, dataset)
+    chosen = split_plan(trained, split, dataset)
+    split, config, plan = chosen.split, chosen.config, chosen.plan
     if split in plan.arrays:
         x, y = plan.arrays[split]
         x, y = np.asarray(x[:limit], dtype="float32"), np.asarray(y[:limit])
@@ -195,17 +234,24 @@ def predict_images(run_dir: Path, images: list[Path], top: int = 3) -> list[dict
     return predict(trained_run(Path(run_dir)), images, top)
 
 
-def predict(trained: Trained, images: list[Path], top: int = 3) -> list[dict[str, Any]]:
-    """Top-``top`` classes and probabilities per image, preprocessed exactly as in training
-    (same decoder, resize, channels and preprocess function)."""
+def decode_images(trained: Trained, images: list[Path]) -> list[np.ndarray]:
+    """Each image file decoded as training decodes it (same decoder, pixel limit and channels),
+    without keras: a file that is missing, not an image or too large is one line."""
     from cnnreg.images import read_image
+
+    return [read_image(path, trained.input_shape[2]) for path in images]
+
+
+def predict(trained: Trained, images: list[Path], top: int = 3, *, decoded: list[np.ndarray] | None = None) -> list[dict[str, Any]]:
+    """Top-``top`` classes and probabilities per image, preprocessed exactly as in training
+    (same decoder, resize, channels and preprocess function); ``decoded`` are the images as
+    :func:`decode_images` read them, when they have been read already."""
     from cnnreg.kinds.datasets import fit_images
 
     shape = trained.input_shape
     classes = trained.class_names()
-    arrays = []
-    for path in images:  # training's decoder and pixel limit; a file it refuses is one line
-        arrays.append(fit_images(read_image(path, shape[2])[None], shape, resize=trained.resize)[0])
+    decoded = decode_images(trained, images) if decoded is None else decoded
+    arrays = [fit_images(pixels[None], shape, resize=trained.resize)[0] for pixels in decoded]
     model = trained.load_model()
     probs = np.asarray(model.predict(trained.preprocess(np.stack(arrays)), verbose=0))
     if probs.shape[-1] != len(classes):
