@@ -167,7 +167,7 @@ class Host:
         hookspecs.add_to(self.pm)
         self.registry = Registry()
         self.registry.report = lambda line: self._warn(line, hint="")  # a zoo's problem is not a plugin's
-        self.plugins: dict[str, PluginInfo] = {}
+        self._plugins: dict[str, PluginInfo] = {}
         self.problems: list[str] = []
         self._report = report
         self._version = __version__
@@ -192,12 +192,25 @@ class Host:
             else:
                 self._add(ep, builtin=False)
         self._check_unknown_hooks()
+        self._note_failed()
+        # each kind's hooks run the first time that kind is read (Registry.defer): `cnnreg --help`
+        # calls none, `cnnreg list initialisers` one kind's
         for kind in kinds.KIND_SPECS:
-            self._call_kind_hook(kind.name, kind.hook)
-        self._note_shadowed()
+            self.registry.defer(kind.name, lambda kind=kind: self._load_kind(kind.name, kind.hook))
+
+    def _load_kind(self, kind: str, hook: str) -> None:
+        self._call_kind_hook(kind, hook)
+        self._note_shadowed(kind)
+        self._note_failed()
+
+    def _note_failed(self) -> None:
         self.registry.failed_plugins = {
-            name: info.error for name, info in self.plugins.items() if info.status in ("failed", "hook-error")
+            name: info.error for name, info in self._plugins.items() if info.status in ("failed", "hook-error")
         }
+
+    def load_all(self) -> None:
+        """Run every kind's hooks now (``cnnreg plugins`` reports what each plugin registered)."""
+        self.registry.components()
 
     def _check_names(self, points: list[EntryPointInfo]) -> None:
         """Warn once per name in CNNREG_DISABLE_PLUGINS / CNNREG_LOAD_PLUGINS that no plugin has
@@ -214,10 +227,10 @@ class Host:
                 listed = ", ".join(installed) if installed else "none besides the built-ins"
                 self._warn(f"{variable} names '{name}', but no plugin is called that{hint} (installed: {listed})")
 
-    def _note_shadowed(self) -> None:
-        """Record, per plugin, the components a built-in's name or alias shadows."""
-        for c in self.registry.shadowed(loaded=True):  # a deferred zoo is no plugin
-            info = self.plugins.get(c.plugin)
+    def _note_shadowed(self, kind: str) -> None:
+        """Record, per plugin, the components of ``kind`` a built-in's name or alias shadows."""
+        for c in self.registry.shadowed(kind, loaded=True):  # a deferred zoo is no plugin
+            info = self._plugins.get(c.plugin)
             if info is None:
                 continue
             words = [(c.name, False)] if c.shadowed_by else []
@@ -225,9 +238,9 @@ class Host:
                 info.shadowed.append({"kind": c.kind, "name": word, "alias": alias, "use": c.qualified_name})
 
     def _record(self, ep: EntryPointInfo, *, builtin: bool = False, status: str = "ok", error: str = "") -> PluginInfo:
-        name = ep.name if ep.name not in self.plugins else f"{ep.distribution}:{ep.name}"
+        name = ep.name if ep.name not in self._plugins else f"{ep.distribution}:{ep.name}"
         info = PluginInfo(name, ep.value, ep.distribution, ep.version, builtin, status=status, error=error)
-        self.plugins[name] = info
+        self._plugins[name] = info
         return info
 
     def _add(self, ep: EntryPointInfo, *, builtin: bool) -> None:
@@ -249,7 +262,7 @@ class Host:
             for impl in caller.get_hookimpls():
                 if impl.optionalhook:
                     continue
-                info = self.plugins.get(impl.plugin_name)
+                info = self._plugins.get(impl.plugin_name)
                 if info is None:
                     continue
                 guess = closest(hook_name, known)
@@ -258,7 +271,7 @@ class Host:
 
     def _call_kind_hook(self, kind: str, hook: str) -> None:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            info = self.plugins[impl.plugin_name]
+            info = self._plugins[impl.plugin_name]
             view = self.registry.view(
                 kind, provider=info.distribution, version=info.version, plugin=info.name, builtin=info.builtin
             )
@@ -291,9 +304,16 @@ class Host:
             try:
                 impl.function(*[{"app": app}[arg] for arg in impl.argnames])
             except Exception as exc:
-                self._fail(self.plugins[impl.plugin_name], "hook-error", f"register_commands raised {type(exc).__name__}: {exc}")
+                self._fail(self._plugins[impl.plugin_name], "hook-error", f"register_commands raised {type(exc).__name__}: {exc}")
+
+    @property
+    def plugins(self) -> dict[str, PluginInfo]:
+        """Every plugin by name, with what its hooks registered (every kind's hooks have run)."""
+        self.load_all()
+        return self._plugins
 
     def plugin_list(self) -> list[PluginInfo]:
+        """Every plugin, with what its hooks registered (every kind's hooks have run)."""
         return list(self.plugins.values())
 
 

@@ -22,7 +22,7 @@ import inspect
 import types
 import typing
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -347,22 +347,29 @@ class Registry:
         self._deferred[normalize_kind(kind)].append(loader)
 
     def _bucket(self, kind: str) -> list[Component]:
-        for loader in self._deferred.pop(kind, ()):
-            loader()
+        while kind in self._deferred:  # a loader may defer another (a weights hook, its zoos)
+            for loader in self._deferred.pop(kind):
+                loader()
         return self._by_kind[kind]
 
     def add_component(self, component: Component) -> Component:
-        bucket = self._by_kind[component.kind]
-        # The same provider registering the same name again replaces its earlier entry (a plugin
-        # that calls its distribution "cnnreg" still cannot replace a built-in).
-        bucket[:] = [
-            c for c in bucket
-            if not (c.name.lower() == component.name.lower() and c.provider == component.provider
-                    and c.builtin == component.builtin)
-        ]
-        bucket.append(component)
-        _mark_shadowed(bucket)
+        self.add_components([component])
         return component
+
+    def add_components(self, components: Iterable[Component]) -> None:
+        """Add components of one kind at once (what a hook registered), in time linear in the
+        kind's size: the same provider registering the same name again replaces its earlier
+        entry (a plugin that calls its distribution "cnnreg" still cannot replace a built-in)."""
+        def key(c: Component) -> tuple[str, str, bool]:
+            return (c.name.lower(), c.provider, c.builtin)
+
+        latest = {key(c): c for c in components}
+        if not latest:
+            return
+        bucket = self._by_kind[next(iter(latest.values())).kind]
+        bucket[:] = [c for c in bucket if key(c) not in latest]
+        bucket.extend(latest.values())
+        _mark_shadowed(bucket)
 
     def view(self, kind: str, *, provider: str, version: str, plugin: str, builtin: bool = False) -> "KindRegistry":
         """What a hook of ``plugin`` (from distribution ``provider``) registers ``kind`` through."""
@@ -509,8 +516,7 @@ class KindRegistry:
         return component
 
     def commit(self) -> None:
-        for component in self.added:
-            self.registry.add_component(component)
+        self.registry.add_components(self.added)
 
     def defer(self, loader: Callable[["Registry"], None]) -> None:
         """Call ``loader(registry)`` the first time this kind is read, instead of now: for

@@ -88,9 +88,8 @@ def _component_table(title: str, rows, width: int):
     """
     from rich.cells import cell_len
     from rich.markup import escape
-    from rich.table import Table
 
-    from cnnreg.cli.render import cut
+    from cnnreg.cli.render import Listing, cut
 
     names = _display_names(rows)
     aliases = [", ".join(a + "*" if a in c.shadowed_aliases else a for a in c.aliases) for c in rows]
@@ -121,7 +120,7 @@ def _component_table(title: str, rows, width: int):
     if not has_aliases:
         left_out = left_out - {"aliases"}
     summary_width = max(min(summary_max, room), 10)
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table = Listing(title=title)
     table.add_column("name", style="bold cyan", no_wrap=True)
     if show_aliases:
         table.add_column("aliases", no_wrap=True)
@@ -162,9 +161,8 @@ def _weights_table(title: str, rows, width: int):
     """
     from rich.cells import cell_len
     from rich.markup import escape
-    from rich.table import Table
 
-    from cnnreg.cli.render import cut
+    from cnnreg.cli.render import Listing, cut
 
     meta = [c.metadata for c in rows]
     versioned = [f"{c.provider} {c.provider_version}" for c in rows]
@@ -193,7 +191,7 @@ def _weights_table(title: str, rows, width: int):
             break
         del columns[droppable[0]]
         left_out.add(droppable[0])
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table = Listing(title=title)
     for header in columns:
         table.add_column(header, style="bold cyan" if header == "name" else None, no_wrap=True,
                          justify="right" if header in ("classes", "top-1", "params") else "left")

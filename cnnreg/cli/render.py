@@ -12,8 +12,8 @@ from rich.cells import cell_len
 from rich.console import Console
 
 #: stdout for results, stderr for errors and warnings; plain text when not a terminal.
-console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 # Rich fixes $COLUMNS when a console is made; without that it reads $COLUMNS (else the terminal's
 # size) each time it prints, so a width set later (cnnreg.testing.run_cli in a test) is honoured.
 for _console in (console, err_console):
@@ -66,7 +66,7 @@ def print_wide(renderable: Any, *, limit: int = 400) -> None:
     if measured <= console.width:
         console.print(renderable)
         return
-    wide = Console(file=console.file, width=measured, highlight=False, soft_wrap=False,
+    wide = Console(file=console.file, width=measured, highlight=False, soft_wrap=False, emoji=False,
                    force_terminal=console.is_terminal, color_system=console.color_system, no_color=console.no_color)
     wide.print(renderable)
 
@@ -156,3 +156,74 @@ def reflow(text: str, width: int) -> list[str]:
     while out and out[-1] == "":
         out.pop()
     return out
+
+
+class Listing:
+    """A table of one-line rows laid out once, for long listings (``cnnreg list``): the look of
+    ``rich.table.Table(show_edge=False, pad_edge=False)`` — a title, a bold header, a heavy rule,
+    columns parted by " │ " — without Rich measuring and wrapping every cell, which took most of
+    ``cnnreg list``'s time.  Cells are Rich markup that fits its column (cut it first, see
+    :func:`cut`): a column is as wide as its widest cell, or ``width``.  Takes the
+    ``add_column`` / ``add_row`` / ``title`` subset of Rich's table that the listings use."""
+
+    def __init__(self, title: str | None = None, **_: Any) -> None:
+        self.title = title
+        self.columns: list[dict[str, Any]] = []
+        self.rows: list[list[Any]] = []
+
+    def add_column(self, header: str, *, style: str | None = None, justify: str = "left", width: int | None = None,
+                   **_: Any) -> None:
+        self.columns.append({"header": header, "style": style, "justify": justify, "width": width})
+
+    def add_row(self, *cells: str) -> None:
+        from rich.text import Text
+
+        self.rows.append([cell if not isinstance(cell, str) else Text.from_markup(cell, emoji=False) if "[" in cell else Text(cell)
+                          for cell in cells])
+
+    def _widths(self) -> list[int]:
+        return [column["width"] or max([cell_len(column["header"]), *(row[i].cell_len for row in self.rows)])
+                for i, column in enumerate(self.columns)]
+
+    def __rich_measure__(self, console: Any, options: Any):
+        from rich.measure import Measurement
+
+        width = sum(self._widths()) + 3 * (len(self.columns) - 1)
+        return Measurement(width, width)
+
+    def __rich_console__(self, console: Any, options: Any):
+        from rich.segment import Segment
+        from rich.style import Style
+        from rich.text import Text
+
+        widths = self._widths()
+        total = sum(widths) + 3 * (len(widths) - 1)
+        if self.title:
+            title = Text.from_markup(self.title, style="table.title", emoji=False)
+            yield from title.wrap(console, max(total, min(options.max_width, title.cell_len)))
+        header_style = console.get_style("table.header")
+        yield from self._line(console, [Text(c["header"]) for c in self.columns], widths, " ┃ ", [header_style] * len(widths))
+        rule = "╇".join("━" * (w + (1 if i in (0, len(widths) - 1) else 2)) for i, w in enumerate(widths))
+        yield Segment(rule)
+        yield Segment.line()
+        styles = [Style.parse(column["style"]) if column["style"] else None for column in self.columns]
+        for row in self.rows:
+            yield from self._line(console, row, widths, " │ ", styles)
+
+    def _line(self, console: Any, cells: list[Any], widths: list[int], bar: str, styles: list[Any]):
+        """One row as segments: each cell's own spans over its column's style, padded to its width."""
+        from rich.segment import Segment
+
+        last = len(cells) - 1
+        for i, (cell, width, style) in enumerate(zip(cells, widths, styles)):
+            if i:
+                yield Segment(bar)
+            room = " " * (width - cell.cell_len)
+            right = self.columns[i]["justify"] == "right"
+            if right:
+                yield Segment(room)
+            for segment in cell.render(console, end=""):
+                yield Segment(segment.text, style + segment.style if style and segment.style else style or segment.style)
+            if not right and i < last:
+                yield Segment(room)
+        yield Segment.line()

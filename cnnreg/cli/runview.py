@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Optional
+
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+
+from cnnreg.api.runs import RunDisplay
 
 
 def _grid() -> Table:
@@ -105,3 +110,57 @@ def closing(outcome) -> Panel:
     grid.add_row("time", f"{outcome.seconds:.1f} s")
     grid.add_row("files", f"{outcome.run_dir}/  (run.json, history.csv, model.keras, curves.png, summary.txt)")
     return Panel(grid, title="run summary", title_align="left", expand=False)
+
+
+class CliDisplay(RunDisplay):
+    """A run on the terminal: a status line while the data loads, the header panel (and the
+    warnings), a progress bar per epoch, or a line per epoch through a pipe."""
+
+    def __init__(self, *, quiet: bool, dry_run: bool = False) -> None:
+        super().__init__(quiet=quiet)
+        self.dry = dry_run
+        self._status = None
+
+    def status(self, text: str):
+        from cnnreg.cli.render import console
+
+        if not console.is_terminal or self.quiet:
+            return contextlib.nullcontext()
+        self._status = console.status(text)
+        return self._status
+
+    def update(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(text)
+
+    def note(self, line: str) -> None:
+        from cnnreg.cli.render import console
+
+        if not self.quiet or self.dry:
+            console.print(line, highlight=False, soft_wrap=True)
+
+    def warn(self, line: str) -> None:
+        from cnnreg.cli.render import warn
+
+        warn(line)
+
+    def prepared(self, plan, *, resumed: Optional[int] = None) -> None:
+        from cnnreg.cli.render import console
+
+        panel = header(plan, resumed=resumed)  # computes the cost model, which may add warnings
+        for line in plan.warnings:
+            self.warn(line)
+        if not self.quiet or self.dry:
+            console.print(panel)
+
+    def dry_run(self, plan) -> None:
+        from cnnreg.cli.render import console
+
+        plan.model.summary(print_fn=lambda text, line_break=True: console.print(text, markup=False, highlight=False))
+
+    def progress(self, steps_per_epoch: int):
+        from cnnreg.cli.render import console
+        from cnnreg.training.progress import make_progress
+
+        mode = "quiet" if self.quiet else ("rich" if console.is_terminal else "plain")
+        return make_progress(mode, console, steps_per_epoch)

@@ -3,14 +3,12 @@ options, calls its function of :mod:`cnnreg.api.runs` and renders the result."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from cnnreg.api.runs import DEFAULT_ROOT, RunDisplay
 from cnnreg.cli.common import (
     backend_option,
     coordinator_option,
@@ -19,6 +17,10 @@ from cnnreg.cli.common import (
     process_id_option,
 )
 from cnnreg.errors import CnnregError
+
+
+#: cnnreg.training.execute.DEFAULT_ROOT, said here so that `cnnreg --help` imports no training code.
+DEFAULT_ROOT = Path("runs")
 
 
 def register(app: typer.Typer) -> None:
@@ -98,64 +100,16 @@ def run_command(
         fine_tune_lr=fine_tune_lr, early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
         log=list(log), run_dir=run_dir, dry_run=dry_run, backend=backend, distribute=distribute, coordinator=coordinator,
         num_processes=num_processes, process_id=process_id, coordinator_timeout=coordinator_timeout,
-        display=CliDisplay(quiet=quiet or as_json, dry_run=dry_run),
+        display=cli_display(quiet=quiet or as_json, dry_run=dry_run),
     )
     _closing(result, as_json=as_json)
 
 
-class CliDisplay(RunDisplay):
-    """A run on the terminal: a status line while the data loads, the header panel (and the
-    warnings), a progress bar per epoch, or a line per epoch through a pipe."""
+def cli_display(*, quiet: bool, dry_run: bool = False):
+    """The terminal's :class:`cnnreg.cli.runview.CliDisplay` (imported with the run, not at start-up)."""
+    from cnnreg.cli.runview import CliDisplay
 
-    def __init__(self, *, quiet: bool, dry_run: bool = False) -> None:
-        super().__init__(quiet=quiet)
-        self.dry = dry_run
-        self._status = None
-
-    def status(self, text: str):
-        from cnnreg.cli.render import console
-
-        if not console.is_terminal or self.quiet:
-            return contextlib.nullcontext()
-        self._status = console.status(text)
-        return self._status
-
-    def update(self, text: str) -> None:
-        if self._status is not None:
-            self._status.update(text)
-
-    def note(self, line: str) -> None:
-        from cnnreg.cli.render import console
-
-        if not self.quiet or self.dry:
-            console.print(line, highlight=False, soft_wrap=True)
-
-    def warn(self, line: str) -> None:
-        from cnnreg.cli.render import warn
-
-        warn(line)
-
-    def prepared(self, plan, *, resumed: Optional[int] = None) -> None:
-        from cnnreg.cli.render import console
-        from cnnreg.cli.runview import header
-
-        panel = header(plan, resumed=resumed)  # computes the cost model, which may add warnings
-        for line in plan.warnings:
-            self.warn(line)
-        if not self.quiet or self.dry:
-            console.print(panel)
-
-    def dry_run(self, plan) -> None:
-        from cnnreg.cli.render import console
-
-        plan.model.summary(print_fn=lambda text, line_break=True: console.print(text, markup=False, highlight=False))
-
-    def progress(self, steps_per_epoch: int):
-        from cnnreg.cli.render import console
-        from cnnreg.training.progress import make_progress
-
-        mode = "quiet" if self.quiet else ("rich" if console.is_terminal else "plain")
-        return make_progress(mode, console, steps_per_epoch)
+    return CliDisplay(quiet=quiet, dry_run=dry_run)
 
 
 def _closing(result, *, as_json: bool = False) -> None:
@@ -201,7 +155,7 @@ def resume_command(
     from cnnreg.api.runs import resume
 
     result = resume(run_dir, coordinator=coordinator, num_processes=num_processes, process_id=process_id,
-                    coordinator_timeout=coordinator_timeout, display=CliDisplay(quiet=quiet or as_json))
+                    coordinator_timeout=coordinator_timeout, display=cli_display(quiet=quiet or as_json))
     _closing(result, as_json=as_json)
 
 
@@ -221,7 +175,7 @@ def rerun_command(
 
     from cnnreg.api.runs import rerun
 
-    result = rerun(run_dir, set=list(set), new_dir=new_dir, display=CliDisplay(quiet=quiet or as_json))
+    result = rerun(run_dir, set=list(set), new_dir=new_dir, display=cli_display(quiet=quiet or as_json))
     _closing(result, as_json=as_json)
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
-import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -215,6 +213,9 @@ def _download_guarded(label: str, make: Callable[[], Any]) -> Any:
 @contextlib.contextmanager
 def _network_timeouts(seconds: float) -> Iterator[None]:
     """Bound each socket operation and each DNS lookup (which socket timeouts do not cover)."""
+    import socket
+    import threading
+
     real_getaddrinfo = socket.getaddrinfo
 
     def getaddrinfo(*args: Any, **kwargs: Any) -> Any:
