@@ -58,6 +58,10 @@ out["none"] = [compiled_max_batch(planner, planner.plan(1).total_bytes - 1)[0], 
 out["plans"] = {b: plan.to_dict() for b, plan in planner.plans.items()}
 out["compiles"] = planner.compiles
 out["adam"] = compiled_plan(tiny(), batch_size=1, optimizer="adam").to_dict()
+said = []
+told = StepPlanner(tiny(), progress=said.append)
+told.plan(2), told.plan(2)
+out["said"] = said
 try:
     StepPlanner(tiny(), optimizer="adamm")
 except ParameterError as exc:
@@ -103,6 +107,10 @@ def check_the_plan(seen):
     assert seen["adam"]["optimizer"] == "adam"
     assert seen["adam"]["argument_bytes"] - plans[1]["argument_bytes"] == seen["trainable"]
     assert seen["typo"].startswith("unknown optimizer 'adamm'; did you mean 'adam'")
+    # progress: a line as the one compile starts and one with what it gave (batch 2 is not compiled twice)
+    started, ended = seen["said"]
+    assert started == "compile 1: the training step of tiny at batch 2…"
+    assert ended.startswith("compile 1: batch 2 needs ") and ended.endswith(" s)") and "(compiled in " in ended
 
 
 def check_the_cli(seen):

@@ -24,9 +24,11 @@ temporaries). Each plan costs one compilation (seconds); :class:`StepPlanner` ke
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cnnreg.analysis.units import format_bytes
 from cnnreg.errors import CnnregError, ParameterError
 
 __all__ = ["MAX_BATCH", "CompiledPlan", "CompileOutOfMemory", "StepPlanner", "compiled_max_batch", "compiled_plan"]
@@ -123,10 +125,11 @@ class StepPlanner:
 
     Compiles ``model`` (``model.compile``) with ``optimizer``, categorical cross-entropy and an
     accuracy metric, and builds its optimizer and metrics as ``fit`` does. ``compiles`` counts
-    the compilations so far; ``seconds`` is their time.
+    the compilations so far; ``seconds`` is their time.  ``progress(line)`` is told when a
+    compilation starts and what it gave (each takes seconds to minutes).
     """
 
-    def __init__(self, model, *, optimizer="adam"):
+    def __init__(self, model, *, optimizer="adam", progress: Callable[[str], None] | None = None):
         import jax
         import keras
 
@@ -155,6 +158,7 @@ class StepPlanner:
         self.platform, self.device = device.platform, device.device_kind
         self.plans: dict[int, CompiledPlan | CompileOutOfMemory] = {}
         self.compiles = 0
+        self.progress = progress
 
     @property
     def seconds(self) -> float:
@@ -180,14 +184,25 @@ class StepPlanner:
             raise ParameterError(f"batch size must be an integer >= 1, got {batch_size!r}")
         if batch_size not in self.plans:
             self.compiles += 1
+            self._say(lambda: f"the training step of {self.model.name} at batch {batch_size}…")
             try:
-                self.plans[batch_size] = self._compile(batch_size)
+                self.plans[batch_size] = plan = self._compile(batch_size)
+                self._say(lambda: f"batch {batch_size} needs {format_bytes(plan.total_bytes)} "
+                                  f"(compiled in {plan.compile_seconds:.1f} s)")
             except CompileOutOfMemory as exc:
                 self.plans[batch_size] = exc
+                self._say(lambda: f"batch {batch_size} ran out of memory while compiling")
         found = self.plans[batch_size]
         if isinstance(found, CompileOutOfMemory):
             raise found
         return found
+
+    #: Told as each compilation starts and what it gave (set by ``__init__``).
+    progress: Callable[[str], None] | None = None
+
+    def _say(self, line: Callable[[], str]) -> None:
+        if self.progress is not None:
+            self.progress(f"compile {self.compiles}: {line()}")
 
     def _compile(self, batch_size: int) -> CompiledPlan:
         start = time.perf_counter()

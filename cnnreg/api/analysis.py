@@ -7,7 +7,7 @@ before keras is imported, so a typo costs no model build.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from cnnreg.api.results import Result
 from cnnreg.errors import CnnregError, ParameterError, choices_text
@@ -356,11 +356,13 @@ def estimate(
     method: str = "analytic",
     platform: Optional[str] = None,
     backend: Optional[str] = None,
+    progress: Optional[Callable[[str], None]] = None,
 ) -> EstimateResult:
     """The largest batch of the architecture ``name`` that fits a device (``device_memory``:
     ``"16GiB"``, ``"80GB"`` or bytes; default: the detected GPU's); at ``batch``, whether it fits
     and the remedies ranked by bytes saved (``cnnreg estimate``).  ``method="compiled"`` reads
-    XLA's plan of the compiled training step (JAX backend, nothing allocated)."""
+    XLA's plan of the compiled training step (JAX backend, nothing allocated); ``progress(line)``
+    is told as each compilation starts and ends (seconds to minutes each)."""
     key = method.strip().lower()
     if key not in METHODS:
         raise ParameterError(f"unknown method '{method}'" + choices_text(key, METHODS))
@@ -389,7 +391,7 @@ def estimate(
         device = detected_device()
         device_bytes = device["memory_bytes"]
     if key == "compiled":
-        return _estimate_compiled(target, precision, opt, device, batch)
+        return _estimate_compiled(target, precision, opt, device, batch, progress)
     (model_summary,), notes = summarize([target], precision=precision)
     from cnnreg.analysis import max_batch_size, oom_remedies, training_budget
 
@@ -417,11 +419,14 @@ def detected_device() -> dict:
             "given": None}
 
 
-def _estimate_compiled(target: Target, precision: str, opt: Any, device: dict, batch: Optional[int]) -> EstimateResult:
+def _estimate_compiled(target: Target, precision: str, opt: Any, device: dict, batch: Optional[int],
+                       progress: Optional[Callable[[str], None]] = None) -> EstimateResult:
     """``method="compiled"``: XLA's plan of the compiled step at ``batch`` (else at the largest
     batch), and the largest batch that fits, by bisection over compiled plans."""
     from cnnreg.backends import load_keras
 
+    if progress is not None:
+        progress("loading keras (JAX)…")
     load_keras()
     import keras
 
@@ -430,7 +435,9 @@ def _estimate_compiled(target: Target, precision: str, opt: Any, device: dict, b
     previous = keras.config.dtype_policy()
     try:
         keras.config.set_dtype_policy(precision)
-        planner = StepPlanner(build_model(target), optimizer=budget_optimizer(opt))
+        if progress is not None:
+            progress(f"building {target.spec} at {'x'.join(map(str, target.input_shape))}…")
+        planner = StepPlanner(build_model(target), optimizer=budget_optimizer(opt), progress=progress)
         largest, _ = compiled_max_batch(planner, device["memory_bytes"])
         plan = planner.plan(batch or largest or 1)
     finally:

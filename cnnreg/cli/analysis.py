@@ -276,10 +276,12 @@ def estimate_command(
       cnnreg estimate resnet50 --platform cpu --device-memory 16GiB
     """
     from cnnreg.api.analysis import estimate
-    from cnnreg.cli.render import warn
+    from cnnreg.cli.render import steps, warn
 
-    result = estimate(name, device_memory=device_memory, batch=batch, input_shape=input_shape, classes=classes,
-                      precision=precision, optimizer=optimizer, method=method, platform=platform, backend=backend)
+    with steps(f"estimating {name}…", shown=not as_json) as say:  # a compile takes seconds to minutes
+        result = estimate(name, device_memory=device_memory, batch=batch, input_shape=input_shape, classes=classes,
+                          precision=precision, optimizer=optimizer, method=method, platform=platform, backend=backend,
+                          progress=say)
     for line in result.warnings:
         warn(line)
     if as_json:

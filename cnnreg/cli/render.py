@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.cells import cell_len
@@ -33,6 +35,26 @@ def error(message: str) -> None:
 def warn(message: str) -> None:
     """One line on stderr: ``warning: message``."""
     err_console.print(f"[yellow]warning:[/] {_escape(message)}")
+
+
+@contextlib.contextmanager
+def steps(first: str, *, shown: bool = True) -> Iterator[Callable[[str], None]]:
+    """Progress of a command whose steps take seconds or minutes each, on stderr when it is a
+    terminal: a spinner with the step under way (a line that ends in "…", starting with
+    ``first``) and, kept above it, each finished step's line.  Yields ``say(line)``; in a pipe,
+    or when not ``shown`` (--json), it says nothing."""
+    if not (shown and err_console.is_terminal):
+        yield lambda line: None
+        return
+    with err_console.status(first) as status:
+
+        def say(line: str) -> None:
+            if line.endswith("…"):
+                status.update(line)
+            else:
+                err_console.print(f"  {_escape(line)}", highlight=False)
+
+        yield say
 
 
 def print_json(data: Any) -> None:
