@@ -139,3 +139,15 @@ def test_every_command_has_a_mistake_checked_before_keras():
 
     commands = set(leaves(get_command(make_app(with_plugins=False))))
     assert commands <= {c for c, _, _ in MISTAKES}, sorted(commands - {c for c, _, _ in MISTAKES})
+
+
+def test_opening_a_keras_weights_entry_imports_no_keras(subprocess_env):
+    """A keras-* entry's preprocessing (keras.applications.X:preprocess_input) is imported when it
+    is first called, not when the entry is opened: keras (and TensorFlow's native start-up lines,
+    which only a quiet import hides) loads after every check, through the backend's own loader."""
+    script = ("import sys\nfrom cnnreg.training.saved import open_trained\n"
+              "trained = open_trained('keras-mobilenetv2.imagenet')\n"
+              "print(callable(trained.preprocess), sorted(m for m in sys.modules if m.split('.')[0] in {'keras', 'tensorflow'})[:3])")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True []" and proc.stderr == ""

@@ -29,6 +29,22 @@ def preprocess_of(component) -> tuple[str, Any]:
     return ref, resolve_reference(ref, what=f"preprocess of {component.name}")
 
 
+def imported_when_called(ref: str, what: str) -> Callable[..., Any]:
+    """The function a registered ``module:attr`` reference names, imported at its first call:
+    the module may import keras (keras.applications), which must wait for the backend and for
+    every other check of the command."""
+    from cnnreg.registry import resolve_reference
+
+    found: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not found:
+            found.append(resolve_reference(ref, what=what))
+        return found[0](*args, **kwargs)
+
+    return call
+
+
 def run_architecture(data: dict[str, Any], run_dir: Path):
     """The registered architecture a manifest names (``resolved.architecture``: provider and
     name), looked up in the registry."""
@@ -56,11 +72,11 @@ def checked_preprocess(value: Any, component, where: str, *, none_is_own: bool =
     is ``component``'s registered one or one of :data:`cnnreg.kinds.architectures.PREPROCESS`; else one line
     starting with ``where``.  ``none_is_own``: ``None`` means the architecture's own (an entry
     that does not say)."""
-    from cnnreg.kinds.architectures import PREPROCESS
+    from cnnreg.kinds.architectures import DEFAULT_PREPROCESS, PREPROCESS
 
-    ref, function = preprocess_of(component)
+    ref = component.metadata.get("preprocess") or DEFAULT_PREPROCESS
     if value == ref or (value is None and none_is_own):
-        return function
+        return imported_when_called(ref, f"preprocess of {component.name}")
     if isinstance(value, str) and value in PREPROCESS:
         return PREPROCESS[value]
     raise CnnregError(
