@@ -465,7 +465,9 @@ def raw_model(model, input_shape, resize: str, preprocess):
     matrix, offset = np.asarray(matrix), np.asarray(offset)
     inputs = keras.Input(shape=(None, None, channels), name="pixels")
     x = keras.layers.Resizing(height, width, interpolation="bilinear", crop_to_aspect_ratio=resize == "crop",
-                              pad_to_aspect_ratio=resize == "pad", name="resize")(inputs)
+                              pad_to_aspect_ratio=resize == "pad", name="resize")(inputs, training=False)
+    # training=False by name: Resizing's own default is True, and a call with the model's
+    # training=None would then run the model's Dropout layers in training mode
     steps = [f"Resizing({height}, {width}, bilinear" + {"crop": ", crop_to_aspect_ratio", "pad": ", pad_to_aspect_ratio"}.get(resize, "") + ")"]
     diagonal = np.allclose(matrix, np.diag(np.diag(matrix)), rtol=0, atol=1e-12)
     if diagonal and np.allclose(np.diag(matrix), 1.0, rtol=0, atol=1e-12) and np.allclose(offset, 0.0, rtol=0, atol=1e-12):
