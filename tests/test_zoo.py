@@ -466,3 +466,23 @@ def test_listing_a_served_zoo_imports_nothing_heavy(published, subprocess_env):
         proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     assert "lenet5.digits" in proc.stdout, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_unknown_weights_name_says_where_zoos_come_from_and_suggests_a_handful(published, monkeypatch):
+    _, zoo = published
+    unset = [run_cli("weights", "pull", "lenet5.digits"), run_cli("show", "lenet5.digits"),
+             run_cli("predict", "lenet5.digits", "image.png")]
+    for result in unset:
+        assert result.exit_code == 2 and len(errors(result)) == 1 and "Traceback" not in result.output, result.output
+        assert "CNNREG_ZOO is not set" in result.stderr and "cnnreg publish RUN ZOO" in result.stderr, result.stderr
+        assert "keras-" not in result.stderr and len(result.stderr) < 300, result.stderr  # not the 1,300-character list
+    close = run_cli("weights", "pull", "keras-resnet50.imagenett")
+    assert "did you mean 'keras-resnet50.imagenet'?" in close.stderr and close.stderr.count("keras-") == 2, close.stderr
+    monkeypatch.setenv("CNNREG_ZOO", str(zoo))
+    for result in (run_cli("weights", "pull", "lenet5.digitz"),
+                   run_cli("run", "lenet5", "--weights", "lenet5.digitz", "--epochs", "1")):
+        assert result.exit_code == 2 and len(errors(result)) == 1, result.output
+        assert "did you mean 'lenet5.digits'?" in result.stderr and f"no zoo in CNNREG_ZOO={zoo} lists it" in result.stderr
+        assert "keras-" not in result.stderr, result.stderr
+    other = run_cli("weights", "pull", "lenet5.fashion-mnist-v2")  # nothing close: the architecture's entries
+    assert "weights for lenet5: 'lenet5.digits'" in other.stderr, other.stderr
