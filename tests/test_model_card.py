@@ -215,6 +215,8 @@ def test_preprocessing_as_stock_layers_matches_cnnreg_and_keras_applications():
     with pytest.raises(CnnregError, match="not a fixed scale and offset per pixel"):
         stock_affine(lambda x: (x - x.mean()) / (x.std() + 1), 3)  # per-image standardisation
     caffe = keras.applications.resnet50.preprocess_input  # RGB to BGR and the ImageNet means: channels mix
+    with pytest.raises(CnnregError, match="--with-preprocess"):
+        stock_affine(caffe, 1)  # made for RGB: one line, not a traceback
     inputs = keras.Input((8, 8, 3))
     identity_net = keras.Model(inputs, keras.layers.Activation("linear")(inputs))
     x = np.random.default_rng(2).integers(0, 256, size=(2, 11, 6, 3)).astype("float32")

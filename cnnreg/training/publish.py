@@ -423,7 +423,11 @@ def stock_affine(function, channels: int) -> tuple[list, list]:
     import numpy as np
 
     def apply(x):
-        out = function(np.array(x, dtype="float32"))
+        try:
+            out = function(np.array(x, dtype="float32"))
+        except Exception as exc:  # a function made for other inputs (3 channels, a framework's tensors)
+            raise CnnregError(f"--with-preprocess: the run's preprocessing fails on {channels}-channel images "
+                              f"({_first_line(exc)}); publish without --with-preprocess") from None
         try:
             import keras
 
@@ -592,16 +596,14 @@ def model_card(entry, *, size: int, pictures: list[str], exports: list | tuple =
     if entry.metrics:
         front["metrics"] = ["accuracy"]
         front["model-index"] = [{"name": entry.name, "results": [_result(metric) for metric in entry.metrics]}]
-    front["cnnreg"] = {
+    own = {
         "name": entry.name, "architecture": entry.architecture, "dataset": entry.dataset,
         "num_classes": entry.num_classes, "input_shape": list(entry.input_shape), "resize": resize,
         "preprocess": entry.preprocess, "parameters": entry.parameters, "sha256": digest, "size": size,
-        "cnnreg_version": entry.cnnreg_version, "published_with": f"cnnreg {__version__}",
+        "license": entry.license, "cnnreg_version": entry.cnnreg_version, "published_with": f"cnnreg {__version__}",
+        "raw_model": raw.path.name if raw is not None else None,
     }
-    if raw is not None:
-        front["cnnreg"]["raw_model"] = raw.path.name
-    if entry.license is not None:
-        front["cnnreg"]["license"] = entry.license
+    front["cnnreg"] = {key: value for key, value in own.items() if value is not None}  # a key is never null
     lines = ["---", *_yaml(front), "---", "", f"# {entry.name}", ""]
     count = f", {entry.parameters:,} parameters" if entry.parameters else ""
     lines.append(f"`{entry.architecture}` trained on `{entry.dataset}` with cnnreg {entry.cnnreg_version}: "
