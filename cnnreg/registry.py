@@ -443,9 +443,10 @@ class Registry:
                     f"{kind} '{spec_mod.shown(bare)}' is not provided by '{spec_mod.shown(provider)}'"
                     + choices_text(provider, providers)
                 )
-        message = f"unknown {kind} '{spec_mod.shown(name)}'" + choices_text(
-            bare, {c.name for c in self._by_kind[kind]}, aliases=self.aliases(kind), hint=f"see `cnnreg list {kind_spec(kind).plural}`"
-        )
+        declared, names = kind_spec(kind), {c.name for c in self._by_kind[kind]}
+        message = f"unknown {kind} '{spec_mod.shown(name)}'" + (
+            declared.unknown(bare, names) if declared.unknown is not None
+            else choices_text(bare, names, aliases=self.aliases(kind), hint=f"see `cnnreg list {declared.plural}`"))
         if self.failed_plugins:
             broken = ", ".join(sorted(self.failed_plugins))
             message += f"; plugins that failed to load: {broken} (see `cnnreg plugins`)"

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -136,17 +137,17 @@ def test_publish_writes_weights_card_recipe_and_an_index(published, tmp_path):
     manifest = load_manifest(run)
     assert test["split"] == "test" and test["top1"] == manifest["test"]["accuracy"] and 0 <= test["top5"] <= 1
     assert entry.manifest["config"] == manifest["config"] and "process" not in entry.manifest
-    # the card: YAML front matter, then metrics, pictures and the exact command
+    # the card: YAML front matter (tests/test_model_card.py parses it), then metrics, pictures and the exact command
     card = (folder / "README.md").read_text()
     front = card.split("---\n")[1]
-    fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in front.splitlines() if not line.startswith(" ")}
-    assert json.loads(fields["sha256"]) == model.hash.split(":")[1] and json.loads(fields["license"]) == "MIT"
-    assert json.loads(fields["architecture"]) == "lenet5" and json.loads(fields["cnnreg_version"])
-    assert "split" in front and "![confusion matrix](confusion.png)" in card and "(curves.png)" in card
+    assert "license: mit\n" in front and re.search(f'\n  sha256: "?{model.hash.split(":")[1]}"?\n', front)
+    assert "  architecture: lenet5\n" in front and "  cnnreg_version: " in front and "null" not in front
+    assert "split: test" in front and "![confusion matrix](confusion.png)" in card and "(curves.png)" in card
     assert shlex.join(manifest["command"]) in card  # (in-process, the command is pytest's argv)
     # the recipe beside the card is a run directory for `cnnreg rerun`
     assert rerun_config(folder, []) == run_config(manifest, run)
     assert not [p for p in zoo.rglob("*") if ".tmp" in p.name]
+    assert sorted(p.name for p in zoo.iterdir()) == ["lenet5.digits", "zoo.json"]  # no lock file in a served folder
 
 
 def test_publish_again_replaces_the_entry_of_that_name(published, tmp_path):
@@ -210,7 +211,8 @@ def test_list_and_pull_from_a_served_zoo(published, tmp_path, monkeypatch):
         assert pulled.exit_code == 0, pulled.output
         item = json.loads(pulled.stdout)["pulled"]["files"]["model"]
         path = Path(item["path"])
-        assert item["action"] == "downloaded" and item["sha256"] == expected["hash"] and item["size"] == expected["size"]
+        assert item["action"] == "downloaded" and item["hash"] == expected["hash"] and item["size"] == expected["size"]
+        assert item["sha256"] == expected["hash"].partition(":")[2]  # the bare hex digest
         assert path.parent == tmp_path / "cache" and path.read_bytes() == (run / "model.keras").read_bytes()
         assert item["url"] == f"{url}/lenet5.digits/lenet5.digits.keras"
         assert json.loads(run_cli("weights", "pull", "lenet5.digits", "--json").stdout)["pulled"]["files"]["model"]["action"] == "cached"
@@ -391,7 +393,7 @@ def test_nothing_leaves_the_zoo_folder(published, tmp_path, monkeypatch):
 def test_hf_without_huggingface_hub_or_offline_is_one_line(published, tmp_path, monkeypatch):
     run, zoo = published
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # not installed
-    result = run_cli("publish", str(run), "hf://someone/zoo")
+    result = run_cli("publish", str(run), "hf://someone/zoo", "--license", "MIT")
     assert result.exit_code == 2 and len(errors(result)) == 1, result.output
     assert "needs huggingface_hub: pip install 'cnnreg[hub]'" in result.stderr
     entry = entry_json(zoo)
@@ -464,3 +466,23 @@ def test_listing_a_served_zoo_imports_nothing_heavy(published, subprocess_env):
         proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     assert "lenet5.digits" in proc.stdout, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_unknown_weights_name_says_where_zoos_come_from_and_suggests_a_handful(published, monkeypatch):
+    _, zoo = published
+    unset = [run_cli("weights", "pull", "lenet5.digits"), run_cli("show", "lenet5.digits"),
+             run_cli("predict", "lenet5.digits", "image.png")]
+    for result in unset:
+        assert result.exit_code == 2 and len(errors(result)) == 1 and "Traceback" not in result.output, result.output
+        assert "CNNREG_ZOO is not set" in result.stderr and "cnnreg publish RUN ZOO" in result.stderr, result.stderr
+        assert "keras-" not in result.stderr and len(result.stderr) < 300, result.stderr  # not the 1,300-character list
+    close = run_cli("weights", "pull", "keras-resnet50.imagenett")
+    assert "did you mean 'keras-resnet50.imagenet'?" in close.stderr and close.stderr.count("keras-") == 2, close.stderr
+    monkeypatch.setenv("CNNREG_ZOO", str(zoo))
+    for result in (run_cli("weights", "pull", "lenet5.digitz"),
+                   run_cli("run", "lenet5", "--weights", "lenet5.digitz", "--epochs", "1")):
+        assert result.exit_code == 2 and len(errors(result)) == 1, result.output
+        assert "did you mean 'lenet5.digits'?" in result.stderr and f"no zoo in CNNREG_ZOO={zoo} lists it" in result.stderr
+        assert "keras-" not in result.stderr, result.stderr
+    other = run_cli("weights", "pull", "lenet5.fashion-mnist-v2")  # nothing close: the architecture's entries
+    assert "weights for lenet5: 'lenet5.digits'" in other.stderr, other.stderr

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 @weights_app.command("pull")
 def pull_command(
     name: str = typer.Argument(..., help="A weights entry, ARCH.TAG (see `cnnreg list weights`)."),
-    file: Optional[str] = typer.Option(None, "--file", help="Only this file of the entry: model, top, notop, onnx or litert."),
+    file: Optional[str] = typer.Option(None, "--file", help="Only this file of the entry: model, raw, top, notop, onnx or litert."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Download an entry's files into the cache (once), check their hashes, print where they are.
@@ -50,7 +50,7 @@ def pull_command(
         console.print(f"{result['name']} {role} ({item['action']})", highlight=False)
         console.print(f"  path    {item['path']}", highlight=False, soft_wrap=True)
         console.print(f"  size    {item['size']:,} bytes", highlight=False)
-        console.print(f"  sha256  {item['sha256'].partition(':')[2]}", highlight=False)
+        console.print(f"  sha256  {item['sha256']}", highlight=False)
     if result["recipe"]:
         console.print(f"recipe: cnnreg rerun {result['recipe']}", highlight=False, soft_wrap=True)
 
@@ -59,14 +59,20 @@ def publish_command(
     run_dir: Path = typer.Argument(..., help="A run directory written by `cnnreg run` (completed, or with a model.keras)."),
     dest: str = typer.Argument(..., help="The zoo: a folder (created if needed), or hf://USER/REPO on the Hugging Face Hub."),
     name: Optional[str] = typer.Option(None, "--name", help="The entry's name, ARCH.TAG (default: ARCH.DATASET of the run)."),
-    license: Optional[str] = typer.Option(None, "--license", help="The weights' license, e.g. MIT or CC-BY-4.0."),
+    license: Optional[str] = typer.Option(None, "--license", help="The weights' license, an SPDX or Hugging Face id: MIT, Apache-2.0, CC-BY-4.0 (needed for hf://; a folder without it gets a warning)."),
     format: Optional[List[str]] = typer.Option(None, "--format", "-f", help="Add an export, checked against the model: onnx or litert (repeatable)."),  # noqa: A002
+    with_preprocess: bool = typer.Option(False, "--with-preprocess", help="Also NAME.raw.keras: the model behind stock Resizing and Rescaling layers, so raw pixels of any size go in."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Publish a run's best model into a zoo: weights, model card (README.md), recipe, zoo.json.
 
     The entry in zoo.json carries the weights' sha256 and size and the run's manifest; an entry of
     the same name is replaced. Serve the folder over http (or share it) and point CNNREG_ZOO at it.
+    The card has Hugging Face front matter, the training settings, how inputs are prepared and a
+    snippet that runs the model with plain Keras (it loads in safe mode without cnnreg).
+
+    With --with-preprocess the entry also gets NAME.raw.keras: resizing and scaling as stock
+    Keras layers before the model, so raw images of any size go in.
 
     With --format onnx the entry also gets NAME.onnx (and its sidecar), exported and checked as
     `cnnreg export` does, its hash in zoo.json and a row on the card.
@@ -76,10 +82,12 @@ def publish_command(
       cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT
 
       cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT --format onnx
+
+      cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT --with-preprocess
     """
     from cnnreg.api.runs import publish
 
-    result = publish(run_dir, dest, name=name, license=license, format=format)
+    result = publish(run_dir, dest, name=name, license=license, format=format, with_preprocess=with_preprocess)
     if as_json:
         from cnnreg.cli.render import print_json
 
@@ -95,6 +103,10 @@ def publish_command(
     console.print(f"published {entry.name} to {result.dest} ({count} in its zoo.json)", highlight=False)
     console.print(f"  weights  {result.folder}/{entry.name}.keras ({model.size:,} bytes)", highlight=False, soft_wrap=True)
     console.print(f"  sha256   {model.hash.partition(':')[2]}", highlight=False)
+    if "raw" in entry.files:
+        raw = entry.files["raw"]
+        console.print(f"  raw      {result.folder}/{entry.name}.raw.keras ({raw.size:,} bytes; raw pixels of any size go in)",
+                      highlight=False, soft_wrap=True)
     for item in result.exports:
         console.print(f"  {item.format:<8} {item.path} ({item.size:,} bytes), {item.parity.line(item.format)}",
                       highlight=False, soft_wrap=True)

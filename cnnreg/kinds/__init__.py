@@ -18,6 +18,7 @@ reads the table); the contracts import what they need inside their functions.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ class KindSpec:
     the primary ``NAME=VALUE`` parameter).  ``doc`` is the hook's docstring, the contract in
     short, and ``contract`` where the whole contract is written (the kind's module).
     ``scaffold`` is what ``cnnreg plugin new`` writes for the kind (None: it cannot scaffold one).
+    ``unknown(name, names)`` ends the line for a name of this kind that is not registered (None:
+    the closest names and the valid ones, :func:`cnnreg.errors.choices_text`).
     """
 
     name: str
@@ -80,6 +83,7 @@ class KindSpec:
     doc: str = ""
     contract: str = ""
     scaffold: Scaffold | None = None
+    unknown: Callable[[str, Iterable[str]], str] | None = None
 
     def __post_init__(self) -> None:
         if not self.hook:

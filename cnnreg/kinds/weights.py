@@ -18,17 +18,19 @@ imported; ``preprocess`` is a name compared with what the architecture registers
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from cnnreg.errors import CnnregError, choices_text
+from cnnreg.errors import CnnregError, choices_text, suggestion_text
 from cnnreg.kinds import KindSpec
 from cnnreg.spec import parse
 
-__all__ = ["KIND", "FETCH", "ZOO_ENV", "WeightsFile", "WeightsEntry", "InvalidEntry", "entry_of", "NAME", "FILE_ROLES"]
+__all__ = ["KIND", "FETCH", "ZOO_ENV", "WeightsFile", "WeightsEntry", "InvalidEntry", "entry_of", "unknown_text", "NAME",
+           "FILE_ROLES"]
 
 #: ``ARCH.TAG``: the architecture's name, a dot, a tag (``lenet5.digits``, ``keras-resnet50.imagenet``).
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -39,9 +41,11 @@ _HASH = re.compile(r"^(sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _PREPROCESS = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 #: What each file of an entry is: ``model`` a ``.keras`` file with its head (cnnreg runs),
+#: ``raw`` the same model behind stock resizing and scaling layers (``cnnreg publish
+#: --with-preprocess``: raw pixels of any size go in; cnnreg itself uses ``model``),
 #: ``top`` / ``notop`` keras.applications ``.h5`` weights with and without the classifier,
 #: ``onnx`` / ``litert`` the model exported by ``cnnreg publish --format`` (checked against it).
-FILE_ROLES = ("model", "top", "notop", "onnx", "litert")
+FILE_ROLES = ("model", "raw", "top", "notop", "onnx", "litert")
 #: The factory of every weights component: fetch the entry's files into the cache (lazy).
 FETCH = "cnnreg.zoo.cache:fetch_entry"
 #: The environment variable that names zoos whose entries are registered too (cnnreg.zoo.index).
@@ -370,10 +374,36 @@ def entry_of(component: Any) -> WeightsEntry:
     return WeightsEntry.from_dict(data, where=f"weights '{component.name}' from {component.provider}")
 
 
+#: How many weights names an unknown name's line suggests, at most.
+SUGGESTED = 5
+
+
+def unknown_text(name: str, names: Iterable[str]) -> str:
+    """The end of the line for an unknown weights name ``ARCH.TAG``: a handful of weights names
+    at most (the close ones, else the entries of that architecture) and whether ``CNNREG_ZOO``
+    is set, which is where most ``ARCH.TAG`` names come from.  Never the whole list: cnnreg's
+    own keras-* entries alone would be some 1,300 characters."""
+    names = sorted(set(names))
+    text = suggestion_text(name, names, shown=SUGGESTED)
+    if not text:
+        arch = name.split(".", 1)[0].lower()
+        same = [n for n in names if n.split(".", 1)[0].lower() == arch]
+        if same:
+            shown = ", ".join(f"'{n}'" for n in same[:SUGGESTED]) + (f" and {len(same) - SUGGESTED} more" if len(same) > SUGGESTED else "")
+            text = f"; weights for {name.split('.', 1)[0]}: {shown}"
+    zoos = os.environ.get(ZOO_ENV, "").strip()
+    if not zoos:
+        return (text + f"; {ZOO_ENV} is not set, so only cnnreg's own and plugins' weights are known: publish a run "
+                "with `cnnreg publish RUN ZOO` and set CNNREG_ZOO=ZOO (see `cnnreg list weights`)")
+    shown = zoos if len(zoos) <= 80 else zoos[:77] + "..."
+    return text + f"; no zoo in {ZOO_ENV}={shown} lists it (see `cnnreg list weights`)"
+
+
 KIND = KindSpec(
     "weights", "weights", words=("weight", "zoo", "pretrained"),
     supplied=("entry",),
     contract=__name__,
+    unknown=unknown_text,
     doc="""Add pretrained weights, named ``ARCH.TAG`` (``lenet5.digits``).
 
     Build a :class:`cnnreg.kinds.weights.WeightsEntry` (architecture spec, classes, input shape,

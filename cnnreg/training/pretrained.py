@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnreg.errors import CnnregError, ParameterError, choices_text, gist
+from cnnreg.errors import CnnregError, ParameterError, gist, suggestion_text
+from cnnreg.kinds.weights import unknown_text
 
 #: What a bare weights file may be called (Keras' own suffixes).
 WEIGHT_FILES = (".weights.h5", ".h5")
@@ -137,12 +138,11 @@ def resolve_source(text: str | None, arch, registry) -> Source:
     if ENTRY_NAME.fullmatch(text) and not text.lower().endswith((".keras", ".h5")) and "/" not in text:
         if text.lower() in {n.lower() for n in names}:
             return _entry_source(text, registry.get("weights", text), arch, registry)
-        raise ParameterError(f"unknown weights '{text}'" + choices_text(text, names, hint="see `cnnreg list weights`")
-                             + f"; --weights takes {WHAT}")
+        raise ParameterError(f"unknown weights '{text}'" + unknown_text(text, names) + f"; --weights takes {WHAT}")
     if os.sep in text or "/" in text or text.lower().endswith((".keras", *WEIGHT_FILES)):
         raise ParameterError(f"--weights file {text} does not exist")
     raise ParameterError(f"--weights {text}: no such file, run directory or weights name"
-                         + choices_text(text, names, hint="see `cnnreg list weights`") + f"; --weights takes {WHAT}")
+                         + suggestion_text(text, names, shown=5) + f"; --weights takes {WHAT}")
 
 
 def weights_names(registry) -> list[str]:

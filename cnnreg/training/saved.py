@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnreg.errors import CnnregError, choices_text
+from cnnreg.errors import CnnregError
 from cnnreg.plugins import get_host
 from cnnreg.spec import parse
 from cnnreg.training import rundir
@@ -190,8 +190,9 @@ def open_trained(text: str | Path) -> Trained:
         names = weights_names(registry)
         if text.lower() in {n.lower() for n in names}:
             return trained_entry(registry.get("weights", text))
-        raise CnnregError(f"'{text}' is neither a run directory nor a weights name"
-                          + choices_text(text, names, hint="see `cnnreg list weights`"))
+        from cnnreg.kinds.weights import unknown_text
+
+        raise CnnregError(f"'{text}' is neither a run directory nor a weights name" + unknown_text(text, names))
     from cnnreg.training.exported import is_export, trained_export
 
     if is_export(path):

@@ -278,7 +278,7 @@ def fetch_entry(entry: "WeightsEntry", which: str = "model") -> Path:
 def pull(entry: "WeightsEntry", which: str | None = None) -> dict:
     """Fetch every file of ``entry`` (or only ``which``) and, for an entry published from a run,
     write its recipe (:func:`recipe_dir`); what ``cnnreg weights pull`` shows: per file its
-    path, size, verified hash and sha256."""
+    path, size, verified hash (``"sha256:<hex>"`` or ``"md5:<hex>"``) and sha256 (the hex digest)."""
     from cnnreg.errors import choices_text
 
     if which is not None and which not in entry.files:
@@ -291,7 +291,8 @@ def pull(entry: "WeightsEntry", which: str | None = None) -> dict:
         path, action = fetch(file, base=entry.zoo, with_action=True)
         result["files"][role] = {
             "path": str(path), "action": action, "size": path.stat().st_size, "hash": file.hash, "url": str(resolve(file.url, entry.zoo)),
-            "sha256": file.hash if file.algorithm == "sha256" else sha256_of(path),  # just verified, or computed
+            # the bare hex digest ("hash" keeps pooch's "sha256:..." form): just verified, or computed
+            "sha256": (file.hash if file.algorithm == "sha256" else sha256_of(path)).partition(":")[2],
         }
     if entry.manifest:
         from cnnreg.files import write_json
