@@ -268,3 +268,16 @@ def test_publishers_take_turns_and_no_lock_file_is_left_in_the_zoo(zoo, tmp_path
     thread.join(timeout=120)
     assert results and results[0].exit_code == 0, results
     assert sorted(p.name for p in target.iterdir()) == ["lenet5.digits", "zoo.json"]
+
+
+def test_publish_says_each_step_that_takes_seconds(zoo, tmp_path):
+    """publish(progress=...) is told the steps that load keras or export (the CLI shows them as a
+    spinner and lines on a terminal): nothing for a plain copy, each step with --with-preprocess."""
+    import cnnreg
+
+    run, _, _ = zoo
+    said: list[str] = []
+    cnnreg.publish(run, tmp_path / "plain", license="MIT", progress=said.append)
+    assert said == []
+    cnnreg.publish(run, tmp_path / "raw", license="MIT", with_preprocess=True, progress=said.append)
+    assert said == ["loading keras…", "lenet5.digits.raw.keras: the model behind its preprocessing…"]

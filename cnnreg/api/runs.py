@@ -590,18 +590,20 @@ def diagnose(
 
 
 def publish(run_dir: str | Path, dest: str, *, name: str | None = None, license: str | None = None,  # noqa: A002
-            format: Sequence[str] | str | None = None, with_preprocess: bool = False) -> PublishResult:  # noqa: A002
+            format: Sequence[str] | str | None = None, with_preprocess: bool = False,  # noqa: A002
+            progress: Callable[[str], None] | None = None) -> PublishResult:
     """Publish a run's best model into a zoo (``cnnreg publish``): the weights, a model card, the
     recipe and the zoo's index; ``dest`` is a folder or ``hf://USER/REPO``.  ``license``: an
     SPDX or Hugging Face id (``"MIT"``); without one the Hub is refused and a folder's card says
     ``license: unknown`` (a note).  ``format`` (onnx, litert, or a list): exports added to the
     entry with their hashes, each checked against the model as ``cnnreg export`` checks it.
-    ``with_preprocess``: also ``NAME.raw.keras``, which takes raw pixels of any size."""
+    ``with_preprocess``: also ``NAME.raw.keras``, which takes raw pixels of any size.
+    ``progress(line)`` is told each step that takes seconds (exports, their checks, an upload)."""
     from cnnreg.training.publish import publish as publish_run
 
     formats = [format] if isinstance(format, str) else list(format or ())
     return PublishResult(publish_run(Path(run_dir), dest, name=name, license=license, formats=formats,
-                                     with_preprocess=with_preprocess))
+                                     with_preprocess=with_preprocess, progress=progress))
 
 
 # --- arguments as the CLI gives them, or as Python values -----------------------------------------

@@ -86,8 +86,11 @@ def publish_command(
       cnnreg publish runs/20261126-170000-lenet5-digits zoo/ --license MIT --with-preprocess
     """
     from cnnreg.api.runs import publish
+    from cnnreg.cli.render import steps
 
-    result = publish(run_dir, dest, name=name, license=license, format=format, with_preprocess=with_preprocess)
+    with steps(f"publishing {run_dir}…", shown=not as_json) as say:
+        result = publish(run_dir, dest, name=name, license=license, format=format, with_preprocess=with_preprocess,
+                         progress=say)
     if as_json:
         from cnnreg.cli.render import print_json
 

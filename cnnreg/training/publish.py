@@ -35,6 +35,7 @@ import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from cnnreg.errors import CnnregError
@@ -85,23 +86,25 @@ class Published:
 
 
 def publish(run_dir: Path, dest: str | Path, *, name: str | None = None, license: str | None = None,
-            formats: tuple[str, ...] | list[str] = (), with_preprocess: bool = False) -> Published:
+            formats: tuple[str, ...] | list[str] = (), with_preprocess: bool = False,
+            progress: Callable[[str], None] | None = None) -> Published:
     """Publish the run in ``run_dir`` into the zoo ``dest``: a folder, or ``hf://user/repo``.
     ``formats`` (onnx, litert): exports added to the entry, each checked against the model
     (:mod:`cnnreg.training.export`) and listed with its hash in the index and on the card.
     ``license``: an SPDX or Hugging Face license id (``MIT``, ``Apache-2.0``, ``CC-BY-4.0``);
     the Hub is refused without one, a folder gets a warning (:func:`hf_license`).
     ``with_preprocess``: also ``NAME.raw.keras``, the model behind stock Resizing and
-    Rescaling layers, so raw pixels of any size go in (:func:`raw_model`)."""
+    Rescaling layers, so raw pixels of any size go in (:func:`raw_model`).  ``progress(line)``
+    is told each step that takes seconds (loading keras, each export and its check, the upload)."""
     formats = export_formats(formats)
     if str(dest).startswith("hf://"):
         return _publish_hf(Path(run_dir), str(dest), name=name, license=license, formats=formats,
-                           with_preprocess=with_preprocess)
+                           with_preprocess=with_preprocess, progress=progress)
     if "://" in str(dest):
         raise CnnregError(f"cannot publish to '{dest}': DEST is a folder or hf://USER/REPO "
                           "(serve the folder over http to share it)")
     return publish_folder(Path(run_dir), Path(dest), name=name, license=license, formats=formats,
-                          with_preprocess=with_preprocess)
+                          with_preprocess=with_preprocess, progress=progress)
 
 
 def export_formats(names) -> list:
@@ -273,13 +276,15 @@ def read_index(dest: Path) -> dict:
 
 
 def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, license: str | None = None,
-                   formats: list | tuple = (), with_preprocess: bool = False) -> Published:
+                   formats: list | tuple = (), with_preprocess: bool = False,
+                   progress: Callable[[str], None] | None = None) -> Published:
     """Write the run's entry into the zoo folder ``dest`` (created if needed), with the exports
     in ``formats`` (:func:`export_formats`) and, ``with_preprocess``, ``NAME.raw.keras``
     (:func:`raw_model`)."""
     from cnnreg.files import sha256_of
     from cnnreg.kinds.weights import WeightsEntry
 
+    say = progress or (lambda line: None)
     fields, model, data, notes = entry_from_run(run_dir, name=name, license=license)
     name = fields["name"]
     dest = Path(dest)
@@ -299,14 +304,14 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
         if custom:
             notes.append(f"{name}.keras holds classes that are not Keras' own ({', '.join(custom)}): it loads only where "
                          "the plugin that registers them is installed")
-        raw = _raw_file(Path(run_dir), folder, name) if with_preprocess else None
+        raw = _raw_file(Path(run_dir), folder, name, say) if with_preprocess else None
         if raw is not None:
             raw_hash = sha256_of(raw.path)
             fields["files"][RAW] = {"url": f"{name}/{raw.path.name}", "hash": raw_hash, "size": raw.path.stat().st_size,
                                     "filename": f"{name}-{RAW}-{raw_hash.split(':')[1][:12]}.keras"}
         elif (folder / f"{name}.{RAW}.keras").exists():
             (folder / f"{name}.{RAW}.keras").unlink()  # from an earlier entry of the name
-        exports = _exports(Path(run_dir), folder, name, formats)
+        exports = _exports(Path(run_dir), folder, name, formats, say)
         for item in exports:
             path = Path(item.path)
             hash_ = item.files[path.name]
@@ -330,7 +335,7 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
     return Published(entry, str(dest), str(folder), replaced, len(index["entries"]), notes, exports)
 
 
-def _exports(run_dir: Path, folder: Path, name: str, formats) -> list:
+def _exports(run_dir: Path, folder: Path, name: str, formats, say: Callable[[str], None]) -> list:
     """Export the run's model into the entry's folder in each format, checked; a failed check
     removes what it wrote and publishes nothing (one line, exit status 1)."""
     if not formats:
@@ -342,10 +347,14 @@ def _exports(run_dir: Path, folder: Path, name: str, formats) -> list:
 
     trained = trained_run(run_dir)
     backend = select(None)
+    say("loading keras…")
     load_keras()
     done = []
     for fmt in formats:
-        result = export(trained, fmt, folder / f"{name}{fmt.suffix}", backend=backend)
+        result = export(trained, fmt, folder / f"{name}{fmt.suffix}", backend=backend,
+                        progress=lambda what, fmt=fmt: say(f"{fmt.name}: {what}…"))
+        say(f"{fmt.name}: exported, {'checked' if result.parity.passed else 'FAILED'} against keras "
+            f"(max |Δp| {result.parity.max_abs_diff:.1e})")
         done.append(result)
         if not result.parity.passed:
             for item in done:
@@ -506,14 +515,16 @@ class Raw:
     steps: list[str]
 
 
-def _raw_file(run_dir: Path, folder: Path, name: str) -> Raw:
+def _raw_file(run_dir: Path, folder: Path, name: str, say: Callable[[str], None]) -> Raw:
     """Write ``NAME.raw.keras`` (:func:`raw_model` of the run's best model) into ``folder``."""
     from cnnreg.backends import load_keras, select
     from cnnreg.training.saved import trained_run
 
     trained = trained_run(run_dir)
     select(None)
+    say("loading keras…")
     load_keras()
+    say(f"{name}.{RAW}.keras: the model behind its preprocessing…")
     model, steps = raw_model(trained.load_model(), trained.input_shape, trained.resize, trained.preprocess)
     path = folder / f"{name}.{RAW}.keras"
     files.save_atomic(path, lambda tmp: model.save(tmp))
@@ -836,7 +847,7 @@ def _first_line(exc: BaseException) -> str:
 # --- the Hugging Face Hub -------------------------------------------------------------------------
 
 def _publish_hf(run_dir: Path, dest: str, *, name: str | None, license: str | None, formats: list | tuple = (),
-                with_preprocess: bool = False) -> Published:
+                with_preprocess: bool = False, progress: Callable[[str], None] | None = None) -> Published:
     """The folder layout, staged in a temporary folder with the repo's current zoo.json, then
     uploaded in one commit.  Missing library, no token, offline: one line each.  The Hub is
     public: a card without a license is refused there (a folder gets a warning)."""
@@ -871,7 +882,9 @@ def _publish_hf(run_dir: Path, dest: str, *, name: str | None, license: str | No
                 response.raise_for_status()
                 (Path(stage) / INDEX).write_bytes(response.content)
             result = publish_folder(run_dir, Path(stage), name=name, license=license, formats=formats,
-                                    with_preprocess=with_preprocess)
+                                    with_preprocess=with_preprocess, progress=progress)
+            if progress is not None:
+                progress(f"uploading {result.entry.name} to {dest}…")
             api.upload_folder(repo_id=repo, folder_path=stage, allow_patterns=[f"{result.entry.name}/*", INDEX],
                               commit_message=f"cnnreg publish {result.entry.name}")
         except CnnregError:
