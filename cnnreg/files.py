@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,15 @@ from cnnreg.errors import CnnregError
 
 __all__ = [
     "write_atomic", "save_atomic", "write_json", "remove_quietly", "zip_member", "ZipWindow", "probe_writable",
-    "writable_folder", "sha256_of",
+    "writable_folder", "sha256_of", "NotRegular", "open_regular", "read_bounded", "read_json", "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
 ]
+
+#: The most a JSON file of cnnreg's may hold (a manifest, a state file, a sidecar, a zoo index):
+#: a listing, never a data set.
+MAX_JSON_BYTES = 64 << 20
+#: The deepest a JSON file cnnreg reads may nest (a manifest nests 4 deep).
+MAX_JSON_DEPTH = 64
 
 #: The process's umask, read once (os.umask can only be read by setting it).
 UMASK = os.umask(0o022)
@@ -151,10 +159,86 @@ def writable_folder(path: Path, what: str, *, not_a_folder: str = "is a file, no
 
 
 def sha256_of(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in 1 MiB blocks."""
+    """``sha256:<hex>`` of a regular file, read in 1 MiB blocks (:func:`open_regular`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, f"{path}") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return f"sha256:{digest.hexdigest()}"
+
+
+class NotRegular(CnnregError):
+    """A path that names no regular file: a folder, a FIFO, a socket, a device, or nothing."""
+
+
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+def open_regular(path: str | Path, what: str, *, limit: int | None = None):
+    """``path`` opened for binary reading if it is a regular file (of at most ``limit`` bytes):
+    opened without blocking and checked with fstat before a byte is read, so that a FIFO or a
+    device named where a file belongs is refused in one line instead of hanging or streaming
+    forever.  ``what`` names it in the line (``image x.png``, ``run.json in runs/a``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise NotRegular(f"{what} does not exist") from None
+    except IsADirectoryError:
+        raise NotRegular(f"{what} is a folder, not a file") from None
+    except OSError as exc:
+        raise NotRegular(f"cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise NotRegular(f"{what} is {kind}, not a regular file; refused")
+        if limit is not None and info.st_size > limit:
+            raise NotRegular(f"{what} is {info.st_size:,} bytes, more than the {limit:,} a file of its kind may hold; "
+                             "refused")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: str | Path, what: str, *, limit: int) -> bytes:
+    """The bytes of the regular file ``path`` (:func:`open_regular`), at most ``limit``; one that
+    grows past ``limit`` while it is read is refused too."""
+    with open_regular(path, what, limit=limit) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise NotRegular(f"{what} holds more than the {limit:,} bytes a file of its kind may hold; refused")
+    return data
+
+
+def read_json(path: str | Path, what: str, *, limit: int = MAX_JSON_BYTES, depth: int = MAX_JSON_DEPTH) -> Any:
+    """The JSON value in the regular file ``path``, bounded in size (``limit`` bytes) and in
+    nesting (``depth``); one line (naming ``what``) for a file that is missing, not a regular
+    file, too large, not UTF-8 JSON or nested too deeply.  Plain data: nothing in it runs."""
+    raw = read_bounded(path, what, limit=limit)
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise CnnregError(f"{what} is nested too deeply to be cnnreg's; refused") from None
+    except ValueError as exc:  # cut short or not JSON (UnicodeDecodeError is a ValueError too)
+        raise CnnregError(f"{what} is damaged: {str(exc).splitlines()[0][:200] if str(exc) else 'not JSON'}") from None
+    if _depth(data, depth) > depth:
+        raise CnnregError(f"{what} nests more than {depth} levels deep; refused")
+    return data
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests, counted up to ``limit + 1`` (a walk without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            if level > limit:
+                return level
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 

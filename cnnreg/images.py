@@ -92,6 +92,8 @@ def open_image(path: Any, limit: int | None = None):
     """
     from PIL import UnidentifiedImageError
 
+    if isinstance(path, (str, os.PathLike)):
+        _check_regular(path)  # a FIFO or a device named as an image would block or never end
     Image = _pil()
     try:
         image = Image.open(path)
@@ -111,6 +113,19 @@ def open_image(path: Any, limit: int | None = None):
         image.close()
         raise ImageError(f"image {path} is {problem}", f"too large: {problem}")
     return image
+
+
+def _check_regular(path: Any) -> None:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # Pillow says what is wrong (missing, unreadable) in its own words
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"cannot read image {path}: Is a directory", "unreadable: Is a directory")
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"image {path} is not a regular file (a FIFO, socket or device); refused", "not a regular file")
 
 
 def read_image(path: Any, channels: int, limit: int | None = None) -> np.ndarray:

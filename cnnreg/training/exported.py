@@ -12,7 +12,6 @@ a Keras model does, on preprocessed NHWC float32 batches of any size.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnreg import files
 from cnnreg.errors import CnnregError
 
 __all__ = ["ExportFormat", "FORMATS", "SIDECAR_SUFFIX", "SIDECAR_LIMIT", "sidecar_of", "is_export", "open_runtime",
@@ -254,14 +254,9 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     if not sidecar.exists():
         raise CnnregError(f"{path} has no {sidecar.name} beside it (`cnnreg export` writes one): without it cnnreg "
                           "does not know the model's preprocessing and classes; export it again with cnnreg export")
-    if not sidecar.is_file() or sidecar.is_symlink():
+    if sidecar.is_symlink():
         raise CnnregError(f"{sidecar} is not a regular file; refusing to read it")
-    if sidecar.stat().st_size > SIDECAR_LIMIT:
-        raise CnnregError(f"{sidecar} is larger than {SIDECAR_LIMIT // 2**20} MiB; not a cnnreg export sidecar")
-    try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CnnregError(f"{sidecar} cannot be read: {' '.join(str(exc).split())[:200]}") from None
+    data = files.read_json(sidecar, str(sidecar), limit=SIDECAR_LIMIT)
 
     def bad(field: str, what: str) -> CnnregError:
         return CnnregError(f"{sidecar} is damaged: field '{field}' {what}")

@@ -267,9 +267,9 @@ def read_index(dest: Path) -> dict:
     if not path.exists():
         return {"cnnreg_zoo": 1, "entries": []}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CnnregError(f"{path} cannot be read ({_first_line(exc)}); fix or remove it, nothing was published") from None
+        data = files.read_json(path, str(path))
+    except CnnregError as exc:
+        raise CnnregError(f"{exc}; fix or remove it, nothing was published") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or data.get("cnnreg_zoo") != 1:
         raise CnnregError(f"{path} is not a cnnreg zoo index (format 1); fix or remove it, nothing was published")
     return data

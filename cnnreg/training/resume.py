@@ -10,7 +10,6 @@ one line (:func:`recover`).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -206,9 +205,9 @@ def _read_state(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
     if not path.exists():
         return None, f"{CHECKPOINT_DIR}/{STATE} is missing"
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None, f"{CHECKPOINT_DIR}/{STATE} is damaged"
+        saved = files.read_json(path, f"{CHECKPOINT_DIR}/{STATE}")
+    except CnnregError as exc:
+        return None, str(exc)
     if not isinstance(saved, dict):
         return None, f"{CHECKPOINT_DIR}/{STATE} is damaged"
     rundir.checkpoint_path(run_dir, saved.get("checkpoint"))

@@ -122,14 +122,10 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
         raise CnnregError(f"'{run_dir}' does not exist")
     if not run_dir.is_dir():
         raise CnnregError(f"'{run_dir}' is not a directory")
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise CnnregError(f"'{run_dir}' is not a cnnreg run directory (no {MANIFEST})")
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise CnnregError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # cut short or not JSON (UnicodeDecodeError is a ValueError too)
-        raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: {_first_line(exc)}") from None
+    # a regular file of bounded size and nesting: a FIFO or a device named run.json is one line
+    data = files.read_json(path, f"{MANIFEST} in {run_dir}")
     if not isinstance(data, dict):
         raise CnnregError(f"{MANIFEST} in {run_dir} is damaged: not a JSON object")
     if not isinstance(data.get("config"), dict):
@@ -327,8 +323,8 @@ def _check_fresh(run_dir: Path) -> None:
         raise CnnregError(f"--run-dir {run_dir} is a file, not a directory")
     if (run_dir / MANIFEST).exists():
         try:
-            status = json.loads((run_dir / MANIFEST).read_text()).get("status")
-        except (OSError, ValueError, AttributeError):
+            status = files.read_json(run_dir / MANIFEST, MANIFEST).get("status")
+        except (CnnregError, AttributeError):
             status = None
         if status == "completed":
             raise CnnregError(f"{run_dir} already holds a completed run; choose another --run-dir, or "
@@ -429,7 +425,7 @@ def list_runs(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     found = []
     for manifest in sorted(Path(root).glob(f"*/{MANIFEST}")):
         try:
-            found.append((manifest.parent, json.loads(manifest.read_text())))
-        except (OSError, ValueError):
+            found.append((manifest.parent, files.read_json(manifest, str(manifest))))
+        except CnnregError:  # not a run's (a FIFO, too large, damaged): not listed
             continue
     return found

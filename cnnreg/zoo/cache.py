@@ -317,14 +317,11 @@ def class_names(entry: "WeightsEntry") -> list[str]:
         return list(entry.class_names)
     if entry.class_names_file is None:
         return [str(i) for i in range(entry.num_classes)]
-    import json
-
     path = fetch(entry.class_names_file, base=entry.zoo)
     where = f"class names of '{entry.name}' ({path})"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CnnregError(f"{where} cannot be read: {_first_line(exc)}") from None
+    from cnnreg.files import read_json
+
+    data = read_json(path, where)
     if isinstance(data, dict):
         try:
             rows = [data[str(i)] for i in range(len(data))]

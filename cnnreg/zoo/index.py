@@ -138,15 +138,13 @@ def _read(location: str, warnings: list[str]) -> tuple[bytes, str]:
     folder = Path(location).expanduser()
     path = folder / "zoo.json" if folder.is_dir() or not folder.suffix == ".json" else folder
     folder = path.parent.resolve()
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise CnnregError(f"zoo {location}: zoo.json is larger than {MAX_BYTES >> 20} MiB; skipped")
-        return path.read_bytes(), str(folder)
-    except FileNotFoundError:
+    from cnnreg.files import read_bounded
+
+    if not path.exists() and not path.is_symlink():
         raise CnnregError(f"zoo {location}: no zoo.json there (a folder written by `cnnreg publish`, "
-                          f"or the URL of a zoo.json, is expected; see {ENV})") from None
-    except OSError as exc:
-        raise CnnregError(f"zoo {location}: cannot read {path} ({exc.strerror or exc})") from None
+                          f"or the URL of a zoo.json, is expected; see {ENV})")
+    # a regular file of at most MAX_BYTES: a FIFO or a device named zoo.json is one warning, never a hang
+    return read_bounded(path, f"zoo {location}: {path.name}", limit=MAX_BYTES), str(folder)
 
 
 def _hf_index(location: str) -> str:
@@ -170,7 +168,9 @@ def _read_url(url: str, location: str, warnings: list[str]) -> bytes:
 
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(copy.stat().st_mtime))
             warnings.append(f"{exc}; using its copy from {when}")
-            return copy.read_bytes()
+            from cnnreg.files import read_bounded
+
+            return read_bounded(copy, f"the cached copy of zoo {location} ({copy})", limit=MAX_BYTES)
         raise CnnregError(f"{exc}; its entries are not listed") from None
     if copy is not None:
         try:

@@ -1,0 +1,80 @@
+"""Every file cnnreg reads because a user, a manifest or a zoo names it is a regular file of a
+bounded size and nesting: a FIFO, a folder or a device in its place, or a file too large or nested
+too deeply, is one line, at once (issue 25 item 6).  A FIFO would block a plain read forever, so
+each case runs in a subprocess with a timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cnnreg import files
+from cnnreg.errors import CnnregError
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+
+
+def cnnreg(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnnreg", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=60)
+
+
+def test_read_bounded_takes_regular_files_only(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "small.json").write_text('{"a": [1, 2]}')
+    (tmp_path / "deep.json").write_text("[" * 100 + "]" * 100)
+    (tmp_path / "deeper.json").write_text("[" * 100_000 + "]" * 100_000)
+    cases = {"fifo": r"is a FIFO \(named pipe\), not a regular file", ".": "is a folder",
+             "nothere": "does not exist", "/dev/zero": "is a character device"}
+    for name, words in cases.items():
+        with pytest.raises(files.NotRegular, match=words):
+            files.read_bounded(tmp_path / name, "it", limit=1 << 20)
+    assert files.read_json(tmp_path / "small.json", "it") == {"a": [1, 2]}
+    with pytest.raises(files.NotRegular, match="13 bytes, more than the 12"):
+        files.read_json(tmp_path / "small.json", "it", limit=12)
+    with pytest.raises(CnnregError, match="nests more than 64 levels"):
+        files.read_json(tmp_path / "deep.json", "it")
+    with pytest.raises(CnnregError, match="nested too deeply"):
+        files.read_json(tmp_path / "deeper.json", "it")
+    with pytest.raises(files.NotRegular, match="FIFO"):
+        files.sha256_of(tmp_path / "fifo")
+
+
+def test_a_fifo_or_device_named_by_a_user_a_run_or_a_zoo_is_one_line(tmp_path, subprocess_env):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "run.json")  # a hostile run directory
+    os.mkfifo(tmp_path / "image.png")
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    os.mkfifo(zoo / "zoo.json")
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "run.json").write_text(json.dumps({"config": {}, "x": json.loads("[" * 80 + "]" * 80)}))
+
+    shown = cnnreg("evaluate", str(run), env=subprocess_env, cwd=tmp_path)
+    assert shown.returncode == 2 and shown.stderr.strip() == f"error: run.json in {run} is a FIFO (named pipe), not a regular file; refused"
+    nested = cnnreg("evaluate", str(deep), env=subprocess_env, cwd=tmp_path)
+    assert nested.returncode == 2 and "nests more than 64 levels deep; refused" in nested.stderr
+    image = cnnreg("predict", "lenet5.digits", str(tmp_path / "image.png"), env=subprocess_env, cwd=tmp_path)
+    assert image.returncode == 2 and len(image.stderr.splitlines()) == 1  # no such entry: no image is read
+    listed = cnnreg("runs", "--root", str(tmp_path), env=subprocess_env, cwd=tmp_path)
+    assert listed.returncode == 0 and listed.stderr == ""  # a run that cannot be read is not listed
+    env = dict(subprocess_env, CNNREG_ZOO=str(zoo))
+    weights = cnnreg("list", "weights", "--json", env=env, cwd=tmp_path)
+    assert weights.returncode == 0, weights.stderr
+    assert f"zoo {zoo}: zoo.json is a FIFO (named pipe), not a regular file; refused" in weights.stderr
+
+
+def test_an_image_that_is_not_a_regular_file_is_refused(tmp_path):
+    from cnnreg.images import ImageError, read_image
+
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(ImageError, match="not a regular file"):
+        read_image(tmp_path / "pipe.png", 3)
+    with pytest.raises(ImageError, match="Is a directory"):
+        read_image(tmp_path, 3)
