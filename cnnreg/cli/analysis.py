@@ -58,7 +58,9 @@ def summary_command(
     as_json: bool = _json_option(),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """Layer table with parameters, MACs and activation bytes; with --batch, the training-memory budget.
+    """Layer table: parameters, MACs and activation bytes.
+
+    With --batch, the training-memory budget too.
 
     Examples:
 
@@ -261,7 +263,9 @@ def estimate_command(
     as_json: bool = _json_option(),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """The largest batch that fits a device; when --batch does not fit, the remedies ranked by bytes saved.
+    """The largest batch that fits a device's memory.
+
+    When --batch does not fit, the remedies ranked by bytes saved.
 
     --method compiled reads XLA's plan of the compiled training step (JAX, nothing allocated).
 
@@ -433,7 +437,9 @@ def compare_command(
     as_json: bool = _json_option(),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """Architectures side by side: parameters, MACs, activation memory and training memory at a batch.
+    """Architectures side by side: parameters, MACs, memory.
+
+    Parameters, MACs, activation memory and training memory at a batch.
 
     Examples:
 

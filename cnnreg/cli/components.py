@@ -28,7 +28,7 @@ def list_command(
     provider: Optional[str] = typer.Option(None, "--provider", "-p", help="Only components of this package."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (see docs/cli.md)."),
 ) -> None:
-    """List installed components with the package that provides each.
+    """List installed components and the package of each.
 
     Examples:
 
@@ -267,7 +267,9 @@ def show_command(
     name: str = typer.Argument(..., help="NAME, KIND/NAME or PROVIDER/NAME, e.g. resnet34 or initialiser/he_normal."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (see docs/cli.md)."),
 ) -> None:
-    """Show one component: parameters with types and defaults, docstring, provider, metadata.
+    """Show one component: parameters, docstring, provider.
+
+    Each parameter with its type and default; the docstring, the provider and the metadata.
 
     Examples:
 

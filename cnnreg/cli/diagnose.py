@@ -25,7 +25,9 @@ def diagnose_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """At initialisation, on one batch of real data, per hidden layer: activation mean and std,
+    """Check an initialiser: signal and gradient std per layer.
+
+    At initialisation, on one batch of real data, per hidden layer: activation mean and std,
     dead ReLUs or saturated tanh/sigmoid units, the std of the loss gradient with respect to
     the layer's output and the weights' std; forward ratio = activation std of the last hidden
     layer / the first's, backward ratio = gradient std at the first / at the last (the Glorot &
@@ -36,7 +38,7 @@ def diagnose_command(
 
       cnnreg diagnose plain_net:depth=30 --init he_normal --init glorot_uniform --out diag/
 
-      cnnreg diagnose plain_net:depth=5,width=1000,conv=false,activation=tanh --init glorot_uniform --init variance_scaling:scale=1/3,mode=fan_in,distribution=uniform
+      cnnreg diagnose plain_net:depth=5,width=1000,conv=false,activation=tanh --init glorot_uniform --init variance_scaling:scale=1/3,distribution=uniform
 
       cnnreg diagnose resnet18 --dataset digits --batch 32 --json
     """

@@ -34,8 +34,9 @@ def lr_find_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output, with every step's rate and loss."),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """Suggest a learning rate by the range test (Smith 2017; fastai's and Lightning's lr_find):
-    from the run's initial weights, train while the rate grows exponentially from --start to
+    """Suggest a learning rate by the range test (Smith 2017).
+
+    As fastai's and Lightning's lr_find: from the run's initial weights, train while the rate grows exponentially from --start to
     --end, smooth the loss, stop once it diverges, and suggest the rate of the steepest descent
     (the rate at the minimum / 10 is given too).  Nothing is kept: the weights and random
     states are put back.

@@ -189,7 +189,9 @@ def resume_command(
     process_id: Optional[int] = process_id_option(),
     coordinator_timeout: int = coordinator_timeout_option(),
 ) -> None:
-    """Continue an interrupted or crashed run from its last completed epoch.
+    """Continue a stopped run from its last completed epoch.
+
+    A run that was interrupted or crashed goes on from its last completed epoch.
 
     Examples:
 
@@ -212,7 +214,9 @@ def rerun_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output: the run's outcome and history (nothing else on stdout)."),
 ) -> None:
-    """Start a new run from another run's manifest (config-free reproducibility).
+    """Start a new run from another run's manifest.
+
+    Config-free reproducibility: the manifest names every component and option.
 
     Example:
 
@@ -229,7 +233,9 @@ def runs_command(
     root: Path = typer.Option(DEFAULT_ROOT, "--root", help="Folder holding run directories."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List runs: architecture, dataset, status, best validation accuracy, epochs, duration.
+    """List runs with their status and best validation accuracy.
+
+    Architecture, dataset, regularisers, status, best validation accuracy, epochs, duration.
 
     A narrow terminal drops whole columns (time, dataset, architecture, epochs first) rather
     than cut a name or a number.
@@ -318,7 +324,9 @@ def log_command(
     log: List[str] = typer.Option(..., "--log", help="Logger spec, repeatable: mlflow:uri=URL,experiment=NAME, csv (`cnnreg list loggers`)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Send a run that has ended to loggers: parameters, every epoch of history.csv, test metrics, model.keras, curves.png and run.json.
+    """Send a run that has ended to loggers (MLflow, CSV, ...).
+
+    Its parameters, every epoch of history.csv, test metrics, model.keras, curves.png and run.json.
 
     For a run whose tracker was down while it trained, or one trained without --log. Each logger gets a new run; its id is kept in run.json.
 
@@ -349,8 +357,9 @@ def evaluate_command(
     split: str = typer.Option("test", "--split", help="train, validation or test."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Evaluate a run's best model or pretrained weights: loss, accuracy, top-5, per-class
-    precision/recall (and a run's confusion.png).
+    """Evaluate a run's best model or pretrained weights.
+
+    Loss, accuracy, top-5, per-class precision/recall (and a run's confusion.png).
 
     Examples:
 
@@ -392,8 +401,9 @@ def predict_command(
     top: int = typer.Option(3, "--top", help="How many classes to show per image."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Classify images with a run's best model or pretrained weights, preprocessed exactly as
-    in training; a weights entry names its classes (ImageNet's 1000 for keras-*.imagenet).
+    """Classify images with a run's best model or pretrained weights.
+
+    Images are preprocessed exactly as in training; a weights entry names its classes (ImageNet's 1000 for keras-*.imagenet).
 
     Examples:
 
