@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import textwrap
-from typing import Any
+from typing import Any, Callable, Iterable, Sequence
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -26,13 +26,18 @@ PROSE_WIDTH = 100
 
 
 def error(message: str) -> None:
-    """One line on stderr: ``error: message``."""
-    err_console.print(f"[bold red]error:[/] {_escape(message)}")
+    """One line on stderr: ``error: message`` (wrapped at words on a terminal, see :func:`warn`)."""
+    _note("[bold red]error:[/]", message)
 
 
 def warn(message: str) -> None:
-    """One line on stderr: ``warning: message``."""
-    err_console.print(f"[yellow]warning:[/] {_escape(message)}")
+    """One line on stderr: ``warning: message``.  On a terminal it is wrapped at words to the
+    terminal's width; into a pipe or a file it stays one line, for grep and scripts."""
+    _note("[yellow]warning:[/]", message)
+
+
+def _note(label: str, message: str) -> None:
+    err_console.print(f"{label} {_escape(message)}", soft_wrap=not err_console.is_terminal)
 
 
 def print_json(data: Any) -> None:
@@ -89,6 +94,51 @@ def cut(text: str, width: int) -> str:
     if space >= max(1, (width * 2) // 3):  # back up to the last whole word, unless that wastes a third
         head = head[:space]
     return head.rstrip(" ,;:-(/") + "…"
+
+
+def cut_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` terminal cells: whole if it fits, else its start and its end
+    around "…", so that two names that differ only at the end (two zoos' URLs, conv2_block1_1_conv
+    and conv2_block1_2_conv) stay apart."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 2:
+        return cut(text, width)
+    tail_room = (width - 1) // 2
+    head_room = width - 1 - tail_room
+    head, used = [], 0
+    for char in text:
+        if used + cell_len(char) > head_room:
+            break
+        head.append(char)
+        used += cell_len(char)
+    tail, used = [], 0
+    for char in reversed(text):
+        if used + cell_len(char) > tail_room:
+            break
+        tail.append(char)
+        used += cell_len(char)
+    return "".join(head) + "…" + "".join(reversed(tail))
+
+
+def fit_columns(build: Callable[[set[str]], Any], optional: Sequence[str], width: int) -> tuple[Any, list[str]]:
+    """``build(hidden)`` with as few of the ``optional`` columns hidden as lets it fit ``width``
+    columns, hiding them in the order given; returns the table and the columns hidden (say them
+    with :func:`hidden_note`).  With every one hidden and still too wide, that last table."""
+    hidden: list[str] = []
+    table = build(set())
+    for column in optional:
+        if natural_width(table) <= width:
+            break
+        hidden.append(column)
+        table = build(set(hidden))
+    return table, hidden
+
+
+def hidden_note(hidden: Iterable[str], where: str = "--json") -> str:
+    """``hidden to fit: a, b (see --json)`` (dim), or "" when nothing was hidden."""
+    hidden = list(hidden)
+    return f"[dim]hidden to fit: {', '.join(hidden)} (see {where})[/]" if hidden else ""
 
 
 _BULLET = re.compile(r"^(?:[-*+•]|\d+[.)]|\(\w\))\s+")
