@@ -157,14 +157,14 @@ def _weights_table(title: str, rows, width: int):
 
     The provider is said once in the title when every row has the same.  Names are never cut;
     where the line would be wider than ``width``, the size/source and provider columns are cut
-    (to no fewer than 10 and 16 columns), then size/source is left out, then the parameters.
+    (to no fewer than 10 and 16 columns; the provider in the middle), then size/source is left out, then the parameters.
     Returns the table and what was left out.
     """
     from rich.cells import cell_len
     from rich.markup import escape
     from rich.table import Table
 
-    from cnnreg.cli.render import cut
+    from cnnreg.cli.render import cut, cut_middle
 
     meta = [c.metadata for c in rows]
     versioned = [f"{c.provider} {c.provider_version}" for c in rows]
@@ -198,7 +198,9 @@ def _weights_table(title: str, rows, width: int):
         table.add_column(header, style="bold cyan" if header == "name" else None, no_wrap=True,
                          justify="right" if header in ("classes", "top-1", "params") else "left")
     for i in range(len(rows)):
-        table.add_row(*(escape(cut(texts[i], widths[h])) for h, texts in columns.items()))
+        # a provider is cut in the middle: two zoos' URLs differ at their ends
+        table.add_row(*(escape((cut_middle if h == "provider" else cut)(texts[i], widths[h]))
+                        for h, texts in columns.items()))
     if one_provider:
         table.title = f"{title}, all from {escape(versioned[0])}"
     return table, left_out

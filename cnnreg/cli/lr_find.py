@@ -79,8 +79,9 @@ def lr_find_command(
         return
     from cnnreg.training.lr_find import describe
 
-    console.print(f"lr-find {result.title_text}", highlight=False, soft_wrap=True)
-    console.print(describe(result.test), highlight=False, soft_wrap=True)
+    # wrapped at words to the terminal; the plot's path stays one line, to be pasted
+    console.print(f"lr-find {result.title_text}", highlight=False)
+    console.print(describe(result.test), highlight=False)
     if result.suggested_lr is not None:
         console.print(f"suggested: --lr {result.suggested_lr:.3g}", highlight=False)
     if result.files:

@@ -151,7 +151,8 @@ def reflow(text: str, width: int) -> list[str]:
     """A docstring's lines, each paragraph re-filled to ``width`` columns (at most
     :data:`PROSE_WIDTH`), so hard line breaks written for another width do not leave ragged lines.
 
-    Paragraphs are runs of unindented lines.  List items ("- ", "* ", "1. ") are re-filled with a
+    Paragraphs are runs of unindented lines; an inline literal (two backticks each side) shows
+    with one backtick each side.  List items ("- ", "* ", "1. ") are re-filled with a
     hanging indent; indented blocks (code, ``Args:`` bodies), doctest lines (">>>"), table rows
     ("|") and underlined headings are kept exactly as written.
     """
@@ -164,9 +165,9 @@ def reflow(text: str, width: int) -> list[str]:
         nonlocal words, indent
         if words:
             # a lone symbol ("×", "→", "=") stays on the line of the word before it, and an inline
-            # literal (``pip install x``) on one line
+            # literal (``pip install x``) on one line, shown `pip install x` (no RST markup)
             text = _GLUE.sub("\u00a0", " ".join(words))
-            text = _LITERAL.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
+            text = _LITERAL.sub(lambda m: "`" + m.group(0)[2:-2].replace(" ", "\u00a0") + "`", text)
             lines = textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
                                   break_on_hyphens=False)
             out.extend(line.replace("\u00a0", " ") for line in lines)
