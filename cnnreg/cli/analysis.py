@@ -446,12 +446,12 @@ def _print_compiled(result) -> None:
     # stacked, the notes under the terms keep NOTE_ROOM columns: else the exact bytes go (MB and MiB stay)
     figures = max(len(_int(n)) for n in (plan.total_bytes, plan.temp_bytes, plan.argument_bytes, -plan.alias_bytes))
     hidden = ["bytes"] if console.width - (figures + 2 * len("(10^6 bytes)") + 9) < NOTE_ROOM else []
-    console.print(_plan_table(plan, console.width, set(hidden)))
+    console.print(plan_table(plan, console.width, set(hidden)))
     if hidden:
         console.print(hidden_note(hidden))
 
 
-def _plan_table(plan, width: int | None = None, hidden: set[str] = frozenset()):
+def plan_table(plan, width: int | None = None, hidden: set[str] = frozenset()):
     """XLA's four figures of a compiled step (and its code size) in bytes, MB and MiB; the total
     last.  Notes under their terms where a note column does not fit ``width``; ``hidden``: the
     columns left out ("bytes")."""
