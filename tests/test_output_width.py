@@ -514,3 +514,21 @@ def test_show_renders_inline_literals_with_one_backtick(monkeypatch):
     out = cli(100, "show", "googlenet", monkeypatch=monkeypatch).stdout
     assert "``" not in out and "`batchnorm=True`" in " ".join(out.split())
     assert reflow("Use ``pip install x`` here.", 80) == ["Use `pip install x` here."]
+
+
+def test_a_warning_wraps_on_a_terminal_and_is_one_line_into_a_pipe(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from cnnreg.cli import render
+
+    message = "glorot_uniform: activations shrink by more than a decade (forward ratio 0.0015) " * 3
+    for terminal in (True, False):
+        buffer = io.StringIO()
+        monkeypatch.setattr(render, "err_console", Console(file=buffer, width=60, force_terminal=terminal,
+                                                           color_system=None, highlight=False, soft_wrap=True))
+        render.warn(message)
+        lines = buffer.getvalue().splitlines()
+        assert " ".join(" ".join(lines).split()) == "warning: " + " ".join(message.split())
+        assert (len(lines) > 1 and all(cell_len(line) <= 60 for line in lines)) if terminal else len(lines) == 1

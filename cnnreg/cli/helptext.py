@@ -94,7 +94,7 @@ def _continued(line: str, width: int) -> list[str]:
     units = [piece for unit in units for piece in (unit.split(" ", 1) if len(unit) + 6 > width else [unit])]
     rows: list[str] = []
     for unit in units:
-        room = width - 2 - (4 if rows else 0)  # a continued row is indented and every row but the last ends " \\"
+        room = width - 2 - (4 if len(rows) > 1 else 0)  # a continued row is indented; all but the last end " \\"
         if rows and len(rows[-1] + " " + unit) <= room:
             rows[-1] += " " + unit
         else:
