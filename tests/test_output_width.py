@@ -11,7 +11,7 @@ from rich.cells import cell_len
 
 import cnnreg
 from cnnreg import testing
-from cnnreg.cli.render import cut, reflow
+from cnnreg.cli.render import cut, cut_middle, reflow
 from cnnreg.errors import ParameterError, UnknownComponentError, choices_text, suggestions
 from cnnreg.registry import KINDS, first_sentence
 from cnnreg.testing import run_cli
@@ -532,3 +532,34 @@ def test_a_warning_wraps_on_a_terminal_and_is_one_line_into_a_pipe(monkeypatch):
         lines = buffer.getvalue().splitlines()
         assert " ".join(" ".join(lines).split()) == "warning: " + " ".join(message.split())
         assert (len(lines) > 1 and all(cell_len(line) <= 60 for line in lines)) if terminal else len(lines) == 1
+
+
+def test_cut_apart_keeps_what_tells_texts_apart():
+    from cnnreg.cli.render import cut_apart
+
+    zoos = ["zoo:https://example.org/zoos/alpha/zoo.json", "zoo:https://example.org/zoos/bravo/zoo.json", "cnnreg"]
+    assert cut_apart(zoos, 100) == zoos
+    for width in (8, 12, 16, 20, 30):
+        shown = cut_apart(zoos, width)
+        assert len(set(shown)) == 3 and shown[2] == "cnnreg" and all(cell_len(s) <= width for s in shown)
+        assert "alpha" in shown[0] and "bravo" in shown[1]
+    assert cut_apart(["x" * 30], 10) == [cut_middle("x" * 30, 10)]
+
+
+def test_list_weights_tells_two_zoos_apart_at_60_columns(tmp_path, monkeypatch):
+    zoos = []
+    for team in ("alpha", "bravo"):
+        folder = tmp_path / f"a-long-shared-folder-of-the-{team}-team" / "zoo"
+        folder.mkdir(parents=True)
+        entry = {"name": f"lenet5.{team}", "architecture": "lenet5", "dataset": "digits", "num_classes": 10,
+                 "input_shape": [32, 32, 1], "files": {"model": {"url": "x.keras", "filename": "x.keras",
+                                                                  "hash": "sha256:" + "0" * 64, "size": 1000}}}
+        (folder / "zoo.json").write_text(json.dumps({"cnnreg_zoo": 1, "entries": [entry]}))
+        zoos.append(str(folder))
+    monkeypatch.setenv("CNNREG_ZOO", ",".join(zoos))
+    monkeypatch.setenv("CNNREG_CACHE", str(tmp_path / "cache"))
+    for width in (60, 80):
+        out = cli(width, "list", "weights", "--filter", "lenet5.*", monkeypatch=monkeypatch).stdout
+        providers = [row.split("│")[-1].strip() for row in table_rows(out)]
+        assert len(providers) == 2 and "alpha" in providers[0] and "bravo" in providers[1], out
+        assert fits(out, width), out

@@ -157,14 +157,14 @@ def _weights_table(title: str, rows, width: int):
 
     The provider is said once in the title when every row has the same.  Names are never cut;
     where the line would be wider than ``width``, the size/source and provider columns are cut
-    (to no fewer than 10 and 16 columns; the provider in the middle), then size/source is left out, then the parameters.
+    (to no fewer than 10 and 16 columns; providers keep what tells them apart), then size/source is left out, then the parameters.
     Returns the table and what was left out.
     """
     from rich.cells import cell_len
     from rich.markup import escape
     from rich.table import Table
 
-    from cnnreg.cli.render import cut, cut_middle
+    from cnnreg.cli.render import cut, cut_apart
 
     meta = [c.metadata for c in rows]
     versioned = [f"{c.provider} {c.provider_version}" for c in rows]
@@ -184,6 +184,7 @@ def _weights_table(title: str, rows, width: int):
         widths = {h: max([cell_len(h), *(cell_len(t) for t in texts)]) for h, texts in columns.items()}
         excess = sum(widths.values()) + 3 * (len(widths) - 1) - width
         for header, least in shortest.items():
+            least = max(least, cell_len(header))  # a header is never cut: the column is at least as wide
             if excess > 0 and header in widths and widths[header] > least:
                 take = min(excess, widths[header] - least)
                 widths[header] -= take
@@ -193,14 +194,15 @@ def _weights_table(title: str, rows, width: int):
             break
         del columns[droppable[0]]
         left_out.add(droppable[0])
+    # providers are cut where they are the same, keeping what tells two zoos apart
+    shown = {h: cut_apart(texts, widths[h]) if h == "provider" else [cut(t, widths[h]) for t in texts]
+             for h, texts in columns.items()}
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for header in columns:
         table.add_column(header, style="bold cyan" if header == "name" else None, no_wrap=True,
                          justify="right" if header in ("classes", "top-1", "params") else "left")
     for i in range(len(rows)):
-        # a provider is cut in the middle: two zoos' URLs differ at their ends
-        table.add_row(*(escape((cut_middle if h == "provider" else cut)(texts[i], widths[h]))
-                        for h, texts in columns.items()))
+        table.add_row(*(escape(shown[h][i]) for h in columns))
     if one_provider:
         table.title = f"{title}, all from {escape(versioned[0])}"
     return table, left_out

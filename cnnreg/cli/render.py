@@ -121,6 +121,39 @@ def cut_middle(text: str, width: int) -> str:
     return "".join(head) + "…" + "".join(reversed(tail))
 
 
+def cut_apart(texts: Sequence[str], width: int) -> list[str]:
+    """Each of ``texts`` in at most ``width`` cells, cut so that different texts stay different:
+    what they share at the start and at the end is shortened (with "…") before the part that tells
+    them apart (zoo:/shared/alpha/zoo and zoo:/shared/bravo/zoo → zoo:…alpha…, zoo:…bravo…).
+    Texts that fit are kept whole; one text alone to cut is cut in the middle (:func:`cut_middle`)."""
+    import os
+
+    if all(cell_len(t) <= width for t in texts):
+        return list(texts)
+    distinct = sorted({t for t in texts if cell_len(t) > width})  # those to cut; the rest stay whole
+    if len(distinct) < 2:
+        return [cut_middle(t, width) for t in texts]
+    head = os.path.commonprefix(distinct)
+    tail = os.path.commonprefix([d[::-1] for d in distinct])[::-1]
+    overlap = len(head) + len(tail) - min(len(d) for d in distinct)
+    if overlap > 0:
+        tail = tail[overlap:]
+    out = []
+    for text in texts:
+        if text not in distinct:
+            out.append(text)
+            continue
+        middle = text[len(head):len(text) - len(tail)]
+        room = width - cell_len(middle)
+        head_room = min(cell_len(head), max(room - min(cell_len(tail), room // 2), 0))
+        tail_room = min(cell_len(tail), room - head_room)
+        start = head if cell_len(head) <= head_room else head[:max(head_room - 1, 0)] + "…"
+        end = tail if cell_len(tail) <= tail_room else "…" + tail[len(tail) - max(tail_room - 1, 0):]
+        shown = start + middle + end
+        out.append(shown if cell_len(shown) <= width and (head_room >= 1 or not head) else cut_middle(text, width))
+    return out
+
+
 def fit_columns(build: Callable[[set[str]], Any], optional: Sequence[str], width: int) -> tuple[Any, list[str]]:
     """``build(hidden)`` with as few of the ``optional`` columns hidden as lets it fit ``width``
     columns, hiding them in the order given; returns the table and the columns hidden (say them
