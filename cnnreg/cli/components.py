@@ -49,7 +49,7 @@ def list_command(
         print_json(result.to_dict())
         return
     chosen, found = result.kinds, result.components
-    from cnnreg.cli.render import console, print_wide
+    from cnnreg.cli.render import console, hidden_note, print_wide
 
     if not found:
         console.print("no components match")
@@ -71,7 +71,7 @@ def list_command(
         console.print("* shadowed: a built-in has this name, so the bare name means the built-in; "
                       "reach this one as provider/name")
     if hidden:
-        console.print(f"[dim]hidden to fit: {', '.join(sorted(hidden))} (see cnnreg show NAME)[/]")
+        console.print(hidden_note(sorted(hidden), "cnnreg show NAME"))
 
 
 #: At ``cnnreg list``'s narrowest layouts a summary keeps at least this many columns.
