@@ -11,7 +11,7 @@ from rich.cells import cell_len
 
 import cnnreg
 from cnnreg import testing
-from cnnreg.cli.render import cut, reflow
+from cnnreg.cli.render import cut, cut_middle, reflow
 from cnnreg.errors import ParameterError, UnknownComponentError, choices_text, suggestions
 from cnnreg.registry import KINDS, first_sentence
 from cnnreg.testing import run_cli
@@ -405,3 +405,186 @@ def test_listing_lays_out_as_richs_table_does():
         printed.append([line.rstrip() for line in out.file.getvalue().splitlines()])
     assert printed[1] == printed[0]
     assert printed[1][4] == "lenet5  │      10 │ LeNet-5 [1998]"
+# --- tables that fit: diagnose, estimate, --method compiled, runs (issue 25 item 2) --------------
+
+
+def cell_texts(out: str, column: int) -> list[str]:
+    """Each table row's text in ``column`` (0-based), its wrapped lines joined with spaces; folded
+    words (a line that ends inside one) are joined as they were."""
+    rows, current = [], []
+    for line in out.splitlines() + ["─┼─"]:
+        if "┼" in line or "╇" in line:
+            if current:
+                rows.append(" ".join(current))
+            current = []
+        elif "│" in line:
+            parts = line.split("│")
+            if column < len(parts) and parts[column].strip():
+                current.append(parts[column].strip())
+    return rows
+
+
+def fits(out: str, width: int) -> bool:
+    return all(cell_len(line.rstrip()) <= width for line in out.splitlines())
+
+
+@pytest.mark.parametrize("width", (60, 80, 120))
+def test_diagnose_fits_and_hides_columns_before_cutting_names(width, monkeypatch):
+    result = cli(width, "diagnose", "resnet18", "--init", "glorot_uniform", "--dataset",
+                 "digits:size=8", "--batch", "4", monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert fits(out, width), max(out.splitlines(), key=cell_len)
+    flat = " ".join(out.split())
+    assert "hidden layers, all relu" in flat and "activation ┃" not in out  # said once, not a column
+    assert "glorot_uniform: forward ratio" in flat
+    rows = table_rows(out)
+    if width >= 80:
+        assert "weights std" in out and "hidden to fit" not in out
+        assert any(row.split("│")[1].strip() == "conv2_block1_1_relu" for row in rows)  # names whole
+    else:
+        assert out.rstrip().splitlines()[-1] == "hidden to fit: weights std, dead/sat. (see --json)"
+        assert "conv2_block1_1_relu" in out and "…" not in out  # the columns went, the names stayed
+
+
+def test_diagnose_with_several_activations_keeps_the_column(monkeypatch):
+    out = cli(80, "diagnose", "plain_net:depth=3,width=4,activation=tanh", "--dataset", "digits:size=8", "--batch",
+              "8", monkeypatch=monkeypatch).stdout
+    assert "all tanh" in out and "activation" not in out.splitlines()[2]
+    assert fits(out, 80)
+
+
+@pytest.mark.parametrize("width", (60, 80, 120, 200))
+def test_estimate_fits_with_every_note_and_remedy_whole(width, monkeypatch):
+    args = ("estimate", "lenet5", "--device-memory", "2MiB", "--batch", "256")
+    result = cli(width, *args, monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert fits(out, width), max(out.splitlines(), key=cell_len)
+    data = json.loads(run_cli(*args, "--json").stdout)
+    assert data["remedies"], "the batch should not fit"
+    remedies = out[out.index("remedies, most bytes saved first"):]
+
+    def squashed(texts) -> str:  # a word folded across lines is whole again without the spaces
+        return "".join("".join(texts).split())
+
+    what, how = squashed(cell_texts(remedies, 1)), squashed(cell_texts(remedies, 5))
+    for remedy in data["remedies"]:  # what and how, whole (folded at worst, never cut)
+        assert squashed(remedy["title"]) in what, (remedy, what)
+        assert squashed(remedy["detail"]) in (how or what), (remedy, how or what)
+    assert "…" not in out
+    for term in data["budget"]["terms"]:
+        assert f"\n{term['name']} " in out
+    stacked = "MB (10^6 bytes)" not in out
+    assert stacked == (width <= 80) or width == 120  # a note column only where it fits whole
+    if not stacked:
+        row = next(line for line in out.splitlines() if line.startswith("weights "))
+        assert row.rstrip().endswith(next(t["note"] for t in data["budget"]["terms"] if t["name"] == "weights"))
+
+
+@pytest.mark.parametrize("width", (60, 80, 120))
+def test_the_compiled_plan_table_fits(width):
+    from rich.console import Console
+
+    from cnnreg.analysis.compiled import CompiledPlan
+    from cnnreg.cli.analysis import plan_table
+    from cnnreg.cli.render import natural_width
+
+    # lenet5's step on a CPU at batch 21218 (XLA's figures, cnnreg estimate lenet5 --method compiled)
+    plan = CompiledPlan("lenet5", 21218, "float32", "adam", "cpu", "cpu", 88_498_144, 740_808, 985_203_920,
+                        740_496, 0, 1.0)
+    hidden = set() if width >= 70 else {"bytes"}
+    console = Console(width=width, record=True, file=open("/dev/null", "w"))
+    console.print(plan_table(plan, width, hidden))
+    out = console.export_text()
+    assert fits(out, width) and "…" not in out
+    assert ("1,073,702,376" in out) == (width >= 70)
+    note = "what the step allocates: activations kept for backprop, gradients, scratch"
+    assert any(note in text for text in cell_texts(out, 0) + cell_texts(out, 5)), out
+    assert natural_width(plan_table(plan)) > 120  # the wide layout, where there is room
+
+
+@pytest.mark.parametrize("names", [
+    ["20261130-034016-resnet34-digits", "20261130-041500-lenet5-digits"],  # the default names carry both
+    ["baseline", "with-mixup-and-cutmix"],  # --run-dir names carry neither
+])
+def test_runs_keeps_what_the_folder_names_do_not_carry(tmp_path, monkeypatch, names):
+    for name, arch in zip(names, ("resnet34", "lenet5")):
+        data = {"status": "completed", "config": {"architecture": arch, "dataset": "digits:size=8", "epochs": 30,
+                                                  "regularisers": ["mixup=0.2", "cutmix"]},
+                "best": {"val_accuracy": 0.9}, "test": {"accuracy": 0.8}, "epochs_done": 30, "seconds": 12.0}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(data))
+    out = cli(80, "runs", "--root", str(tmp_path), monkeypatch=monkeypatch).stdout
+    assert fits(out, 80) and "…" not in out
+    header = out.splitlines()[0]
+    carried = names[0].startswith("2026")
+    assert ("dataset" in header) == (not carried) and ("regs" in header or "regularisers" in header)
+    assert "mixup=0.2" in out and "0.9000" in out
+    assert json.loads(run_cli("runs", "--root", str(tmp_path), "--json").stdout)["runs"][0]["regularisers"] == [
+        "mixup=0.2", "cutmix"]
+
+
+def test_cut_middle_keeps_both_ends():
+    from cnnreg.cli.render import cut_middle
+
+    a, b = "zoo:https://example.org/zoos/alpha/zoo.json", "zoo:https://example.org/zoos/bravo/zoo.json"
+    assert cut_middle(a, 100) == a
+    assert cut_middle(a, 24) != cut_middle(b, 24) and cut_middle(a, 24).startswith("zoo:https://")
+    assert all(cell_len(cut_middle(a, w)) <= w for w in range(0, 50))
+    assert cut_middle("conv2_block1_1_relu", 12) == "conv2_…_relu"
+
+
+def test_show_renders_inline_literals_with_one_backtick(monkeypatch):
+    out = cli(100, "show", "googlenet", monkeypatch=monkeypatch).stdout
+    assert "``" not in out and "`batchnorm=True`" in " ".join(out.split())
+    assert reflow("Use ``pip install x`` here.", 80) == ["Use `pip install x` here."]
+
+
+def test_a_warning_wraps_on_a_terminal_and_is_one_line_into_a_pipe(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from cnnreg.cli import render
+
+    message = "glorot_uniform: activations shrink by more than a decade (forward ratio 0.0015) " * 3
+    for terminal in (True, False):
+        buffer = io.StringIO()
+        monkeypatch.setattr(render, "err_console", Console(file=buffer, width=60, force_terminal=terminal,
+                                                           color_system=None, highlight=False, soft_wrap=True))
+        render.warn(message)
+        lines = buffer.getvalue().splitlines()
+        assert " ".join(" ".join(lines).split()) == "warning: " + " ".join(message.split())
+        assert (len(lines) > 1 and all(cell_len(line) <= 60 for line in lines)) if terminal else len(lines) == 1
+
+
+def test_cut_apart_keeps_what_tells_texts_apart():
+    from cnnreg.cli.render import cut_apart
+
+    zoos = ["zoo:https://example.org/zoos/alpha/zoo.json", "zoo:https://example.org/zoos/bravo/zoo.json", "cnnreg"]
+    assert cut_apart(zoos, 100) == zoos
+    for width in (8, 12, 16, 20, 30):
+        shown = cut_apart(zoos, width)
+        assert len(set(shown)) == 3 and shown[2] == "cnnreg" and all(cell_len(s) <= width for s in shown)
+        assert "alpha" in shown[0] and "bravo" in shown[1]
+    assert cut_apart(["x" * 30], 10) == [cut_middle("x" * 30, 10)]
+
+
+def test_list_weights_tells_two_zoos_apart_at_60_columns(tmp_path, monkeypatch):
+    zoos = []
+    for team in ("alpha", "bravo"):
+        folder = tmp_path / f"a-long-shared-folder-of-the-{team}-team" / "zoo"
+        folder.mkdir(parents=True)
+        entry = {"name": f"lenet5.{team}", "architecture": "lenet5", "dataset": "digits", "num_classes": 10,
+                 "input_shape": [32, 32, 1], "files": {"model": {"url": "x.keras", "filename": "x.keras",
+                                                                  "hash": "sha256:" + "0" * 64, "size": 1000}}}
+        (folder / "zoo.json").write_text(json.dumps({"cnnreg_zoo": 1, "entries": [entry]}))
+        zoos.append(str(folder))
+    monkeypatch.setenv("CNNREG_ZOO", ",".join(zoos))
+    monkeypatch.setenv("CNNREG_CACHE", str(tmp_path / "cache"))
+    for width in (60, 80):
+        out = cli(width, "list", "weights", "--filter", "lenet5.*", monkeypatch=monkeypatch).stdout
+        providers = [row.split("│")[-1].strip() for row in table_rows(out)]
+        assert len(providers) == 2 and "alpha" in providers[0] and "bravo" in providers[1], out
+        assert fits(out, width), out

@@ -428,7 +428,7 @@ def log_run(run_dir: str | Path, *, log: Sequence[str] | str) -> LogResult:
 
 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> RunsResult:
-    """Every run under ``root`` (``cnnreg runs``): architecture, dataset, status (a ``running`` run
+    """Every run under ``root`` (``cnnreg runs``): architecture, dataset, regularisers, status (a ``running`` run
     whose process is gone is ``interrupted``), best validation accuracy, epochs, duration."""
     from cnnreg.training.rundir import list_runs as found_runs
     from cnnreg.training.rundir import shown_status
@@ -444,6 +444,7 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> RunsResult:
         best = data.get("best") if isinstance(data.get("best"), dict) else {}
         rows.append({
             "run_dir": str(path), "architecture": config.get("architecture"), "dataset": config.get("dataset"),
+            "regularisers": config.get("regularisers") if isinstance(config.get("regularisers"), list) else [],
             "status": shown_status(path, data), "best": best, "epochs_done": data.get("epochs_done", 0),
             "epochs": total_epochs(config), "seconds": data.get("seconds"), "test": (data.get("test") or {}).get("accuracy"),
         })

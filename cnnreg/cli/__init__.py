@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         command = typer.main.get_command(make_app())
+        from cnnreg.cli.helptext import fit_help, help_width
+
+        fit_help(command, help_width())
         command.main(args=args, prog_name="cnnreg", standalone_mode=False)
     except CnnregError as exc:
         _fail(str(exc), exc.exit_code)

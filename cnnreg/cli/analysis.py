@@ -58,7 +58,9 @@ def summary_command(
     as_json: bool = _json_option(),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """Layer table with parameters, MACs and activation bytes; with --batch, the training-memory budget.
+    """Layer table: parameters, MACs and activation bytes.
+
+    With --batch, the training-memory budget too.
 
     Examples:
 
@@ -188,28 +190,60 @@ def _footer(summary):
     return grid
 
 
-def _budget_table(budget, *, title: str):
-    """Every term of a training budget in MB and MiB, with its share; the total last."""
+def _budget_table(budget, *, title: str, width: int | None = None):
+    """Every term of a training budget in MB and MiB, with its share; the total last.  A note
+    column where the terminal has room for it (``width``; None: any), else each note under its term."""
     from rich.markup import escape
     from rich.table import Table
 
     from cnnreg.analysis import format_mb, format_mib
 
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    table.add_column("term", style="bold", no_wrap=True)
-    table.add_column("MB (10^6 bytes)", justify="right", no_wrap=True)
-    table.add_column("MiB (2^20 bytes)", justify="right", no_wrap=True)
-    table.add_column("share", justify="right", no_wrap=True)
-    table.add_column("note")
-    for t in budget.terms:
-        note = ("× batch; " if t.per_instance else "") + t.note
-        table.add_row(escape(t.name), format_mb(t.bytes), format_mib(t.bytes), f"{t.share:.1%}", escape(note),
-                      end_section=t is budget.terms[-1])
+    rows = [(t.name, format_mb(t.bytes), format_mib(t.bytes), f"{t.share:.1%}",
+             ("× batch; " if t.per_instance else "") + t.note) for t in budget.terms]
     total = budget.total_bytes
-    table.add_row("total", format_mb(total), format_mib(total), "100.0%",
-                  f"{format_mb(budget.fixed_bytes)} fixed + {budget.batch_size} × "
-                  f"{format_mb(budget.per_instance_bytes, 2)} per instance", style="bold")
-    return table
+    rows.append(("total", format_mb(total), format_mib(total), "100.0%",
+                 f"{format_mb(budget.fixed_bytes)} fixed + {budget.batch_size} × "
+                 f"{format_mb(budget.per_instance_bytes, 2)} per instance"))
+    headers = ("MB (10^6 bytes)", "MiB (2^20 bytes)")
+
+    def build(stacked: bool):
+        table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+        table.add_column("term", no_wrap=not stacked, overflow="fold")
+        for header in headers:
+            table.add_column(header.replace(" (", "\n(") if stacked else header, justify="right", no_wrap=True)
+        table.add_column("share", justify="right", no_wrap=True)
+        if not stacked:
+            table.add_column("note")
+        for name, mb, mib, share, note in rows:
+            last = name == "total"
+            cells = [_stacked(name, note) if stacked else f"[bold]{escape(name)}[/]", mb, mib, share]
+            table.add_row(*cells, *([] if stacked else [escape(note)]), end_section=stacked or rows[-2][0] == name,
+                          style="bold" if last else None)
+        return table
+
+    return _wide_or_stacked(build, width)
+
+
+#: The fewest columns a note under its term gets before a figures column goes.
+NOTE_ROOM = 24
+
+
+def _stacked(name: str, note: str):
+    """A term and, under it, its note (dim): the narrow layout of a table with a note column."""
+    from rich.text import Text
+
+    text = Text(name, style="bold")
+    text.append("\n" + note, style="dim")
+    return text
+
+
+def _wide_or_stacked(build, width: int | None):
+    """``build(False)`` (a column each) where it fits ``width`` columns with its last column whole,
+    else ``build(True)`` (notes under their names)."""
+    from cnnreg.cli.render import natural_width
+
+    wide = build(False)
+    return wide if width is None or natural_width(wide) <= width else build(True)
 
 
 def _budget_panel(budget, summary):
@@ -261,7 +295,9 @@ def estimate_command(
     as_json: bool = _json_option(),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """The largest batch that fits a device; when --batch does not fit, the remedies ranked by bytes saved.
+    """The largest batch that fits a device's memory.
+
+    When --batch does not fit, the remedies ranked by bytes saved.
 
     --method compiled reads XLA's plan of the compiled training step (JAX, nothing allocated).
 
@@ -311,10 +347,10 @@ def _print_header(target, precision, optimizer, device) -> None:
 
     memory = device["memory_bytes"]
     console.print(f"[bold]{escape(target.spec)}[/]: input {shape_text(target.input_shape)}, {target.num_classes} classes, "
-                  f"{precision}, {optimizer}", soft_wrap=True)
+                  f"{precision}, {optimizer}")
     source = (f"{device['name']}, detected; the framework and CUDA context need some of it" if device["detected"]
               else f"--device-memory {device['given']}")
-    console.print(f"[bold]device[/]: {_int(memory)} bytes = {_both(memory)}  [dim]({escape(source)})[/]", soft_wrap=True)
+    console.print(f"[bold]device[/]: {_int(memory)} bytes = {_both(memory)}  [dim]({escape(source)})[/]")
 
 
 def _plan_note(budget) -> str:
@@ -325,7 +361,7 @@ def _print_estimate(target, precision, optimizer, device, largest, budget, advic
     from rich.markup import escape
     from rich.table import Table
 
-    from cnnreg.cli.render import console, print_wide
+    from cnnreg.cli.render import console
 
     memory = device["memory_bytes"]
     _print_header(target, precision, optimizer, device)
@@ -335,33 +371,53 @@ def _print_estimate(target, precision, optimizer, device, largest, budget, advic
         console.print("[bold]largest batch that fits[/]: none: batch 1 does not fit")
     if advice is None:
         console.print()
-        print_wide(_budget_table(budget, title=f"training memory at batch {largest}" + _plan_note(budget)))
+        console.print(_budget_table(budget, title=f"training memory at batch {largest}" + _plan_note(budget),
+                                    width=console.width))
         return
     need = budget.total_bytes
     if advice.fits:
-        console.print(f"batch {budget.batch_size} [green]fits[/]: {_both(need)} ({need / memory:.0%} of the device)", soft_wrap=True)
+        console.print(f"batch {budget.batch_size} [green]fits[/]: {_both(need)} ({need / memory:.0%} of the device)")
     else:
         console.print(f"batch {budget.batch_size} [red]does not fit[/]: needs {_both(need)}, "
-                      f"{_both(need - memory)} more than the device", soft_wrap=True)
+                      f"{_both(need - memory)} more than the device")
     console.print()
-    print_wide(_budget_table(budget, title=f"training memory at batch {budget.batch_size}" + _plan_note(budget)))
+    console.print(_budget_table(budget, title=f"training memory at batch {budget.batch_size}" + _plan_note(budget),
+                                width=console.width))
     if advice.fits:
         return
     console.print()
-    table = Table(title="remedies, most bytes saved first (lecture: smaller batch, stride, fewer layers, "
-                  "16-bit floats, several devices)", title_justify="left", show_edge=False, pad_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("remedy", style="bold", no_wrap=True)
-    table.add_column("needs", justify="right", no_wrap=True)
-    table.add_column("saves", justify="right", no_wrap=True)
-    table.add_column("fits", justify="center")
-    table.add_column("how")
-    for i, r in enumerate(advice.remedies, start=1):
-        table.add_row(str(i), escape(r.title), _both(r.total_bytes), _both(r.saved_bytes),
-                      "[green]yes[/]" if r.fits else "[red]no[/]", escape(r.detail))
-    print_wide(table)
+    console.print(_remedies_table(advice.remedies, console.width))
     if any(r.key.startswith("devices_") for r in advice.remedies):
         console.print("[dim]several devices: figures are per device (data parallel)[/]")
+
+
+def _remedies_table(remedies, width: int):
+    """Remedies as a row each: what, bytes needed and saved (GB = GiB), whether it fits, how;
+    where that is wider than ``width``, how goes under the remedy and GB over GiB."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.analysis import format_bytes
+
+    def build(stacked: bool):
+        table = Table(title="remedies, most bytes saved first (lecture: smaller batch, stride, fewer layers, "
+                      "16-bit floats, several devices)", title_justify="left", show_edge=False, pad_edge=False)
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("remedy", no_wrap=not stacked, overflow="fold")
+        table.add_column("needs", justify="right", no_wrap=True)
+        table.add_column("saves", justify="right", no_wrap=True)
+        table.add_column("fits", justify="center", no_wrap=True)
+        if not stacked:
+            table.add_column("how")
+        for i, r in enumerate(remedies, start=1):
+            sizes = [f"{format_bytes(n)}{chr(10) if stacked else ' = '}{format_bytes(n, binary=True)}"
+                     for n in (r.total_bytes, r.saved_bytes)]
+            what = _stacked(r.title, r.detail) if stacked else f"[bold]{escape(r.title)}[/]"
+            table.add_row(str(i), what, *sizes, "[green]yes[/]" if r.fits else "[red]no[/]",
+                          *([] if stacked else [escape(r.detail)]), end_section=stacked)
+        return table
+
+    return _wide_or_stacked(build, width)
 
 
 def _print_compiled(result) -> None:
@@ -369,7 +425,7 @@ def _print_compiled(result) -> None:
     batch), and the largest batch that fits, found by bisection over compiled plans."""
     from rich.markup import escape
 
-    from cnnreg.cli.render import console, print_wide
+    from cnnreg.cli.render import console, hidden_note
 
     target, precision, plan, device = result.target, result.precision, result.budget, result.device
     largest, batch, fits = result.max_batch_size, result.batch, result.fits
@@ -377,23 +433,30 @@ def _print_compiled(result) -> None:
     _print_header(target, precision, plan.optimizer, device)
     compiles = f"{result.compiles} compile{'s' if result.compiles != 1 else ''}"
     how = f"(compiled on {escape(plan.platform)}, {compiles}, {result.seconds:.1f} s)"
-    console.print(f"[bold]largest batch that fits[/]: {largest or 'none: batch 1 does not fit'} {how}", soft_wrap=True)
+    console.print(f"[bold]largest batch that fits[/]: {largest or 'none: batch 1 does not fit'} {how}")
     need = plan.total_bytes
     if batch is not None or not largest:
         if fits:
             console.print(f"batch {plan.batch_size} [green]fits[/]: {_both(need)} ({need / memory:.0%} of the device)",
-                          soft_wrap=True)
+                          )
         else:
             console.print(f"batch {plan.batch_size} [red]does not fit[/]: needs {_both(need)}, "
-                          f"{_both(need - memory)} more than the device", soft_wrap=True)
+                          f"{_both(need - memory)} more than the device")
             console.print("[dim]remedies ranked by bytes saved come from the cost model: the same command with "
-                          "--method analytic[/]", soft_wrap=True)
+                          "--method analytic[/]")
     console.print()
-    print_wide(_plan_table(plan))
+    # stacked, the notes under the terms keep NOTE_ROOM columns: else the exact bytes go (MB and MiB stay)
+    figures = max(len(_int(n)) for n in (plan.total_bytes, plan.temp_bytes, plan.argument_bytes, -plan.alias_bytes))
+    hidden = ["bytes"] if console.width - (figures + 2 * len("(10^6 bytes)") + 9) < NOTE_ROOM else []
+    console.print(plan_table(plan, console.width, set(hidden)))
+    if hidden:
+        console.print(hidden_note(hidden))
 
 
-def _plan_table(plan):
-    """XLA's four figures of a compiled step (and its code size) in bytes, MB and MiB; the total last."""
+def plan_table(plan, width: int | None = None, hidden: set[str] = frozenset()):
+    """XLA's four figures of a compiled step (and its code size) in bytes, MB and MiB; the total
+    last.  Notes under their terms where a note column does not fit ``width``; ``hidden``: the
+    columns left out ("bytes")."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -401,25 +464,32 @@ def _plan_table(plan):
 
     where = plan.platform if plan.device.lower() == plan.platform else f"{plan.platform}, {plan.device}"
     title = f"XLA's plan of the training step at batch {plan.batch_size} ({where})"
-    table = Table(title=escape(title), title_justify="left", show_edge=False, pad_edge=False)
-    table.add_column("term", style="bold", no_wrap=True)
-    table.add_column("bytes", justify="right", no_wrap=True)
-    table.add_column("MB (10^6 bytes)", justify="right", no_wrap=True)
-    table.add_column("MiB (2^20 bytes)", justify="right", no_wrap=True)
-    table.add_column("note")
     rows = [
         ("arguments", plan.argument_bytes, "weights, optimizer slots, metrics state and the input batch"),
         ("outputs", plan.output_bytes, "the updated weights, slots and metrics state, and the logs"),
         ("temporaries", plan.temp_bytes, "what the step allocates: activations kept for backprop, gradients, scratch"),
         ("aliased", -plan.alias_bytes, "donated state buffers reused for the outputs (counted in both above)"),
         ("generated code", plan.generated_code_bytes, "the compiled program (not in the total)"),
+        ("total", plan.total_bytes, "arguments + outputs + temporaries - aliased"),
     ]
-    for name, n, note in rows:
-        table.add_row(name, _int(n), format_mb(n), format_mib(n), note, end_section=name == "generated code")
-    total = plan.total_bytes
-    table.add_row("total", _int(total), format_mb(total), format_mib(total), "arguments + outputs + temporaries - aliased",
-                  style="bold")
-    return table
+
+    def build(stacked: bool):
+        table = Table(title=escape(title), title_justify="left", show_edge=False, pad_edge=False)
+        table.add_column("term", no_wrap=not stacked, overflow="fold")
+        if "bytes" not in hidden:
+            table.add_column("bytes", justify="right", no_wrap=True)
+        for header in ("MB (10^6 bytes)", "MiB (2^20 bytes)"):
+            table.add_column(header.replace(" (", "\n(") if stacked else header, justify="right", no_wrap=True)
+        if not stacked:
+            table.add_column("note")
+        for name, n, note in rows:
+            figures = ([] if "bytes" in hidden else [_int(n)]) + [format_mb(n), format_mib(n)]
+            table.add_row(_stacked(name, note) if stacked else f"[bold]{name}[/]", *figures,
+                          *([] if stacked else [note]), end_section=stacked or name == "generated code",
+                          style="bold" if name == "total" else None)
+        return table
+
+    return _wide_or_stacked(build, width)
 
 
 # --- cnnreg compare ----------------------------------------------------------------------------
@@ -435,7 +505,9 @@ def compare_command(
     as_json: bool = _json_option(),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """Architectures side by side: parameters, MACs, activation memory and training memory at a batch.
+    """Architectures side by side: parameters, MACs, memory.
+
+    Parameters, MACs, activation memory and training memory at a batch.
 
     Examples:
 

@@ -24,7 +24,9 @@ def attack_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for adversarial.png, adversarial.npz and robustness.png."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Robust accuracy under an adversarial attack, per eps: a table, robustness.png (in the
+    """Robust accuracy under an adversarial attack, per eps.
+
+    A table, robustness.png (in the
     run directory, or --out), and with --out the Szegedy figure adversarial.png and every
     adversarial input in adversarial.npz.  eps is in pixel space scaled to [0, 1].
 

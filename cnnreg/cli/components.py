@@ -28,7 +28,7 @@ def list_command(
     provider: Optional[str] = typer.Option(None, "--provider", "-p", help="Only components of this package."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (see docs/cli.md)."),
 ) -> None:
-    """List installed components with the package that provides each.
+    """List installed components and the package of each.
 
     Examples:
 
@@ -49,7 +49,7 @@ def list_command(
         print_json(result.to_dict())
         return
     chosen, found = result.kinds, result.components
-    from cnnreg.cli.render import console, print_wide
+    from cnnreg.cli.render import console, hidden_note, print_wide
 
     if not found:
         console.print("no components match")
@@ -71,7 +71,7 @@ def list_command(
         console.print("* shadowed: a built-in has this name, so the bare name means the built-in; "
                       "reach this one as provider/name")
     if hidden:
-        console.print(f"[dim]hidden to fit: {', '.join(sorted(hidden))} (see cnnreg show NAME)[/]")
+        console.print(hidden_note(sorted(hidden), "cnnreg show NAME"))
 
 
 #: At ``cnnreg list``'s narrowest layouts a summary keeps at least this many columns.
@@ -156,13 +156,13 @@ def _weights_table(title: str, rows, width: int):
 
     The provider is said once in the title when every row has the same.  Names are never cut;
     where the line would be wider than ``width``, the size/source and provider columns are cut
-    (to no fewer than 10 and 16 columns), then size/source is left out, then the parameters.
+    (to no fewer than 10 and 16 columns; providers keep what tells them apart), then size/source is left out, then the parameters.
     Returns the table and what was left out.
     """
     from rich.cells import cell_len
     from rich.markup import escape
 
-    from cnnreg.cli.render import Listing, cut
+    from cnnreg.cli.render import Listing, cut, cut_apart
 
     meta = [c.metadata for c in rows]
     versioned = [f"{c.provider} {c.provider_version}" for c in rows]
@@ -182,6 +182,7 @@ def _weights_table(title: str, rows, width: int):
         widths = {h: max([cell_len(h), *(cell_len(t) for t in texts)]) for h, texts in columns.items()}
         excess = sum(widths.values()) + 3 * (len(widths) - 1) - width
         for header, least in shortest.items():
+            least = max(least, cell_len(header))  # a header is never cut: the column is at least as wide
             if excess > 0 and header in widths and widths[header] > least:
                 take = min(excess, widths[header] - least)
                 widths[header] -= take
@@ -191,12 +192,15 @@ def _weights_table(title: str, rows, width: int):
             break
         del columns[droppable[0]]
         left_out.add(droppable[0])
+    # providers are cut where they are the same, keeping what tells two zoos apart
+    shown = {h: cut_apart(texts, widths[h]) if h == "provider" else [cut(t, widths[h]) for t in texts]
+             for h, texts in columns.items()}
     table = Listing(title=title)
     for header in columns:
         table.add_column(header, style="bold cyan" if header == "name" else None, no_wrap=True,
                          justify="right" if header in ("classes", "top-1", "params") else "left")
     for i in range(len(rows)):
-        table.add_row(*(escape(cut(texts[i], widths[h])) for h, texts in columns.items()))
+        table.add_row(*(escape(shown[h][i]) for h in columns))
     if one_provider:
         table.title = f"{title}, all from {escape(versioned[0])}"
     return table, left_out
@@ -265,7 +269,9 @@ def show_command(
     name: str = typer.Argument(..., help="NAME, KIND/NAME or PROVIDER/NAME, e.g. resnet34 or initialiser/he_normal."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (see docs/cli.md)."),
 ) -> None:
-    """Show one component: parameters with types and defaults, docstring, provider, metadata.
+    """Show one component: parameters, docstring, provider.
+
+    Each parameter with its type and default; the docstring, the provider and the metadata.
 
     Examples:
 

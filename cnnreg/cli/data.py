@@ -9,7 +9,8 @@ import typer
 
 app = typer.Typer(
     name="data",
-    help="Look at a dataset: classes, counts per split, imbalance, sample grids.\n\n"
+    help="Look at a dataset: classes, counts, sample grids.\n\n"
+    "Classes, counts per split, class imbalance, grids of samples.\n\n"
     "Example: cnnreg data info folder:~/photos/flowers",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -25,7 +26,9 @@ def info_command(
     dataset: str = typer.Argument(..., help="Dataset spec: digits, tf_flowers, tfds:NAME, folder:PATH or a folder path."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Classes, examples per class and split, image shape, where the data is, class imbalance.
+    """A dataset's classes, counts and imbalance.
+
+    Classes, examples per class and split, image shape, where the data is, class imbalance.
 
     Examples:
 
@@ -109,7 +112,9 @@ def show_command(
     seed: int = typer.Option(0, "--seed", help="Seed for the choice of samples and the augmentation."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Write a PNG grid of labelled samples, optionally augmented as in training.
+    """Write a PNG grid of labelled samples.
+
+    Optionally augmented as in training.
 
     Examples:
 

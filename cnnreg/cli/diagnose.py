@@ -25,7 +25,9 @@ def diagnose_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """At initialisation, on one batch of real data, per hidden layer: activation mean and std,
+    """Check an initialiser: signal and gradient std per layer.
+
+    At initialisation, on one batch of real data, per hidden layer: activation mean and std,
     dead ReLUs or saturated tanh/sigmoid units, the std of the loss gradient with respect to
     the layer's output and the weights' std; forward ratio = activation std of the last hidden
     layer / the first's, backward ratio = gradient std at the first / at the last (the Glorot &
@@ -36,7 +38,7 @@ def diagnose_command(
 
       cnnreg diagnose plain_net:depth=30 --init he_normal --init glorot_uniform --out diag/
 
-      cnnreg diagnose plain_net:depth=5,width=1000,conv=false,activation=tanh --init glorot_uniform --init variance_scaling:scale=1/3,mode=fan_in,distribution=uniform
+      cnnreg diagnose plain_net:depth=5,width=1000,conv=false,activation=tanh --init glorot_uniform --init variance_scaling:scale=1/3,distribution=uniform
 
       cnnreg diagnose resnet18 --dataset digits --batch 32 --json
     """
@@ -81,24 +83,62 @@ def _number(value) -> str:
 
 
 def _print(result: dict, console) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    """The header, and a table per initialiser that fits the terminal: one activation throughout
+    is said in the header instead of a column; where still too wide, the weights' std, then the
+    dead/saturated share go (said under the table), and long layer names are cut in the middle."""
+    from cnnreg.cli.render import fit_columns, hidden_note
 
-    from cnnreg.cli.render import print_wide
-
+    activations = {layer["activation"] for one in result["results"] for layer in one["layers"]}
+    throughout = f", all {next(iter(activations))}" if len(activations) == 1 else ""
     console.print(f"{result['architecture']} at initialisation: {result['batch']} training examples of "
                   f"{result['dataset']} at {'x'.join(map(str, result['input_shape']))}, {result['hidden_layers']} "
-                  f"hidden layers ({result['backend']})", highlight=False, soft_wrap=True)
+                  f"hidden layers{throughout} ({result['backend']})", highlight=False)
+    hidden: list[str] = []
     for one in result["results"]:
-        table = Table(title=f"{one['label']}: forward ratio {_number(one['forward_ratio'])}, backward ratio "
-                      f"{_number(one['backward_ratio'])}, loss {one['loss']:.4f}", title_justify="left",
-                      show_edge=False, pad_edge=False)
-        for column in ("#", "layer", "activation", "mean", "std", "dead/sat.", "grad std", "weights std"):
-            table.add_column(column, justify="left" if column in ("layer", "activation") else "right", no_wrap=True)
-        for layer in one["layers"]:
-            share = next((f"{layer[k]:.1%}" for k in ("dead", "saturated") if layer[k] is not None), "")
-            table.add_row(str(layer["index"]), Text(layer["name"]), layer["activation"], _number(layer["mean"]),
-                          _number(layer["std"]), share, _number(layer["grad_std"]), _number(layer["weights_std"]))
-        print_wide(table)  # whole rows, even through a pipe's 80 columns
-    if result["files"].get("plot"):
-        console.print(f"plot: {result['files']['plot']}", highlight=False, soft_wrap=True)
+        # the title on its own line: a table's title wraps at the table's width, not the terminal's
+        console.print(f"{one['label']}: forward ratio {_number(one['forward_ratio'])}, backward ratio "
+                      f"{_number(one['backward_ratio'])}, loss {one['loss']:.4f}", highlight=False)
+        table, left_out = fit_columns(lambda hide, one=one: _table(one, hide, not throughout, console.width),
+                                      OPTIONAL, console.width)
+        console.print(table)
+        hidden += [column for column in left_out if column not in hidden]
+    if hidden:
+        console.print(hidden_note(hidden))
+
+
+#: Columns of a diagnose table, and those that go first where the terminal is too narrow.
+COLUMNS = ("#", "layer", "activation", "mean", "std", "dead/sat.", "grad std", "weights std")
+OPTIONAL = ("weights std", "dead/sat.")
+
+
+def _table(one: dict, hidden: set[str], with_activation: bool, width: int):
+    from rich.cells import cell_len
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cnnreg.cli.render import cut_middle
+
+    columns = [c for c in COLUMNS if c not in hidden and (with_activation or c != "activation")]
+    cells = []
+    for layer in one["layers"]:
+        share = next((f"{layer[k]:.1%}" for k in ("dead", "saturated") if layer[k] is not None), "")
+        row = {"#": str(layer["index"]), "layer": layer["name"], "activation": layer["activation"],
+               "mean": _number(layer["mean"]), "std": _number(layer["std"]), "dead/sat.": share,
+               "grad std": _number(layer["grad_std"]), "weights std": _number(layer["weights_std"])}
+        cells.append([row[c] for c in columns])
+
+    def widest(index: int) -> int:
+        return max([cell_len(columns[index]), *(cell_len(row[index]) for row in cells)])
+
+    at = columns.index("layer")
+    others = sum(widest(i) for i in range(len(columns)) if i != at) + 3 * (len(columns) - 1)
+    room = widest(at)
+    if hidden >= set(OPTIONAL):  # names are cut last, in the middle, to what the figures leave
+        room = max(8, min(room, width - others))
+    table = Table(show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("layer", "activation") else "right", no_wrap=True)
+    for row in cells:
+        row[at] = cut_middle(row[at], room)
+        table.add_row(*(escape(cell) for cell in row))
+    return table

@@ -21,7 +21,9 @@ def export_command(
     backend: Optional[str] = typer.Option(None, "--backend", help="Keras backend that exports (default: KERAS_BACKEND, else tensorflow)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Export a run or weights to ONNX, SavedModel, LiteRT or OpenVINO, checked against Keras.
+    """Export to ONNX, SavedModel, LiteRT or OpenVINO, checked.
+
+    A run or a weights entry, exported and checked against Keras.
 
     The file is loaded in its own runtime and compared with the Keras model on the run's test images, at batch 1 and 7: max |Δp| and top-1 agreement, printed and written with the preprocessing and class names to PATH.cnnreg.json, so that predict and evaluate take the export as a model. Exit status 1 when parity fails (tolerance 1e-4 for onnx and saved_model, 1e-3 for litert and openvino).
 

@@ -34,8 +34,9 @@ def lr_find_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output, with every step's rate and loss."),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """Suggest a learning rate by the range test (Smith 2017; fastai's and Lightning's lr_find):
-    from the run's initial weights, train while the rate grows exponentially from --start to
+    """Suggest a learning rate by the range test (Smith 2017).
+
+    As fastai's and Lightning's lr_find: from the run's initial weights, train while the rate grows exponentially from --start to
     --end, smooth the loss, stop once it diverges, and suggest the rate of the steepest descent
     (the rate at the minimum / 10 is given too).  Nothing is kept: the weights and random
     states are put back.
@@ -78,8 +79,9 @@ def lr_find_command(
         return
     from cnnreg.training.lr_find import describe
 
-    console.print(f"lr-find {result.title_text}", highlight=False, soft_wrap=True)
-    console.print(describe(result.test), highlight=False, soft_wrap=True)
+    # wrapped at words to the terminal; the plot's path stays one line, to be pasted
+    console.print(f"lr-find {result.title_text}", highlight=False)
+    console.print(describe(result.test), highlight=False)
     if result.suggested_lr is not None:
         console.print(f"suggested: --lr {result.suggested_lr:.3g}", highlight=False)
     if result.files:

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     """``cnnreg plugin new``, its ``--kind`` help listing the kinds the table can scaffold now."""
     from cnnreg.scaffold import scaffold_kinds
 
-    plugin_app = typer.Typer(help="Write and inspect cnnreg plugin packages.", no_args_is_help=True)
+    plugin_app = typer.Typer(help="Write and inspect cnnreg plugin packages.\n\nExample: cnnreg plugin new mynet", no_args_is_help=True)
     help_text = (f"KIND or KIND=COMPONENT, repeatable: {', '.join(scaffold_kinds())} "
                  "(default: architecture; the component is called NAME unless given).")
     plugin_app.command("new")(_with_kind_help(new_command, help_text))
@@ -44,7 +44,9 @@ def new_command(
     directory: Path = typer.Option(Path("."), "--dir", help="Folder to write the package into."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output: the package, its components and files."),
 ) -> None:
-    """Write an installable plugin package with working components and their tests.
+    """Write an installable plugin package.
+
+    With working components and their tests.
 
     Examples:
 

@@ -8,10 +8,10 @@ the code.
 
 from __future__ import annotations
 
-import inspect
-
 import click
 import typer
+
+from cnnreg.cli.helptext import paragraphs
 
 
 def _rows(command: click.Command) -> list[str]:
@@ -33,14 +33,9 @@ def _rows(command: click.Command) -> list[str]:
 
 def _section(path: str, command: click.Command, depth: int) -> list[str]:
     out = [f"{'#' * depth} `{path}`", ""]
-    help_text = inspect.cleandoc(command.help or "")
-    paragraphs = help_text.split("\n\n")
-    if paragraphs and paragraphs[0]:
-        out += [paragraphs[0], ""]
-    examples = [p.strip() for p in paragraphs[1:] if p.strip() and not p.strip().startswith(("Example", "Examples"))]
-    code = [e for e in examples if e.startswith("cnnreg ")]
-    prose = [e for e in examples if not e.startswith("cnnreg ")]
-    out += [p + "\n" for p in prose]
+    parts = paragraphs(command.help or "")
+    out += [lines[0] + "\n" for kind, lines in parts if kind == "prose"]
+    code = [line for kind, lines in parts if kind == "example" for line in lines]
     if code:
         out += ["```bash", *code, "```", ""]
     rows = _rows(command)

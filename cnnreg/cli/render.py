@@ -7,7 +7,7 @@ import json
 import re
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from rich.cells import cell_len
@@ -28,13 +28,18 @@ PROSE_WIDTH = 100
 
 
 def error(message: str) -> None:
-    """One line on stderr: ``error: message``."""
-    err_console.print(f"[bold red]error:[/] {_escape(message)}")
+    """One line on stderr: ``error: message`` (wrapped at words on a terminal, see :func:`warn`)."""
+    _note("[bold red]error:[/]", message)
 
 
 def warn(message: str) -> None:
-    """One line on stderr: ``warning: message``."""
-    err_console.print(f"[yellow]warning:[/] {_escape(message)}")
+    """One line on stderr: ``warning: message``.  On a terminal it is wrapped at words to the
+    terminal's width; into a pipe or a file it stays one line, for grep and scripts."""
+    _note("[yellow]warning:[/]", message)
+
+
+def _note(label: str, message: str) -> None:
+    err_console.print(f"{label} {_escape(message)}", soft_wrap=not err_console.is_terminal)
 
 
 @contextlib.contextmanager
@@ -113,6 +118,84 @@ def cut(text: str, width: int) -> str:
     return head.rstrip(" ,;:-(/") + "…"
 
 
+def cut_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` terminal cells: whole if it fits, else its start and its end
+    around "…", so that two names that differ only at the end (two zoos' URLs, conv2_block1_1_conv
+    and conv2_block1_2_conv) stay apart."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 2:
+        return cut(text, width)
+    tail_room = (width - 1) // 2
+    head_room = width - 1 - tail_room
+    head, used = [], 0
+    for char in text:
+        if used + cell_len(char) > head_room:
+            break
+        head.append(char)
+        used += cell_len(char)
+    tail, used = [], 0
+    for char in reversed(text):
+        if used + cell_len(char) > tail_room:
+            break
+        tail.append(char)
+        used += cell_len(char)
+    return "".join(head) + "…" + "".join(reversed(tail))
+
+
+def cut_apart(texts: Sequence[str], width: int) -> list[str]:
+    """Each of ``texts`` in at most ``width`` cells, cut so that different texts stay different:
+    what they share at the start and at the end is shortened (with "…") before the part that tells
+    them apart (zoo:/shared/alpha/zoo and zoo:/shared/bravo/zoo → zoo:…alpha…, zoo:…bravo…).
+    Texts that fit are kept whole; one text alone to cut is cut in the middle (:func:`cut_middle`)."""
+    import os
+
+    if all(cell_len(t) <= width for t in texts):
+        return list(texts)
+    distinct = sorted({t for t in texts if cell_len(t) > width})  # those to cut; the rest stay whole
+    if len(distinct) < 2:
+        return [cut_middle(t, width) for t in texts]
+    head = os.path.commonprefix(distinct)
+    tail = os.path.commonprefix([d[::-1] for d in distinct])[::-1]
+    overlap = len(head) + len(tail) - min(len(d) for d in distinct)
+    if overlap > 0:
+        tail = tail[overlap:]
+    out = []
+    for text in texts:
+        if text not in distinct:
+            out.append(text)
+            continue
+        middle = text[len(head):len(text) - len(tail)]
+        room = width - cell_len(middle)
+        head_room = min(cell_len(head), max(room - min(cell_len(tail), room // 2), 0))
+        tail_room = min(cell_len(tail), room - head_room)
+        start = head if cell_len(head) <= head_room else head[:max(head_room - 1, 0)] + "…"
+        end = tail if cell_len(tail) <= tail_room else "…" + tail[len(tail) - max(tail_room - 1, 0):]
+        shown = start + middle + end
+        out.append(shown if cell_len(shown) <= width and (head_room >= 1 or not head) else cut_middle(text, width))
+    return out
+
+
+def fit_columns(build: Callable[[set[str]], Any], optional: Sequence[str], width: int) -> tuple[Any, list[str]]:
+    """``build(hidden)`` with as few of the ``optional`` columns hidden as lets it fit ``width``
+    columns, hiding them in the order given; returns the table and the columns hidden (say them
+    with :func:`hidden_note`).  With every one hidden and still too wide, that last table."""
+    hidden: list[str] = []
+    table = build(set())
+    for column in optional:
+        if natural_width(table) <= width:
+            break
+        hidden.append(column)
+        table = build(set(hidden))
+    return table, hidden
+
+
+def hidden_note(hidden: Iterable[str], where: str = "--json") -> str:
+    """``hidden to fit: a, b (see --json)`` (dim), or "" when nothing was hidden."""
+    hidden = list(hidden)
+    return f"[dim]hidden to fit: {', '.join(hidden)} (see {where})[/]" if hidden else ""
+
+
 _BULLET = re.compile(r"^(?:[-*+•]|\d+[.)]|\(\w\))\s+")
 _GLUE = re.compile(r" (?=[^\w\s(\[{\"'`](?: |$))")
 _LITERAL = re.compile(r"``[^`]+``")
@@ -123,7 +206,8 @@ def reflow(text: str, width: int) -> list[str]:
     """A docstring's lines, each paragraph re-filled to ``width`` columns (at most
     :data:`PROSE_WIDTH`), so hard line breaks written for another width do not leave ragged lines.
 
-    Paragraphs are runs of unindented lines.  List items ("- ", "* ", "1. ") are re-filled with a
+    Paragraphs are runs of unindented lines; an inline literal (two backticks each side) shows
+    with one backtick each side.  List items ("- ", "* ", "1. ") are re-filled with a
     hanging indent; indented blocks (code, ``Args:`` bodies), doctest lines (">>>"), table rows
     ("|") and underlined headings are kept exactly as written.
     """
@@ -136,9 +220,9 @@ def reflow(text: str, width: int) -> list[str]:
         nonlocal words, indent
         if words:
             # a lone symbol ("×", "→", "=") stays on the line of the word before it, and an inline
-            # literal (``pip install x``) on one line
+            # literal (``pip install x``) on one line, shown `pip install x` (no RST markup)
             text = _GLUE.sub("\u00a0", " ".join(words))
-            text = _LITERAL.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
+            text = _LITERAL.sub(lambda m: "`" + m.group(0)[2:-2].replace(" ", "\u00a0") + "`", text)
             lines = textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
                                   break_on_hyphens=False)
             out.extend(line.replace("\u00a0", " ") for line in lines)

@@ -25,7 +25,8 @@ class SweepGroup(TyperGroup):
 
 sweep_app = typer.Typer(
     cls=SweepGroup, no_args_is_help=True,
-    help="Many runs from one command line, on Optuna: every run option may take several values.\n\n"
+    help="Many runs from one command line, on Optuna.\n\n"
+    "Every run option may take several values.\n\n"
     "cnnreg sweep ARCH [OPTIONS] is cnnreg sweep run ARCH [OPTIONS] (its options: cnnreg sweep run --help).\n\n"
     "Example: cnnreg sweep lenet5 --init he_normal,glorot_uniform --epochs 1 --study local",
 )
@@ -71,7 +72,9 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output: the study's summary."),
     backend: Optional[str] = backend_option(),
 ) -> None:
-    """Run a sweep: every run option may take several values; trials are ordinary run directories.
+    """Run a sweep: options with several values.
+
+    Every run option may take several values; trials are ordinary run directories.
 
     A list of alternatives is comma-separated, or '|'-separated when they have parameters; a
     range is LOW..HIGH or LOW..HIGH:log; --seed values are replicates.  Run the same command on
@@ -110,7 +113,9 @@ def show_command(
     root: Path = typer.Option(DEFAULT_ROOT, "--root", help="Folder of the studies' files."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """A study's trials best first (state, the varied options, the metric, duration, run
+    """A study's trials, best first, and its plots.
+
+    Trials best first (state, the varied options, the metric, duration, run
     directory), and its plots in sweeps/STUDY/: history, parallel coordinates, parameter
     importances, and mean ± std per configuration when seeds replicate.  Works while workers run.
 

@@ -143,7 +143,9 @@ def resume_command(
     process_id: Optional[int] = process_id_option(),
     coordinator_timeout: int = coordinator_timeout_option(),
 ) -> None:
-    """Continue an interrupted or crashed run from its last completed epoch.
+    """Continue a stopped run from its last completed epoch.
+
+    A run that was interrupted or crashed goes on from its last completed epoch.
 
     Examples:
 
@@ -166,7 +168,9 @@ def rerun_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output: the run's outcome and history (nothing else on stdout)."),
 ) -> None:
-    """Start a new run from another run's manifest (config-free reproducibility).
+    """Start a new run from another run's manifest.
+
+    Config-free reproducibility: the manifest names every component and option.
 
     Example:
 
@@ -183,7 +187,9 @@ def runs_command(
     root: Path = typer.Option(DEFAULT_ROOT, "--root", help="Folder holding run directories."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List runs: architecture, dataset, status, best validation accuracy, epochs, duration.
+    """List runs with their status and best validation accuracy.
+
+    Architecture, dataset, regularisers, status, best validation accuracy, epochs, duration.
 
     A narrow terminal drops whole columns (time, dataset, architecture, epochs first) rather
     than cut a name or a number.
@@ -214,6 +220,7 @@ def runs_command(
         best = next(iter(row["best"].values()), None) if row["best"] else None
         cells.append({
             "run": Path(row["run_dir"]).name, "architecture": str(row["architecture"]), "dataset": str(row["dataset"]),
+            "regularisers": ", ".join(map(str, row.get("regularisers") or [])) or "-",
             "status": str(row["status"]), "best val acc": _number(best), "test acc": _number(row["test"]),
             "epochs": f"{row['epochs_done']}/{row['epochs']}",
             "time": "-" if not isinstance(row["seconds"], (int, float)) or not row["seconds"] else f"{row['seconds']:.0f} s",
@@ -221,21 +228,26 @@ def runs_command(
     columns, headers = _runs_columns(cells, console.width)
     table = Table(show_edge=False, pad_edge=False)
     for column in columns:
-        table.add_column(headers[column], justify="right" if column in RUNS_NUMBERS else "left", no_wrap=True,
-                         min_width=_natural(column, headers[column], cells),
-                         overflow="fold" if column == "run" else "ellipsis")
+        wraps = column == "regularisers"  # a list: wraps at its commas rather than push a figure out
+        table.add_column(headers[column], justify="right" if column in RUNS_NUMBERS else "left", no_wrap=not wraps,
+                         min_width=RUNS_LIST_WIDTH if wraps else _natural(column, headers[column], cells),
+                         overflow="fold" if column in ("run", "regularisers") else "ellipsis")
     for cell in cells:
         table.add_row(*(cell[column] for column in columns))
     console.print(table)
 
 
 #: `cnnreg runs`' columns; narrower terminals first shorten the headers (RUNS_SHORT), then drop
-#: whole columns in the order of RUNS_DROPPED (the run's own folder name usually holds the
-#: architecture and dataset) rather than cut a name or a number.  The run column always stays.
-RUNS_COLUMNS = ("run", "architecture", "dataset", "status", "best val acc", "test acc", "epochs", "time")
-RUNS_SHORT = {"architecture": "arch", "best val acc": "val acc", "test acc": "test"}
-RUNS_DROPPED = ("time", "dataset", "architecture", "epochs", "test acc", "best val acc", "status")
+#: whole columns in the order of RUNS_DROPPED rather than cut a name or a number.  The
+#: architecture and dataset go early only where every run's folder name carries them (the default
+#: names do, --run-dir names need not).  The run column always stays.
+RUNS_COLUMNS = ("run", "architecture", "dataset", "regularisers", "status", "best val acc", "test acc", "epochs", "time")
+RUNS_SHORT = {"architecture": "arch", "regularisers": "regs", "best val acc": "val acc", "test acc": "test"}
+RUNS_DROPPED = ("time", "epochs", "test acc", "architecture", "regularisers", "dataset", "best val acc", "status")
+RUNS_CARRIED = ("architecture", "dataset")
 RUNS_NUMBERS = ("best val acc", "test acc", "epochs", "time")
+#: The regularisers column wraps; it counts this many columns (or fewer) when columns are dropped.
+RUNS_LIST_WIDTH = 12
 
 
 def _number(value) -> str:
@@ -248,23 +260,32 @@ def _natural(column: str, header: str, cells: list[dict]) -> int:
     return max([cell_len(header), *(cell_len(cell[column]) for cell in cells)])
 
 
+def _carried(column: str, cells: list[dict]) -> bool:
+    """Whether every run's folder name holds its ``column`` (the name, before any parameters)."""
+    import re
+
+    return all(re.split(r"[:=]", cell[column], maxsplit=1)[0].lower() in cell["run"].lower() for cell in cells)
+
+
 def _runs_columns(cells: list[dict], width: int) -> tuple[list[str], dict[str, str]]:
     """The columns that fit ``width`` uncut, and their headers."""
     columns = list(RUNS_COLUMNS)
     headers = {column: column for column in columns}
 
-    def needed() -> int:  # each column at its widest cell, " │ " between columns
-        return sum(_natural(c, headers[c], cells) for c in columns) + 3 * (len(columns) - 1)
+    def needed() -> int:  # each column at its widest cell (a list at most RUNS_LIST_WIDTH), " │ " between
+        return (sum(min(_natural(c, headers[c], cells), RUNS_LIST_WIDTH) if c == "regularisers"
+                    else _natural(c, headers[c], cells) for c in columns) + 3 * (len(columns) - 1))
 
     if needed() <= width:
         return columns, headers
     headers.update(RUNS_SHORT)
-    for column in RUNS_DROPPED:
+    carried = [c for c in RUNS_CARRIED if _carried(c, cells)]
+    order = ["time", *carried, *(c for c in RUNS_DROPPED if c not in carried and c != "time")]
+    for column in order:
         if needed() <= width:
             break
         columns.remove(column)
     return columns, headers
-
 
 
 def log_command(
@@ -272,7 +293,9 @@ def log_command(
     log: List[str] = typer.Option(..., "--log", help="Logger spec, repeatable: mlflow:uri=URL,experiment=NAME, csv (`cnnreg list loggers`)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Send a run that has ended to loggers: parameters, every epoch of history.csv, test metrics, model.keras, curves.png and run.json.
+    """Send a run that has ended to loggers (MLflow, CSV, ...).
+
+    Its parameters, every epoch of history.csv, test metrics, model.keras, curves.png and run.json.
 
     For a run whose tracker was down while it trained, or one trained without --log. Each logger gets a new run; its id is kept in run.json.
 
@@ -303,8 +326,9 @@ def evaluate_command(
     split: str = typer.Option("test", "--split", help="train, validation or test."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Evaluate a run's best model or pretrained weights: loss, accuracy, top-5, per-class
-    precision/recall (and a run's confusion.png).
+    """Evaluate a run's best model or pretrained weights.
+
+    Loss, accuracy, top-5, per-class precision/recall (and a run's confusion.png).
 
     Examples:
 
@@ -346,8 +370,9 @@ def predict_command(
     top: int = typer.Option(3, "--top", help="How many classes to show per image."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Classify images with a run's best model or pretrained weights, preprocessed exactly as
-    in training; a weights entry names its classes (ImageNet's 1000 for keras-*.imagenet).
+    """Classify images with a run's best model or pretrained weights.
+
+    Images are preprocessed exactly as in training; a weights entry names its classes (ImageNet's 1000 for keras-*.imagenet).
 
     Examples:
 

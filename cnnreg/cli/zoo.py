@@ -8,7 +8,8 @@ from typing import List, Optional
 import typer
 
 weights_app = typer.Typer(
-    help="Pretrained weights from the zoo: list them with `cnnreg list weights`.\n\n"
+    help="Pretrained weights from the zoo.\n\n"
+    "List them with `cnnreg list weights`.\n\n"
     "Example: cnnreg weights pull lenet5.digits",
     no_args_is_help=True,
 )
@@ -25,7 +26,9 @@ def pull_command(
     file: Optional[str] = typer.Option(None, "--file", help="Only this file of the entry: model, raw, top, notop, onnx or litert."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Download an entry's files into the cache (once), check their hashes, print where they are.
+    """Download a weights entry into the cache.
+
+    Its files are fetched once, their hashes checked, and where they are printed.
 
     The cache is $CNNREG_CACHE, else the per-user cache folder; a cached file that no longer
     matches its hash is fetched again. An entry published from a cnnreg run also gets its recipe,
@@ -64,7 +67,9 @@ def publish_command(
     with_preprocess: bool = typer.Option(False, "--with-preprocess", help="Also NAME.raw.keras: the model behind stock Resizing and Rescaling layers, so raw pixels of any size go in."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Publish a run's best model into a zoo: weights, model card (README.md), recipe, zoo.json.
+    """Publish a run's best model into a zoo.
+
+    Its weights, model card (README.md), recipe and entry in zoo.json.
 
     The entry in zoo.json carries the weights' sha256 and size and the run's manifest; an entry of
     the same name is replaced. Serve the folder over http (or share it) and point CNNREG_ZOO at it.
