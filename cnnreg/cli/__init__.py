@@ -66,6 +66,21 @@ def make_app(*, with_plugins: bool = True) -> typer.Typer:
     return app
 
 
+def _shows_help(command, args: list[str]) -> bool:
+    """Whether these arguments print help: --help or -h anywhere, or a group named without one of
+    its commands (``cnnreg``, ``cnnreg data``)."""
+    import click
+
+    if not args or "--help" in args or "-h" in args:
+        return True
+    group = command
+    for word in args:
+        if not isinstance(group, click.Group):
+            return False
+        group = group.commands.get(word)
+    return isinstance(group, click.Group)
+
+
 def _report_plugin_problem(line: str) -> None:
     """Print a problem the plugin host found (a plugin that failed, an unreachable zoo)."""
     from cnnreg.cli.render import warn
@@ -95,9 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         command = typer.main.get_command(make_app())
-        from cnnreg.cli.helptext import fit_help, help_width
+        if _shows_help(command, args):  # fitting every command's help costs 35 ms: only for help
+            from cnnreg.cli.helptext import fit_help, help_width
 
-        fit_help(command, help_width())
+            fit_help(command, help_width())
         command.main(args=args, prog_name="cnnreg", standalone_mode=False)
     except CnnregError as exc:
         _fail(str(exc), exc.exit_code)

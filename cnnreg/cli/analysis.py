@@ -358,9 +358,6 @@ def _plan_note(budget) -> str:
 
 
 def _print_estimate(target, precision, optimizer, device, largest, budget, advice) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     from cnnreg.cli.render import console
 
     memory = device["memory_bytes"]
