@@ -78,3 +78,14 @@ def test_an_image_that_is_not_a_regular_file_is_refused(tmp_path):
         read_image(tmp_path / "pipe.png", 3)
     with pytest.raises(ImageError, match="Is a directory"):
         read_image(tmp_path, 3)
+
+
+def test_a_dataset_that_cannot_fit_at_the_asked_shape_is_refused_before_it_is_allocated(tmp_path):
+    from cnnreg.testing import run_cli
+
+    run_dir = tmp_path / "run"
+    result = run_cli("run", "lenet5", "--input-shape", "20000x20000x1", "--epochs", "1", "--run-dir", str(run_dir))
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error: dataset 'digits' at 20000x20000x1 would take 2.88 TB in memory "
+                                            "(1,797 images as float32), more than ")
+    assert result.stderr.strip().endswith("choose a smaller --input-shape") and not run_dir.exists()

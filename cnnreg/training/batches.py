@@ -71,6 +71,7 @@ def prepare_data(
         plan.input_shape, plan.input_reason = tuple(int(d) for d in shape), reason
     plan.preprocess_ref, plan.preprocess = preprocess_of(arch)
     wanted = {n: s for n, s in dataset.splits().items() if splits is None or n in splits}
+    check_arrays_fit(dataset.name, [s for s in wanted.values() if s.kind == "arrays"], plan.input_shape)
     for name, split in wanted.items():
         if split.kind == "arrays":
             plan.arrays[name] = (fit_images(split.x, plan.input_shape, resize=dataset.resize), split.y)
@@ -87,6 +88,28 @@ def prepare_data(
         low, high = min(plan.class_weights.values()), max(plan.class_weights.values())
         plan.notes.append(f"class weights (balanced): {low:.3g} to {high:.3g}")
     return plan
+
+
+#: Share of the machine's memory a dataset's arrays, resized to the input shape, may take.
+ARRAYS_FRACTION = 0.5
+
+
+def check_arrays_fit(name: str, splits: list, input_shape: tuple[int, int, int]) -> None:
+    """Refuse, in one line and before anything is allocated, NumPy splits that would not fit in
+    memory once resized to ``input_shape`` (float32): ``--input-shape 4000x4000x1`` on digits is
+    115 GB, which the operating system would grant and then kill the process for."""
+    from cnnreg.analysis.units import format_bytes
+    from cnnreg.datasets.pipeline import memory_bytes
+
+    height, width, channels = input_shape
+    resized = [s for s in splits if tuple(s.x.shape[1:3]) != (height, width) or s.x.shape[-1] != channels]
+    need = sum(len(s.x) for s in resized) * height * width * channels * 4
+    room = int(memory_bytes() * ARRAYS_FRACTION)
+    if need > room:
+        examples = sum(len(s.x) for s in resized)
+        raise CnnregError(f"dataset '{name}' at {height}x{width}x{channels} would take {format_bytes(need)} in memory "
+                          f"({examples:,} images as float32), more than {format_bytes(room)} (half of this machine's "
+                          "memory); choose a smaller --input-shape")
 
 
 def needs_tensorflow(seed: int) -> None:
