@@ -19,8 +19,8 @@ def interrupted_run(run_dir: Path, *args: str, after: int = 2) -> CliResult:
     ``after`` is on record: what a user's Ctrl-C between epochs leaves."""
     save_epoch = loop.save_epoch
 
-    def stop(plan, target, model, state, epoch):
-        save_epoch(plan, target, model, state, epoch)
+    def stop(plan, target, model, state, epoch, **options):
+        save_epoch(plan, target, model, state, epoch, **options)
         if len(state["history"]) == after:
             raise KeyboardInterrupt
 

@@ -5,7 +5,9 @@ file, ``checkpoint/state.json`` is rewritten to point at it and the one before (
 so far), checkpoints older than those two are removed, then ``history.csv``, ``model.keras``
 (when the validation metric improved) and ``run.json``.  Every write goes to a temporary name and
 is renamed, so a kill -9 at any moment leaves the previous consistent state, from which
-``resume`` continues.
+``resume`` continues.  The model is serialised at the epoch's end; the writing happens in a
+background thread while the next epoch trains (:mod:`cnnreg.training.writer`), and training
+ends only once it is done.
 
 A process holds the run directory's OS lock (:func:`cnnreg.training.rundir.acquire`) while it
 trains into it.  Resuming is :mod:`cnnreg.training.resume`; the manifest (``run.json``) is
@@ -22,12 +24,14 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from cnnreg import files
 from cnnreg.errors import CnnregError
 from cnnreg.training import rundir
 from cnnreg.training.trackers import Trackers, metric_row
+from cnnreg.training.writer import EpochWriter
 from cnnreg.training.batches import held_out, processes, training_data
 from cnnreg.training.config import Plan
 from cnnreg.training.model import compile_model, model_summary, set_base_trainable
@@ -71,7 +75,7 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase: str):
+def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase: str, writer: EpochWriter):
     import keras
 
     class Recorder(keras.callbacks.Callback):
@@ -86,6 +90,8 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
 
         def on_train_batch_end(self, batch, logs=None):
             _raise_if_interrupted(state)
+            if not writer.busy:  # the last epoch's files are written: its row goes to the trackers
+                _track(writer.poll, run_dir, state, self.model)
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 self.model.stop_training = True
@@ -102,18 +108,16 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
                 return
             row = {"epoch": len(state["history"]) + 1, "phase": phase, "lr": _current_lr(self.model), **logs,
                    "seconds": round(time.perf_counter() - self._started, 3)}
+            _track(writer.wait, run_dir, state, self.model)  # the epoch before is on record
             state["history"].append(row)
-            state["saving"] = True  # a Ctrl-C now waits until the epoch's files are all written
+            state["saving"] = True  # a Ctrl-C now waits until the epoch's snapshot is taken
             try:
-                save_epoch(plan, run_dir, self.model, state, epoch)
+                save_epoch(plan, run_dir, self.model, state, epoch, writer=writer)
             except OSError as exc:  # told apart from other OSErrors of fit (reading data)
                 self.model.stop_training = True
                 raise WriteFailed(exc, row["epoch"]) from exc
             finally:
                 state.pop("saving", None)
-            if state.get("trackers"):  # on record first: a tracker never has an epoch the run lacks
-                state["trackers"].metrics(metric_row(row), row["epoch"])
-                keep_tracker_ids(run_dir, state["trackers"])
             _raise_if_interrupted(state)
 
     callbacks = [Recorder()]
@@ -129,6 +133,22 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
     if progress is not None:
         callbacks.append(progress)
     return callbacks
+
+
+def _track(finished: Callable[[], list[dict[str, Any]]], run_dir: Path, state: dict[str, Any], model=None) -> None:
+    """Send the trackers the rows of the epochs whose files ``finished()`` (the writer's wait or
+    poll) says are written: a tracker never has an epoch the run lacks.  A write that failed is
+    :class:`WriteFailed`, and training stops."""
+    try:
+        rows = finished()
+    except OSError as exc:
+        if model is not None:
+            model.stop_training = True
+        raise WriteFailed(exc, getattr(exc, "epoch", len(state["history"]))) from exc
+    if state.get("trackers") and rows:
+        for row in rows:
+            state["trackers"].metrics(metric_row(row), row["epoch"])
+        keep_tracker_ids(run_dir, state["trackers"])
 
 
 def _raise_if_interrupted(state: dict[str, Any]) -> None:
@@ -174,38 +194,59 @@ def _current_lr(model) -> float:
         return float("nan")
 
 
-def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: int) -> None:
-    """Everything that must survive a kill -9 after epoch ``epoch`` (0-based) completed.
+def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: int, *,
+               writer: EpochWriter | None = None) -> None:
+    """Everything that must survive a kill -9 after epoch ``epoch`` (0-based) completed: the
+    model is serialised now; the files are written by ``writer`` while the next epoch trains
+    (here, without one), in the order of the module docstring.
 
     The last two checkpoints stay, so that a damaged newest one (a disk that lied) still leaves
     one to resume from."""
+    from cnnreg.training.writer import snapshot
+
     checkpoint_dir = run_dir / CHECKPOINT_DIR
-    done = len(state["history"])
+    history = list(state["history"])  # the rows so far: the next epoch appends to the state's own
+    done = len(history)
     name = f"epoch-{done:04d}.keras"
-    files.save_atomic(checkpoint_dir / name, model.save)
-    monitor = "val_accuracy" if "val_accuracy" in state["history"][-1] else "accuracy"
-    value = state["history"][-1].get(monitor)
+    monitor = "val_accuracy" if "val_accuracy" in history[-1] else "accuracy"
+    value = history[-1].get(monitor)
     improved = state.get("best_value") is None or (value is not None and value > state["best_value"])
     best = (value, done) if improved else (state.get("best_value"), state.get("best_epoch"))
     kept = [n for n in state.get("checkpoints", []) if n != name][-1:] + [name]
-    files.write_json(
-        checkpoint_dir / STATE,
-        {"checkpoint": name, "checkpoints": kept, "epochs_done": done, "history": state["history"],
-         "best_value": best[0], "best_epoch": best[1], "monitor": monitor,
-         "phase": state["history"][-1]["phase"], "phase_epoch": epoch + 1},
-    )
     state["best_value"], state["best_epoch"], state["monitor"] = best[0], best[1], monitor
-    state["checkpoints"], state["saved"] = kept, done  # epoch `done` is now on record
-    for old in checkpoint_dir.glob("epoch-*.keras"):
-        if old.name not in kept:
-            old.unlink(missing_ok=True)
-    rundir.write_history(run_dir / "history.csv", state["history"])
-    if improved:  # the checkpoint less its optimizer state (a third of its size with Adam)
-        rundir.save_without_optimizer(checkpoint_dir / name, run_dir / "model.keras")
-    data = rundir.load_manifest(run_dir)
-    data.update(status="running", epochs_done=done, best_epoch=state.get("best_epoch"),
-                best={monitor: state.get("best_value")})
-    files.write_json(run_dir / rundir.MANIFEST, data)
+    serialised = snapshot(model)  # a consistent copy before the next step changes a weight
+    if serialised is None:  # this Keras saves to files only: the checkpoint is written now
+        files.save_atomic(checkpoint_dir / name, model.save)
+
+    def write() -> dict[str, Any]:
+        if serialised is not None:
+            def dump(tmp: str) -> None:
+                with open(tmp, "wb") as handle:
+                    handle.write(serialised.getbuffer())
+
+            files.save_atomic(checkpoint_dir / name, dump)  # .epoch-NNNN.tmpPID.keras, then renamed
+        files.write_json(
+            checkpoint_dir / STATE,
+            {"checkpoint": name, "checkpoints": kept, "epochs_done": done, "history": history,
+             "best_value": best[0], "best_epoch": best[1], "monitor": monitor,
+             "phase": history[-1]["phase"], "phase_epoch": epoch + 1},
+        )
+        state["checkpoints"], state["saved"] = kept, done  # epoch `done` is now on record
+        for old in checkpoint_dir.glob("epoch-*.keras"):
+            if old.name not in kept:
+                old.unlink(missing_ok=True)
+        rundir.write_history(run_dir / "history.csv", history)
+        if improved:  # the checkpoint less its optimizer state (a third of its size with Adam)
+            rundir.save_without_optimizer(checkpoint_dir / name, run_dir / "model.keras")
+        data = rundir.load_manifest(run_dir)
+        data.update(status="running", epochs_done=done, best_epoch=best[1], best={monitor: best[0]})
+        files.write_json(run_dir / rundir.MANIFEST, data)
+        return history[-1]
+
+    if writer is None:
+        write()
+    else:
+        writer.submit(write, epoch=done)
 
 
 def start(plan: Plan, run_dir: Path | None, *, argv: list[str] | None = None, progress=None) -> Outcome:
@@ -314,6 +355,7 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
     done = len(state["history"])
     status, message = "completed", ""
     total = sum(epochs for _, epochs, _ in phases)
+    writer = EpochWriter()
     try:
         for index, (phase, epochs, lr) in enumerate(phases):
             already = sum(1 for row in state["history"] if row["phase"] == phase)
@@ -333,7 +375,7 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
                     warnings.filterwarnings("ignore", message="Your input ran out of data")
                 model.fit(
                     **data, **per_process, epochs=epochs, initial_epoch=already, validation_data=validation,
-                    callbacks=_callbacks(plan, run_dir, state, progress, phase), verbose=0,
+                    callbacks=_callbacks(plan, run_dir, state, progress, phase, writer), verbose=0,
                 )
             done = len(state["history"])
             if state.get("nan"):
@@ -346,17 +388,25 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
         status = "failed"
         message = f"{exc}; kept the last good checkpoint and model; try --clip norm=1.0 or a lower --lr"
     except WriteFailed as exc:
-        status = "failed"
-        kept = state.get("saved", 0)
-        del state["history"][kept:]  # the epoch whose files could not all be written is not on record
-        kept_text = {0: "no epoch was on record yet", 1: "epoch 1 is kept"}.get(kept, f"epochs 1-{kept} are kept")
-        message = (f"cannot write the run directory at epoch {exc.epoch}: {reason_text(exc.error)}; {kept_text}: "
-                   f"free space or fix the directory, then `cnnreg resume {run_dir}`")
+        status, message = "failed", _write_failure(exc, state, run_dir)
     except KeyboardInterrupt:
         status = "interrupted"
         message = f"resume with: cnnreg resume {run_dir}"  # the status already says interrupted
+    try:  # however it ended, the epoch in flight is written (or its failure said) before the run ends
+        _track(writer.wait, run_dir, state)
+    except WriteFailed as exc:
+        status, message = "failed", _write_failure(exc, state, run_dir)
     seconds = time.time() - started
     return _finish(plan, run_dir, state, status, message, seconds)
+
+
+def _write_failure(exc: WriteFailed, state: dict[str, Any], run_dir: Path) -> str:
+    """The line of a run that could not write its directory; the epochs not on record are dropped."""
+    kept = state.get("saved", 0)
+    del state["history"][kept:]  # the epoch whose files could not all be written is not on record
+    kept_text = {0: "no epoch was on record yet", 1: "epoch 1 is kept"}.get(kept, f"epochs 1-{kept} are kept")
+    return (f"cannot write the run directory at epoch {exc.epoch}: {reason_text(exc.error)}; {kept_text}: "
+            f"free space or fix the directory, then `cnnreg resume {run_dir}`")
 
 
 def reason_text(error: OSError) -> str:

@@ -1,0 +1,88 @@
+"""The README's main job end to end: the whole `cnnreg run` command against the same job as a
+plain Keras script, each a fresh process timed from start to exit, in the same run.
+
+The plain script is what a user would write: read the same digits (75/15/10 split, upsampled
+to 32x32 by keras.ops.image.resize, pixels / 255), build the same ResNet-34, Adam with
+clipnorm=1.0, fit with validation for the same epochs and batch, evaluate on the test split,
+save the model once at the end.  `cnnreg run` does the same and also writes, every epoch, a
+resumable checkpoint (model + Adam state), history, the best model and the manifest, and at
+the end curves.png.  Runs alternate (cnnreg, plain, cnnreg, plain, ...) so that both see the
+same machine; the medians and their ratio are printed (target <= 1.03).
+
+    python benchmarks/end_to_end.py                      # resnet34, 10 epochs, 2 rounds
+    python benchmarks/end_to_end.py --arch lenet5 --epochs 5 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PLAIN = r"""
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+import keras
+from cnnreg.builtin.datasets import digits  # the same arrays: sklearn's digits, the same split
+from cnnreg.builtin.architectures import lenet, resnet  # the same model definition
+
+arch, epochs, batch, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+keras.utils.set_random_seed(0)
+data = digits()
+
+def prepared(split):
+    x = keras.ops.convert_to_numpy(keras.ops.image.resize(split.x, (32, 32), interpolation="bilinear")) / 255.0
+    return x.astype("float32"), keras.utils.to_categorical(split.y, 10)
+
+(x, y), (vx, vy), (tx, ty) = prepared(data.train), prepared(data.validation), prepared(data.test)
+build = getattr(resnet, arch, None) or getattr(lenet, arch)
+model = build(input_shape=(32, 32, 1), num_classes=10)
+model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0), loss="categorical_crossentropy",
+              metrics=["accuracy"])
+model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=(vx, vy), verbose=0)
+print("test", model.evaluate(tx, ty, verbose=0))
+model.save(out)
+"""
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", default="resnet34")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    ours, plain = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            run_dir = Path(tmp) / f"run{round_}"
+            ours.append(timed([sys.executable, "-m", "cnnreg", "run", args.arch, "--init", "he_normal", "--clip",
+                               "norm=1.0", "--epochs", str(args.epochs), "--batch-size", str(args.batch), "--quiet",
+                               "--run-dir", str(run_dir)], env))
+            plain.append(timed([sys.executable, "-c", PLAIN, args.arch, str(args.epochs), str(args.batch),
+                                str(Path(tmp) / f"plain{round_}.keras")], env))
+            print(f"round {round_ + 1}: cnnreg run {ours[-1]:.1f} s   plain keras {plain[-1]:.1f} s   "
+                  f"ratio {ours[-1] / plain[-1]:.3f}", flush=True)
+    a, b = statistics.median(ours), statistics.median(plain)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"{args.arch}, digits at 32x32, {args.epochs} epochs, batch {args.batch}, {args.rounds} rounds (median)")
+    print(f"cnnreg run  : {a:.1f} s")
+    print(f"plain keras : {b:.1f} s")
+    print(f"ratio (cnnreg / plain): {a / b:.3f}")
+
+
+if __name__ == "__main__":
+    main()
