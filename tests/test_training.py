@@ -70,6 +70,9 @@ def test_evaluate_and_predict(two_epochs, tmp_path):
     assert evaluation.exit_code == 0, evaluation.output
     data = json.loads(evaluation.stdout)["evaluation"]
     assert data["split"] == "test" and data["examples"] == 179 and len(data["precision"]) == 10
+    # the run's own test metrics (of the model in memory when its last epoch was the best) are model.keras's
+    recorded = json.loads((run_dir / "run.json").read_text())["test"]
+    assert (recorded["accuracy"], recorded["loss"]) == (data["accuracy"], data["loss"])
     assert 0 <= data["top5"] <= 1 and (run_dir / "confusion.png").exists()
     image = tmp_path / "digit.png"
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(image)

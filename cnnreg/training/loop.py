@@ -397,7 +397,7 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
     except WriteFailed as exc:
         status, message = "failed", _write_failure(exc, state, run_dir)
     seconds = time.time() - started
-    return _finish(plan, run_dir, state, status, message, seconds)
+    return _finish(plan, run_dir, state, status, message, seconds, model=model)
 
 
 def _write_failure(exc: WriteFailed, state: dict[str, Any], run_dir: Path) -> str:
@@ -414,7 +414,8 @@ def reason_text(error: OSError) -> str:
     return f"{error.strerror or error}{where}"
 
 
-def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, message: str, seconds: float) -> Outcome:
+def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, message: str, seconds: float,
+            *, model=None) -> Outcome:
     from cnnreg.training.report import plot_curves
 
     test = None
@@ -427,8 +428,11 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
             import keras
 
             keras.distribution.set_distribution(None)
+        # the best epoch is the last one (as it mostly is): model.keras holds the weights in memory
+        last_is_best = model is not None and state.get("best_epoch") == len(state["history"]) and processes(plan) == 1
         try:
-            test = evaluate_model(load_run_model(run_dir), held_out(plan, "test"), batch_size=plan.config.batch_size)
+            best = model if last_is_best else load_run_model(run_dir)
+            test = evaluate_model(best, held_out(plan, "test"), batch_size=plan.config.batch_size)
         except CnnregError as exc:  # model.keras damaged or deleted meanwhile: the training is complete all the same
             message = f"no test metrics: {exc}"
     try:
