@@ -91,10 +91,13 @@ def _optional_text(value: Any, field: str) -> None:
               "text on one line or null", value)
 
 
+_SPACE = re.compile(r"\s")
+
+
 def check_url(url: Any, field: str = "url") -> None:
     """``http(s)://host/...``, ``hf://user/repo/path``, or a relative path inside the zoo."""
     _need(isinstance(url, str) and url != "", field, "a URL or a relative path", url)
-    if not url.isprintable() or any(c.isspace() for c in url) or "\\" in url:
+    if not url.isprintable() or _SPACE.search(url) or "\\" in url:
         raise InvalidEntry(field, f"must be a URL or a relative path without spaces or backslashes (got {_shown(url)})")
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme:
