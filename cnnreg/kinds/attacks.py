@@ -203,14 +203,22 @@ class ModelTarget:
     cross-entropy taken by :func:`cnnreg.backends.input_gradient`.
 
     ``to_model`` maps [0, 1] pixels to the model's input; ``uniform(shape, low, high)`` gives the
-    random numbers; ``batch_size`` (eager use only) splits large inputs into chunks."""
+    random numbers; ``batch_size`` (eager use only) splits large inputs into chunks;
+    ``compile`` (eager use only: a training step is compiled already) takes the gradient of each
+    chunk through one :func:`cnnreg.backends.compile_function` of it, with ``variables`` (the
+    model's) as its inputs on JAX."""
 
     def __init__(self, logits: Callable[[Any], Any], to_model: Callable[[Any], Any], *,
                  uniform: Callable[[tuple[int, ...], float, float], Any], training: bool = False,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, compile: bool = False, variables: Any = ()) -> None:
         self._logits, self._to_model, self._uniform = logits, to_model, uniform
         self.training = training
         self.batch_size = batch_size
+        self._gradient = self._chunk_gradient
+        if compile:
+            from cnnreg.backends import compile_function
+
+            self._gradient = compile_function(self._chunk_gradient, variables)
 
     def logits(self, x: Any) -> Any:
         from keras import ops
@@ -221,16 +229,19 @@ class ModelTarget:
     def gradient(self, x: Any, y: Any) -> tuple[Any, Any]:
         from keras import ops
 
-        from cnnreg.backends import input_gradient
-
         losses, grads = [], []
         for chunk, labels in zip(self._chunks(x), self._chunks(y)):
-            value, grad = input_gradient(lambda t, labels=labels: cross_entropy(self._logits(self._to_model(t)), labels), chunk)
+            value, grad = self._gradient(chunk, labels)
             losses.append(value)
             grads.append(grad)
         if len(grads) == 1:
             return losses[0], grads[0]
         return ops.sum(ops.stack(losses)), ops.concatenate(grads, axis=0)
+
+    def _chunk_gradient(self, x: Any, y: Any) -> tuple[Any, Any]:
+        from cnnreg.backends import input_gradient
+
+        return input_gradient(lambda t: cross_entropy(self._logits(self._to_model(t)), y), x)
 
     def uniform(self, shape: tuple[int, ...], low: float, high: float) -> Any:
         return self._uniform(tuple(shape), low, high)
@@ -244,7 +255,9 @@ class ModelTarget:
 
 def eager_target(model, preprocess: Callable[[Any], Any], *, batch_size: int = 128, seed: int = 0) -> ModelTarget:
     """The target ``cnnreg attack`` uses: the model's ``preprocess`` (0..255 pixels, through
-    ``keras.ops``) applied to ``x * 255``; random numbers from ``numpy.random.default_rng(seed)``."""
+    ``keras.ops``) applied to ``x * 255``; random numbers from ``numpy.random.default_rng(seed)``;
+    the gradient compiled (:func:`cnnreg.backends.compile_function`), so that an iterative
+    attack's steps run as one compiled call each instead of op by op."""
     import numpy as np
 
     from keras import ops
@@ -258,7 +271,8 @@ def eager_target(model, preprocess: Callable[[Any], Any], *, batch_size: int = 1
     def uniform(shape, low, high):
         return ops.convert_to_tensor(rng.uniform(low, high, size=shape).astype("float32"))
 
-    return ModelTarget(logits, to_model, uniform=uniform, training=False, batch_size=batch_size)
+    return ModelTarget(logits, to_model, uniform=uniform, training=False, batch_size=batch_size, compile=True,
+                       variables=model.variables)
 
 
 class PixelSpace:
