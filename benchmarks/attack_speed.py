@@ -18,6 +18,12 @@ accuracies of both (they should agree to a few examples: the random starts diffe
 reference, the start-up both share (``python -c "import keras"``).  Run by hand:
 
     python benchmarks/attack_speed.py --repeats 5
+
+``--training`` measures adversarial training instead: LeNet-5 on the digits, ``--epochs``
+epochs with no regulariser and with each of ``TRAINING`` (FGSM on half of each batch, PGD-7 on
+all of it under L∞ and L2), alternated in one process (TensorFlow started once); per run the
+median seconds of an epoch after the first (which compiles the step), from history.csv, and
+its ratio to plain training in the same round.
 """
 
 from __future__ import annotations
@@ -96,11 +102,48 @@ def prepare(workdir: Path, env: dict, run_dir: Path | None) -> tuple[Path, Path]
     return run_dir, images
 
 
+#: The adversarial training specs --training compares with plain training.
+TRAINING = ("adversarial:eps=0.1", "adversarial:eps=0.1,attack=pgd,ratio=1,steps=7",
+            "adversarial:eps=1,norm=2,attack=pgd,ratio=1,steps=7")
+
+
+def training(epochs: int, repeats: int) -> None:
+    import csv
+
+    import cnnreg
+
+    specs = ("none", *TRAINING)
+    seconds: dict[str, list[float]] = {spec: [] for spec in specs}
+    with tempfile.TemporaryDirectory(prefix="cnnreg-advtrain-") as tmp:
+        for i in range(repeats):
+            for spec in specs:
+                run_dir = Path(tmp) / f"{i}-{specs.index(spec)}"
+                result = cnnreg.run("lenet5", epochs=epochs, reg=() if spec == "none" else spec, run_dir=run_dir,
+                                    quiet=True, log="none")
+                assert result.status == "completed", result.message
+                with open(run_dir / "history.csv", newline="") as handle:
+                    epoch = statistics.median(float(row["seconds"]) for row in list(csv.DictReader(handle))[1:])
+                seconds[spec].append(epoch)
+                ratio = epoch / seconds["none"][-1]
+                print(f"round {i + 1} {spec:<50} {epoch:6.2f} s per epoch, x{ratio:.2f} plain "
+                      f"(load {os.getloadavg()[0]:.2f})", flush=True)
+    plain = statistics.median(seconds["none"])
+    print(f"\nmedian over {repeats} rounds (epochs 2..{epochs}, LeNet-5, digits 32x32, batch 32):")
+    for spec in specs:
+        median = statistics.median(seconds[spec])
+        print(f"  {spec:<50} {median:6.2f} s per epoch, x{median / plain:.2f} plain training")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--run", type=Path, help="an existing LeNet-5 digits run (default: train one)")
+    parser.add_argument("--training", action="store_true", help="time adversarial training against plain training")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per run with --training")
     args = parser.parse_args()
+    if args.training:
+        training(args.epochs, args.repeats)
+        return
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     eps_text = ",".join(str(e) for e in EPS)
     with tempfile.TemporaryDirectory(prefix="cnnreg-attack-") as tmp:
