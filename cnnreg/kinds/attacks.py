@@ -142,15 +142,15 @@ def project(x_adv: Any, x: Any, eps: float, norm: str) -> Any:
 
     x = ops.cast(ops.convert_to_tensor(x), "float32")
     delta = clip_unit(ops.cast(ops.convert_to_tensor(x_adv), "float32")) - x
-    size = 1
-    for dim in x.shape[1:]:
-        size *= int(dim)
-    radius = inner_radius(eps, norm, size)
     if norm == "inf":
+        radius = inner_radius(eps, norm, 1)
         delta = ops.clip(delta, -radius, radius)
     else:
+        size = 1
+        for dim in x.shape[1:]:  # known while tracing too: only the batch size may be open
+            size *= int(dim)
         length = batch_norms(delta, "2")
-        delta = delta * ops.minimum(1.0, radius / ops.maximum(length, 1e-12))
+        delta = delta * ops.minimum(1.0, inner_radius(eps, norm, size) / ops.maximum(length, 1e-12))
     return clip_unit(x + delta)  # (a rounding of x + delta may step out of [0, 1] by one unit)
 
 
@@ -164,7 +164,8 @@ def inner_radius(eps: float, norm: str, size: int) -> float:
     √size · 2⁻²⁴ in length, and the float32 length the scaling divides by is off by a few
     relative units of 2⁻²⁴ (a tree sum: log₂ size of them), so the radius is
     eps · (1 − 2⁻¹⁹) − √size · 2⁻²³.  Never below 0 (a smaller eps leaves the input unchanged).
-    An attack loses at most a millionth of its budget."""
+    What an attack loses is far below any eps worth measuring: 2.4e-7 of one value under L∞;
+    under L2 two millionths of eps and 4.6e-5 for a 224×224×3 image."""
     if norm == "inf":
         return max(0.0, float(eps) - 2.0 ** -22)
     return max(0.0, float(eps) * (1.0 - 2.0 ** -19) - size ** 0.5 * 2.0 ** -23)
@@ -257,7 +258,7 @@ class ModelTarget:
 
         losses, grads = [], []
         for chunk, labels in zip(self._chunks(x), self._chunks(y)):
-            value, grad = self._gradient(chunk, labels)
+            value, grad = self._gradient(ops.cast(chunk, "float32"), ops.cast(labels, "float32"))  # one signature
             losses.append(value)
             grads.append(grad)
         if len(grads) == 1:
