@@ -145,7 +145,7 @@ def test_the_step_transform_on_the_other_backends(backend, subprocess_env):
 # --- the adversarial transform itself ------------------------------------------------------------
 
 
-def _transform_setup(spec: str):
+def _transform_setup(spec: str, uniform=None):
     import keras
 
     from cnnreg.kinds.attacks import PixelSpace, logits_function
@@ -158,7 +158,8 @@ def _transform_setup(spec: str):
     pixels = PixelSpace.probe(lambda p: p / 255.0, 1)
     x01 = np.random.default_rng(0).uniform(0, 1, (6, 4, 4, 1)).astype("float32")
     y = np.eye(3, dtype="float32")[np.arange(6) % 3]
-    step = StepContext(logits_function(model), lambda shape, low, high: keras.ops.zeros(shape), pixels=pixels)
+    uniform = uniform or (lambda shape, low, high: keras.ops.zeros(shape))
+    step = StepContext(logits_function(model), uniform, pixels=pixels)
     return cnnreg.build("regulariser", spec).train_step_transform(), x01, y, step
 
 
@@ -182,6 +183,24 @@ def test_the_first_rows_are_attacked_within_eps_the_rest_kept(ratio, attacked):
                          input_signature=[tf.TensorSpec((None, 4, 4, 1)), tf.TensorSpec((None, 3))])
     masked, _ = traced(x01, y)
     np.testing.assert_allclose(np.asarray(masked), out, atol=1e-6)
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_norm_2_attacks_each_row_by_a_whole_change_of_length_eps(attack):
+    """L2 adversarial training: the attacked rows change by at most eps in length (FGSM: by eps,
+    unless [0, 1] cuts it), never by more, measured exactly; the rest are kept."""
+    import keras
+
+    steps = ",steps=3" if attack == "pgd" else ""
+    uniform = lambda shape, low, high: keras.ops.convert_to_tensor(  # noqa: E731 (PGD's random start)
+        np.random.default_rng(1).uniform(low, high, tuple(shape)).astype("float32"))
+    transform, x01, y, step = _transform_setup(f"adversarial:eps=0.5,ratio=0.5,norm=2,attack={attack}{steps}", uniform)
+    out, _ = transform(x01, y, step)
+    delta = (keras.ops.convert_to_numpy(out).astype("float64") - x01).reshape(6, -1)
+    length = np.sqrt(np.square(delta).sum(axis=1))
+    assert (length[:3] <= 0.5).all() and (length[:3] > 0.25).all(), length
+    assert (length[3:] == 0).all()
+    assert np.abs(delta).max() > 0.5 / 4  # not an L∞ step of eps / 4 per value: one image's length
 
 
 def test_eps_or_ratio_zero_installs_nothing():
@@ -217,6 +236,12 @@ def test_labels_and_one_line_errors_of_the_spec():
         cnnreg.build("regulariser", "adversarial:attack=pgdd")
     with pytest.raises(CnnregError, match="attack 'fgsm' has no 'steps' parameter"):
         cnnreg.build("regulariser", "adversarial:steps=3")
+    assert cnnreg.build("regulariser", "adversarial:eps=0.5,norm=2").label == \
+        "adversarial training: FGSM L2 eps 0.5 on 50% of each batch"
+    with pytest.raises(CnnregError, match="attack 'universal' attacks under L∞ only, not norm=2"):
+        cnnreg.build("regulariser", "adversarial:attack=universal,norm=2")
+    with pytest.raises(CnnregError, match=r"parameter 'norm': '1' is not allowed \(valid: 2, inf\)"):
+        cnnreg.build("regulariser", "adversarial:norm=1")
     result = run_cli("run", "mlp_bn", "--reg", "adversarial:attack=pgdd", "--epochs", "1", "--dry-run", *FAST)
     one_line(result, "regulariser 'adversarial' parameter 'attack': unknown attack 'pgdd'; did you mean 'pgd'?")
 

@@ -47,7 +47,7 @@ def test_json_npz_and_figures_agree_with_evaluate(trained, tmp_path):
     assert accuracy[-1] < accuracy[0] - 0.2, "PGD at eps 0.1 should hurt an undefended model"
     for row in data["results"]:
         assert set(row) >= {"eps", "accuracy", "label", "mean_confidence", "changed", "mean_norm"}
-        assert row["mean_norm"] <= row["eps"] + 1e-6
+        assert row["mean_norm"] <= row["eps"]  # measured exactly: float32 rounding never oversteps
 
     # the arrays: every reported accuracy can be recomputed from them
     with np.load(data["files"]["npz"]) as npz:
@@ -58,7 +58,7 @@ def test_json_npz_and_figures_agree_with_evaluate(trained, tmp_path):
     assert x_adv.shape == (e, n, 8, 8, 1) and pred.shape == (e, n)
     assert x.min() >= 0 and x.max() <= 1 and x_adv.min() >= 0 and x_adv.max() <= 1
     for k, value in enumerate(eps):
-        assert np.abs(x_adv[k] - x).max() <= value + 1e-6
+        assert np.abs(x_adv[k].astype("float64") - x).max() <= value
         assert float(np.mean(pred[k] == y)) == accuracy[k]
     assert np.array_equal(x_adv[0], x) and np.array_equal(arrays["clean_pred"], pred[0])
     # and they are the model's predictions on those arrays, through its own preprocessing

@@ -2,9 +2,9 @@
 
 The same small trained model and the same inputs in [0, 1]; ART gets the model's logits (cnnreg's
 own ``logits_function``) with a from-logits cross-entropy and clip values (0, 1).  FGSM is
-deterministic, so the adversarial inputs must be equal; PGD starts at a random point of the ball
-(different random numbers in each library), so their robust accuracies are compared over 400
-inputs.  ART runs on TensorFlow: on another backend the module reruns itself in a subprocess.
+deterministic, and so is PGD without its random start: the adversarial inputs must be equal; PGD
+from a random point of the ball (different random numbers in each library) is compared by its
+robust accuracy over 400 inputs.  ART runs on TensorFlow: on another backend the module reruns itself in a subprocess.
 """
 
 from __future__ import annotations
@@ -76,6 +76,23 @@ def test_fgsm_equals_art(setup, norm, eps):
     ours = np.asarray(attack(f"fgsm:eps={eps},norm={norm}").perturb(target, x, onehot))
     assert np.abs(ours - reference).max() <= 1e-5
     assert accuracy(ours) < accuracy(x) - 0.02  # the perturbation does something
+
+
+@pytest.mark.skipif(not ON_TENSORFLOW, reason="ART's TensorFlow classifier: see test_on_tensorflow_in_a_subprocess")
+@pytest.mark.parametrize(("norm", "eps"), [("inf", 0.1), ("2", 0.5)])
+def test_pgd_without_random_start_equals_art(setup, norm, eps):
+    """Deterministic without its random start: the same 10 steps give the same inputs, up to
+    float32 rounding (ART clips to [0, 1] before projecting, cnnreg after; the same set)."""
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    classifier, target, x, onehot, accuracy = setup
+    steps = 10
+    reference = ProjectedGradientDescent(classifier, norm=np.inf if norm == "inf" else 2, eps=eps,
+                                         eps_step=2.5 * eps / steps, max_iter=steps, num_random_init=0,
+                                         batch_size=128, verbose=False).generate(x, onehot)
+    ours = np.asarray(attack(f"pgd:eps={eps},steps={steps},norm={norm},random_start=false").perturb(target, x, onehot))
+    assert np.abs(ours - reference).max() <= 1e-5
+    assert accuracy(ours) == accuracy(reference) < accuracy(x) - 0.1
 
 
 @pytest.mark.skipif(not ON_TENSORFLOW, reason="ART's TensorFlow classifier: see test_on_tensorflow_in_a_subprocess")

@@ -329,3 +329,27 @@ def test_the_documented_attack_plugin_works(conv):
         x_adv, accuracy = attack_accuracy(conv, "mifgsm:steps=3", 0.1)
     assert np.abs(x_adv - x).max() <= 0.1 + 1e-5 and x_adv.min() >= 0 and x_adv.max() <= 1
     assert accuracy < 1
+
+
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_projection_never_leaves_more_than_eps_measured_exactly(norm):
+    """The change measured in float64 is at most eps, whatever float32 rounding of x + delta
+    does (it once read 0.10000003 at eps 0.1), and nearly all of the budget is used."""
+    from keras import ops
+
+    from cnnreg.kinds.attacks import inner_radius, project
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.25, 0.75, (64, 8, 8, 3)).astype("float32")  # mostly inside [0, 1] after the change
+    x[:16] = (1 - rng.uniform(0, 1e-3, x[:16].shape)).astype("float32")  # near 1: the coarsest rounding
+    budgets = (0.1, 8 / 255, 0.02, 1e-3, 1e-7) if norm == "inf" else (3.0, 0.5, 0.1, 1e-3, 1e-7)
+    for eps in budgets:
+        step = rng.normal(0, 1, x.shape) * (eps if norm == "inf" else eps / 8)
+        out = np.asarray(ops.convert_to_numpy(project((x + 3 * step).astype("float32"), x, eps, norm)))
+        delta = (out.astype("float64") - x).reshape(len(x), -1)
+        sizes = np.abs(delta).max(axis=1) if norm == "inf" else np.sqrt(np.square(delta).sum(axis=1))
+        assert sizes.max() <= eps, (eps, sizes.max() - eps)
+        assert out.min() >= 0 and out.max() <= 1
+        if 1e-3 <= eps <= 0.5:  # (a larger L2 change is cut by [0, 1])
+            assert sizes.max() >= inner_radius(eps, norm, 8 * 8 * 3) * (1 - 1e-5), (eps, sizes.max())
+            assert inner_radius(eps, norm, 8 * 8 * 3) >= eps * (1 - 1e-5) - 2e-6

@@ -326,3 +326,28 @@ def test_every_augmentation_runs_on_the_other_backends(backend, subprocess_env):
                           env=dict(subprocess_env, KERAS_BACKEND=backend), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"{backend} 7 ") and " crop " in proc.stdout, proc.stdout
+
+
+LEAN = """
+import sys
+from cnnreg.backends import OPTIONAL_AT_IMPORT, lean_imports, load_keras, select
+select("tensorflow")
+lean_imports()
+load_keras()
+import keras
+loaded = [name for name in OPTIONAL_AT_IMPORT if name in sys.modules]
+assert not loaded, loaded
+assert keras.ops.convert_to_numpy(keras.ops.ones((2,))).sum() == 2
+import matplotlib.figure, sklearn  # still importable afterwards
+print("lean ok")
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("matplotlib") is None,
+                    reason="needs scikit-learn and matplotlib installed, to show they are not loaded")
+def test_the_cli_loads_keras_without_what_only_keras_tries(subprocess_env):
+    """What the CLI's commands never use is not imported with Keras (seconds of its start-up:
+    docs/performance.md, "Attacks"), and can still be imported afterwards."""
+    proc = subprocess.run([sys.executable, "-c", LEAN], capture_output=True, text=True,
+                          env=dict(subprocess_env, KERAS_BACKEND="tensorflow"), timeout=300)
+    assert proc.returncode == 0 and "lean ok" in proc.stdout, proc.stderr[-3000:]

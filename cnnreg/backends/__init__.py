@@ -95,17 +95,52 @@ def _module():
         return None
 
 
+#: What Keras and TensorFlow import at start-up only because it is installed, for features no
+#: cnnreg command uses: pandas inputs, scikit-learn wrappers, IPython display, the pyplot of
+#: ``keras.visualization``, TFLite's JAX functions.  Together 4–5 s of a 10 s ``import keras``
+#: on the development machine (docs/performance.md, "Attacks").
+OPTIONAL_AT_IMPORT = ("pandas", "sklearn", "IPython", "matplotlib", "jax")
+
+_lean = False
+
+
+def lean_imports() -> None:
+    """Let :func:`load_keras` import keras without :data:`OPTIONAL_AT_IMPORT` (the backend's own
+    module excepted).  The CLI calls this: its process runs cnnreg's commands only.  A Python
+    session that imports cnnreg keeps Keras whole (it may hand Keras a pandas DataFrame).  Only
+    the attempts made while Keras and TensorFlow load are refused; the modules stay importable
+    afterwards (cnnreg's figures import matplotlib when they are drawn).  The PyTorch backend
+    loads in full: its compiler looks its optional modules up while Keras imports it."""
+    global _lean
+    _lean = True
+
+
 def load_keras() -> None:
     """Import keras for a function that needs it (select the backend first with
     :func:`select`); on TensorFlow without TensorFlow's native start-up chatter
-    on stderr, on JAX and PyTorch without TensorFlow (until a tf.data pipeline needs it).  Call
-    after every option has been checked."""
-    import os
-
+    on stderr, on JAX and PyTorch without TensorFlow (until a tf.data pipeline needs it); after
+    :func:`lean_imports`, without the modules Keras only tries.  Call after every option has
+    been checked."""
     # TensorFlow's C++ start-up and tf.data chatter is not for our users; their own setting wins
     # (the CLI sets the same; read once, when TensorFlow loads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    lean = _lean and "keras" not in sys.modules and backend != "torch"
+    # a None in sys.modules is how Python marks a module as not importable: `import` fails
+    # with ModuleNotFoundError and importlib.util.find_spec answers None, as if uninstalled
+    refused = [name for name in OPTIONAL_AT_IMPORT if name != backend and name not in sys.modules] \
+        if lean else []
+    sys.modules.update(dict.fromkeys(refused))
+    try:
+        _import_keras(backend)
+    finally:
+        for name in refused:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def _import_keras(backend: str) -> None:
+    if backend == "tensorflow":
         from cnnreg.backends.tensorflow import quiet_import, split_cpu
 
         quiet_import()
@@ -150,6 +185,20 @@ def input_gradient(fn, x) -> tuple[Any, Any]:
 
         raise CnnregError(f"input gradients are not available on the {keras.backend.backend()} backend")
     return module.input_gradient(fn, x)
+
+
+def compile_function(fn, variables=()) -> Any:
+    """``fn(*tensors)`` (``keras.ops``, model calls, :func:`input_gradient`) compiled once for
+    the backend in use, for inputs whose first dimension (the batch) may vary: ``tf.function``
+    with that dimension left open, ``jax.jit`` with ``variables`` (the model's, read inside
+    ``fn``) passed in as arguments so that their values are not baked into the compiled code,
+    or ``fn`` itself on PyTorch (eager; ``torch.compile`` costs more than it saves on the small
+    steps this serves).  Returns backend tensors; ``variables`` must not change meanwhile on JAX
+    (an attack's model is fixed)."""
+    module = _module()
+    if module is None or not hasattr(module, "compile_function"):  # pragma: no cover - an unknown backend
+        return fn
+    return module.compile_function(fn, list(variables))
 
 
 #: The instance attribute :func:`wrap_train_step` sets, marked so that only ours is removed.

@@ -78,6 +78,25 @@ def input_gradient(fn, x):
     return jax.value_and_grad(fn)(jnp.asarray(x))
 
 
+def compile_function(fn, variables):
+    """``jax.jit`` of ``fn`` run in a ``keras.StatelessScope`` that maps ``variables`` to values
+    passed as arguments: the weights are inputs of the compiled code, not constants folded into
+    it (a large model would take long to compile).  It compiles again for a new batch size."""
+    import jax
+    import keras
+
+    def pure(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn(*args)
+
+    compiled = jax.jit(pure)
+
+    def call(*args):
+        return compiled([v.value for v in variables], *args)
+
+    return call
+
+
 def wrap_train_step(model, apply, *, seed):
     """The pure ``train_step(state, data)`` calling ``apply`` first (see
     :func:`cnnreg.backends.wrap_train_step`).

@@ -135,6 +135,25 @@ def input_gradient(fn, x):
     return value, tape.gradient(value, x)
 
 
+def compile_function(fn, variables):
+    """``tf.function`` of ``fn``, traced once at the first call with every argument's first
+    dimension left open (no retracing for a last, smaller batch); the variables are read as
+    ``tf.Variable``s by the graph itself."""
+    import tensorflow as tf
+
+    compiled = None
+
+    def call(*args):
+        nonlocal compiled
+        args = [tf.convert_to_tensor(a) for a in args]
+        if compiled is None:
+            signature = [tf.TensorSpec((None,) + tuple(a.shape[1:]), a.dtype) for a in args]
+            compiled = tf.function(fn, input_signature=signature, autograph=False)
+        return compiled(*args)
+
+    return call
+
+
 def wrap_train_step(model, apply, *, seed):
     """``train_step(data)`` calling ``apply`` first (see :func:`cnnreg.backends.wrap_train_step`).
 

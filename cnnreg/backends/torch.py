@@ -49,6 +49,12 @@ def input_gradient(fn, x):
     return value.detach(), grad.detach()
 
 
+def compile_function(fn, variables):
+    """``fn`` itself: PyTorch runs eagerly (``torch.compile`` takes longer to compile a small
+    attack step than the step runs)."""
+    return fn
+
+
 def wrap_train_step(model, apply, *, seed):
     """``train_step(data)`` calling ``apply`` first (see :func:`cnnreg.backends.wrap_train_step`).
 

@@ -341,15 +341,17 @@ def _percent(ratio: float) -> str:
 
 
 def adversarial(eps: Eps = EIGHT_LEVELS, attack: str = "fgsm", ratio: Factor = 0.5,
-                steps: Annotated[int, Range(0, 100_000)] = 0) -> Regulariser:
+                steps: Annotated[int, Range(0, 100_000)] = 0, norm: Literal["inf", "2"] = "inf") -> Regulariser:
     """Adversarial training (Goodfellow et al. 2015; Madry et al. 2018) on attacked batches.
 
     A share ``ratio`` of every training batch is replaced by ``attack``'s adversarial versions,
     made inside the training step at its weights.  Goodfellow et al. train on a mix of clean and
     FGSM examples (``ratio=0.5``, the default); Madry et al. on PGD examples only
     (``attack=pgd,ratio=1``).  ``eps`` is in [0, 1] pixel units
-    (``8/255``), measured in the attack's norm; ``attack`` names any attack (`cnnreg list
-    attacks`), ``steps`` (0: its own default) sets an iterative attack's steps.  The attack runs
+    (``8/255``), measured in ``norm``: ``inf`` (the largest change of one value) or ``2``
+    (the length of an image's whole change: L2 adversarial training, e.g.
+    ``adversarial:attack=pgd,norm=2,eps=0.5``); ``attack`` names any attack (`cnnreg list
+    attacks`) that takes that norm, ``steps`` (0: its own default) sets an iterative attack's steps.  The attack runs
     inside the training step at that step's weights, so each step costs about ``1 + steps``
     forward and backward passes more on the attacked rows."""
     from cnnreg.kinds.attacks import Attack
@@ -369,6 +371,8 @@ def adversarial(eps: Eps = EIGHT_LEVELS, attack: str = "fgsm", ratio: Factor = 0
             raise ParameterError(f"regulariser 'adversarial': attack '{component.name}' has no 'steps' parameter; "
                                  "leave steps=0 (its parameters: " + (", ".join(sorted(declared)) or "none") + ")")
         params["steps"] = steps
+    if "norm" in declared:
+        params["norm"] = norm
     try:
         made = component.build(params)
     except CnnregError as exc:
@@ -376,6 +380,11 @@ def adversarial(eps: Eps = EIGHT_LEVELS, attack: str = "fgsm", ratio: Factor = 0
     if not isinstance(made, Attack):
         raise PluginError(f"attack '{component.name}' from {component.provider} returned {type(made).__name__}, "
                           "not a cnnreg.kinds.attacks.Attack (see docs/plugins.md)")
+    if str(made.norm) != norm:
+        text = {"inf": "L∞", "2": "L2"}
+        raise ParameterError(f"regulariser 'adversarial': attack '{component.name}' attacks under "
+                             f"{text.get(str(made.norm), made.norm)} only, not norm={norm}; "
+                             f"use norm={made.norm}, or an attack with a norm parameter (fgsm, pgd)")
     return Adversarial(made, component.name, float(eps), float(ratio))
 
 

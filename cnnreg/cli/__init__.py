@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import click
 
-    from cnnreg.backends import install_import_check, uninstall_import_check
+    from cnnreg.backends import install_import_check, lean_imports, uninstall_import_check
     from cnnreg.plugins import set_reporter
 
     if home_note:
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         warn(home_note)
     set_reporter(_report_plugin_problem)
     install_import_check()  # a bad KERAS_BACKEND is our one line wherever keras gets imported
+    lean_imports()  # this process runs our commands: keras without what only it would import
     args = sys.argv[1:] if argv is None else argv
     try:
         command = typer.main.get_command(make_app())
