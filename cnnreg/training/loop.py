@@ -429,7 +429,8 @@ def _finish(plan: Plan, run_dir: Path, state: dict[str, Any], status: str, messa
 
             keras.distribution.set_distribution(None)
         # the best epoch is the last one (as it mostly is): model.keras holds the weights in memory
-        last_is_best = model is not None and state.get("best_epoch") == len(state["history"]) and processes(plan) == 1
+        last_is_best = (model is not None and state.get("best_epoch") == len(state["history"])
+                        and (plan.distribution is None or plan.distribution.mode == "none"))  # not per replica
         try:
             best = model if last_is_best else load_run_model(run_dir)
             test = evaluate_model(best, held_out(plan, "test"), batch_size=plan.config.batch_size)
