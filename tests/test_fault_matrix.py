@@ -40,6 +40,10 @@ def _kill(run_dir: Path, env: dict, *, moment: str, rng: random.Random) -> dict:
     """Start `cnnreg run` in a subprocess and kill -9 it: ``ckpt`` while a checkpoint is being
     written (its temporary file exists) from epoch 3 on, ``random`` a seeded random time after
     the first epoch went on record, ``early`` once run.json exists (no epoch on record yet)."""
+    if moment == "ckpt":  # the background writer writes a checkpoint in microseconds: hold it there
+        from cnnreg.training.writer import PAUSE_ENV
+
+        env = dict(env, **{PAUSE_ENV: "0.5"})
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnreg", "run", "mlp_bn", "--epochs", str(EPOCHS[moment]), *FAST, "--run-dir", str(run_dir)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

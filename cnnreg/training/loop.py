@@ -202,7 +202,7 @@ def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: i
 
     The last two checkpoints stay, so that a damaged newest one (a disk that lied) still leaves
     one to resume from."""
-    from cnnreg.training.writer import snapshot
+    from cnnreg.training.writer import snapshot, pause_for_tests
 
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     history = list(state["history"])  # the rows so far: the next epoch appends to the state's own
@@ -223,6 +223,7 @@ def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: i
             def dump(tmp: str) -> None:
                 with open(tmp, "wb") as handle:
                     handle.write(serialised.getbuffer())
+                pause_for_tests()
 
             files.save_atomic(checkpoint_dir / name, dump)  # .epoch-NNNN.tmpPID.keras, then renamed
         files.write_json(

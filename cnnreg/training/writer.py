@@ -21,7 +21,24 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["EpochWriter", "snapshot"]
+__all__ = ["EpochWriter", "snapshot", "PAUSE_ENV", "pause_for_tests"]
+
+#: Test aid: seconds the writer waits with a checkpoint written under its temporary name, before
+#: the rename, so that a test can kill the process mid-write (tests/test_fault_matrix.py).
+PAUSE_ENV = "CNNREG_TEST_WRITE_PAUSE"
+
+
+def pause_for_tests() -> None:
+    """Wait :data:`PAUSE_ENV` seconds when it is set (a test's; never in normal use)."""
+    import os
+    import time
+
+    try:
+        seconds = float(os.environ.get(PAUSE_ENV) or 0)
+    except ValueError:
+        seconds = 0.0
+    if seconds > 0:
+        time.sleep(min(seconds, 10.0))
 
 
 def snapshot(model) -> io.BytesIO | None:
