@@ -41,8 +41,8 @@ def _stopped(*, after, args):
     (what the loop sees of a Ctrl-C between epochs), as cnnreg's own tests make one."""
     save_epoch = loop.save_epoch
 
-    def stop(plan, target, model, state, epoch):
-        save_epoch(plan, target, model, state, epoch)
+    def stop(plan, target, model, state, epoch, **options):
+        save_epoch(plan, target, model, state, epoch, **options)
         if len(state["history"]) == after:
             raise KeyboardInterrupt
 
