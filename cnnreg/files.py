@@ -22,7 +22,7 @@ from cnnreg.errors import CnnregError
 
 __all__ = [
     "write_atomic", "save_atomic", "write_json", "remove_quietly", "zip_member", "ZipWindow", "probe_writable",
-    "writable_folder", "sha256_of", "NotRegular", "open_regular", "read_bounded", "read_json", "MAX_JSON_BYTES",
+    "writable_folder", "sha256_of", "NotRegular", "irregular", "open_regular", "read_bounded", "read_json", "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
 ]
 
@@ -175,6 +175,14 @@ _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_
           stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
 
 
+def irregular(mode: int) -> str:
+    """What a file of ``st_mode`` is when it is not a regular file ("a FIFO (named pipe)", "a
+    folder", ...); "" for a regular file."""
+    if stat.S_ISREG(mode):
+        return ""
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
 def open_regular(path: str | Path, what: str, *, limit: int | None = None):
     """``path`` opened for binary reading if it is a regular file (of at most ``limit`` bytes):
     opened without blocking and checked with fstat before a byte is read, so that a FIFO or a
@@ -190,8 +198,8 @@ def open_regular(path: str | Path, what: str, *, limit: int | None = None):
         raise NotRegular(f"cannot read {what}: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+        kind = irregular(info.st_mode)
+        if kind:
             raise NotRegular(f"{what} is {kind}, not a regular file; refused")
         if limit is not None and info.st_size > limit:
             raise NotRegular(f"{what} is {info.st_size:,} bytes, more than the {limit:,} a file of its kind may hold; "

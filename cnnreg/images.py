@@ -118,14 +118,17 @@ def open_image(path: Any, limit: int | None = None):
 def _check_regular(path: Any) -> None:
     import stat
 
+    from cnnreg.files import irregular
+
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return  # Pillow says what is wrong (missing, unreadable) in its own words
     if stat.S_ISDIR(mode):
         raise ImageError(f"cannot read image {path}: Is a directory", "unreadable: Is a directory")
-    if not stat.S_ISREG(mode):
-        raise ImageError(f"image {path} is not a regular file (a FIFO, socket or device); refused", "not a regular file")
+    kind = irregular(mode)
+    if kind:
+        raise ImageError(f"image {path} is {kind}, not a regular file; refused", "not a regular file")
 
 
 def read_image(path: Any, channels: int, limit: int | None = None) -> np.ndarray:

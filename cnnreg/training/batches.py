@@ -102,11 +102,10 @@ def check_arrays_fit(name: str, splits: list, input_shape: tuple[int, int, int])
     from cnnreg.datasets.pipeline import memory_bytes
 
     height, width, channels = input_shape
-    resized = [s for s in splits if tuple(s.x.shape[1:3]) != (height, width) or s.x.shape[-1] != channels]
-    need = sum(len(s.x) for s in resized) * height * width * channels * 4
+    examples = sum(len(s.x) for s in splits if tuple(s.x.shape[1:]) != (height, width, channels))
+    need = examples * height * width * channels * 4
     room = int(memory_bytes() * ARRAYS_FRACTION)
     if need > room:
-        examples = sum(len(s.x) for s in resized)
         raise CnnregError(f"dataset '{name}' at {height}x{width}x{channels} would take {format_bytes(need)} in memory "
                           f"({examples:,} images as float32), more than {format_bytes(room)} (half of this machine's "
                           "memory); choose a smaller --input-shape")

@@ -23,8 +23,8 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cnnreg import files
@@ -90,8 +90,7 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
 
         def on_train_batch_end(self, batch, logs=None):
             _raise_if_interrupted(state)
-            if not writer.busy:  # the last epoch's files are written: its row goes to the trackers
-                _track(writer.poll, run_dir, state, self.model)
+            _track(writer.poll, run_dir, state, self.model)  # an epoch whose files are written goes to the trackers
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 self.model.stop_training = True

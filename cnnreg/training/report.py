@@ -127,7 +127,7 @@ def check_split(trained: Trained, split: str, dataset: str | None = None) -> Hel
     which needs TensorFlow, is built when its split is read) and the split's name looked up.
     ``val``/``valid`` name the validation split; a mistake is one line."""
     from cnnreg.datasets import build_dataset
-    from cnnreg.training.config import RunConfig, resolve
+    from cnnreg.training.config import resolve
 
     split = "validation" if split in ("val", "valid") else split
     if trained.data is not None:
