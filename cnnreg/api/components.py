@@ -136,10 +136,10 @@ def find_component(text: str):
     if found:
         options = ", ".join(f"{c.kind}/{c.name}" for c in found)
         raise CnnregError(f"'{text}' names components of several kinds; use one of {options}")
-    from cnnreg.kinds.weights import NAME, unknown_text
+    from cnnreg.kinds.weights import NAME
 
-    if NAME.match(name) and "/" not in name:  # ARCH.TAG: a weights name
-        raise UnknownComponentError(f"unknown component '{text}'" + unknown_text(name, registry.names("weights")))
+    if NAME.match(name) and "/" not in name:  # ARCH.TAG: the weights kind's own line (registry.get)
+        raise errors[KINDS.index("weights")]
     every = {c.name for c in registry.components()}
     aliases = {a: n for kind in KINDS for a, n in registry.aliases(kind).items()}
     raise UnknownComponentError(

@@ -19,7 +19,7 @@ A zoo is a folder (serve it over http, or copy it anywhere) laid out as::
 Each entry of ``zoo.json`` carries the sha256 and size of its weights and the run's manifest (so
 a zoo served over http gives the recipe too: ``cnnreg weights pull`` writes it next to the
 cache).  Every file is written to a temporary name and renamed, ``zoo.json`` last, under a lock
-(a lock file beside the zoo folder, so a served folder holds only the zoo), so a reader never
+(a flock on the zoo folder itself, so a served folder holds only the zoo), so a reader never
 sees an entry whose files are not there yet; an entry of the same name is replaced.  ``hf://user/repo`` publishes the same layout to the Hugging Face Hub through
 huggingface_hub (the ``cnnreg[hub]`` extra).
 """
@@ -41,6 +41,7 @@ from typing import Any
 from cnnreg.errors import CnnregError
 from cnnreg import files
 from cnnreg.training import rundir
+from cnnreg.zoo.index import MAX_BYTES as ZOO_MAX_BYTES
 
 __all__ = ["INDEX", "CARD", "RAW", "HF_LICENSES", "Published", "publish", "publish_folder", "entry_from_run", "read_index",
            "hf_license", "model_card", "stock_affine", "raw_model", "custom_objects"]
@@ -267,7 +268,7 @@ def read_index(dest: Path) -> dict:
     if not path.exists():
         return {"cnnreg_zoo": 1, "entries": []}
     try:
-        data = files.read_json(path, str(path))
+        data = files.read_json(path, str(path), limit=ZOO_MAX_BYTES)  # what zoo readers take
     except CnnregError as exc:
         raise CnnregError(f"{exc}; fix or remove it, nothing was published") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or data.get("cnnreg_zoo") != 1:
@@ -294,6 +295,11 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
         folder = dest / name
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             raise CnnregError(f"{folder} is not a folder of this zoo (a link or a file); remove it to publish {name}")
+        # what can be refused (a preprocessing no stock layer gives, an export that fails its
+        # check) comes first: an entry already published under the name keeps its model file
+        trained, backend = _with_keras(Path(run_dir), say) if with_preprocess or formats else (None, None)
+        raw = _raw_file(trained, folder, name, say) if with_preprocess else None
+        exports = _exports(trained, backend, folder, name, formats, say)
         weights = folder / f"{name}.keras"
         files.save_atomic(weights, lambda tmp: shutil.copyfile(model, tmp))
         digest, size = sha256_of(weights), weights.stat().st_size
@@ -304,14 +310,12 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
         if custom:
             notes.append(f"{name}.keras holds classes that are not Keras' own ({', '.join(custom)}): it loads only where "
                          "the plugin that registers them is installed")
-        raw = _raw_file(Path(run_dir), folder, name, say) if with_preprocess else None
         if raw is not None:
             raw_hash = sha256_of(raw.path)
             fields["files"][RAW] = {"url": f"{name}/{raw.path.name}", "hash": raw_hash, "size": raw.path.stat().st_size,
                                     "filename": f"{name}-{RAW}-{raw_hash.split(':')[1][:12]}.keras"}
         elif (folder / f"{name}.{RAW}.keras").exists():
             (folder / f"{name}.{RAW}.keras").unlink()  # from an earlier entry of the name
-        exports = _exports(Path(run_dir), folder, name, formats, say)
         for item in exports:
             path = Path(item.path)
             hash_ = item.files[path.name]
@@ -335,20 +339,27 @@ def publish_folder(run_dir: Path, dest: Path, *, name: str | None = None, licens
     return Published(entry, str(dest), str(folder), replaced, len(index["entries"]), notes, exports)
 
 
-def _exports(run_dir: Path, folder: Path, name: str, formats, say: Callable[[str], None]) -> list:
-    """Export the run's model into the entry's folder in each format, checked; a failed check
-    removes what it wrote and publishes nothing (one line, exit status 1)."""
-    if not formats:
-        return []
+def _with_keras(run_dir: Path, say: Callable[[str], None]) -> tuple[Any, str]:
+    """The run's :class:`~cnnreg.training.saved.Trained` and its backend, with keras loaded (once
+    for the raw model and every export)."""
     from cnnreg.backends import load_keras, select
-    from cnnreg.training.export import export
-    from cnnreg.training.exported import sidecar_of
     from cnnreg.training.saved import trained_run
 
     trained = trained_run(run_dir)
     backend = select(None)
     say("loading keras…")
     load_keras()
+    return trained, backend
+
+
+def _exports(trained, backend: str, folder: Path, name: str, formats, say: Callable[[str], None]) -> list:
+    """Export ``trained`` (:func:`_with_keras`) into the entry's folder in each format, checked; a
+    failed check removes what it wrote and publishes nothing (one line, exit status 1)."""
+    if not formats:
+        return []
+    from cnnreg.training.export import export
+    from cnnreg.training.exported import sidecar_of
+
     done = []
     for fmt in formats:
         result = export(trained, fmt, folder / f"{name}{fmt.suffix}", backend=backend,
@@ -385,11 +396,13 @@ def _locked(dest: Path):
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:
             os.close(fd)
+            fd = None  # closed: never twice, whatever the next open does
             fd = os.open(dest / ".zoo.lock", os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 # --- a model plain Keras loads ---------------------------------------------------------------------
@@ -515,15 +528,9 @@ class Raw:
     steps: list[str]
 
 
-def _raw_file(run_dir: Path, folder: Path, name: str, say: Callable[[str], None]) -> Raw:
-    """Write ``NAME.raw.keras`` (:func:`raw_model` of the run's best model) into ``folder``."""
-    from cnnreg.backends import load_keras, select
-    from cnnreg.training.saved import trained_run
-
-    trained = trained_run(run_dir)
-    select(None)
-    say("loading keras…")
-    load_keras()
+def _raw_file(trained, folder: Path, name: str, say: Callable[[str], None]) -> Raw:
+    """Write ``NAME.raw.keras`` (:func:`raw_model` of ``trained``, from :func:`_with_keras`)
+    into ``folder``."""
     say(f"{name}.{RAW}.keras: the model behind its preprocessing…")
     model, steps = raw_model(trained.load_model(), trained.input_shape, trained.resize, trained.preprocess)
     path = folder / f"{name}.{RAW}.keras"
