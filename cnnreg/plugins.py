@@ -168,6 +168,7 @@ class Host:
         self.registry = Registry()
         self.registry.report = lambda line: self._warn(line, hint="")  # a zoo's problem is not a plugin's
         self._plugins: dict[str, PluginInfo] = {}
+        self._loaded_kinds: set[str] = set()
         self.problems: list[str] = []
         self._report = report
         self._version = __version__
@@ -199,6 +200,9 @@ class Host:
             self.registry.defer(kind.name, lambda kind=kind: self._load_kind(kind.name, kind.hook))
 
     def _load_kind(self, kind: str, hook: str) -> None:
+        if kind in self._loaded_kinds:
+            return
+        self._loaded_kinds.add(kind)
         self._call_kind_hook(kind, hook)
         self._note_shadowed(kind)
         self._note_failed()
@@ -209,8 +213,10 @@ class Host:
         }
 
     def load_all(self) -> None:
-        """Run every kind's hooks now (``cnnreg plugins`` reports what each plugin registered)."""
-        self.registry.components()
+        """Run every kind's hooks now (``cnnreg plugins`` reports what each plugin registered);
+        what the hooks themselves defer (an http zoo's index) still waits for its kind's reader."""
+        for kind in kinds.KIND_SPECS:
+            self._load_kind(kind.name, kind.hook)
 
     def _check_names(self, points: list[EntryPointInfo]) -> None:
         """Warn once per name in CNNREG_DISABLE_PLUGINS / CNNREG_LOAD_PLUGINS that no plugin has

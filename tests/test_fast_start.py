@@ -151,3 +151,16 @@ def test_opening_a_keras_weights_entry_imports_no_keras(subprocess_env):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True []" and proc.stderr == ""
+
+
+def test_plugins_runs_every_hook_but_reads_no_zoo(subprocess_env):
+    """`cnnreg plugins` runs each kind's hooks to count what they registered; the zoos those
+    hooks defer (an http index) are read only by a command that reads weights."""
+    env = dict(subprocess_env, CNNREG_ZOO="http://127.0.0.1:9/zoo.json")  # a port that refuses
+    shown = subprocess.run([sys.executable, "-m", "cnnreg", "plugins", "--json"], capture_output=True, text=True,
+                           env=env, timeout=60)
+    assert shown.returncode == 0 and "zoo" not in shown.stderr, shown.stderr
+    assert any(p["components"] for p in json.loads(shown.stdout)["plugins"])
+    listed = subprocess.run([sys.executable, "-m", "cnnreg", "list", "weights", "--json"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert "zoo http://127.0.0.1:9/zoo.json cannot be reached" in listed.stderr
