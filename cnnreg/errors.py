@@ -59,8 +59,23 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     """
     lowered = {c.lower(): c for c in choices}
     target = word.lower()
+    counts: dict[str, int] = {}
+    for char in target:
+        counts[char] = counts.get(char, 0) + 1
     best, best_key = None, None
     for candidate, original in lowered.items():
+        # difflib's ratio is at most its quick ratio (shared characters, in any order): the
+        # candidates that cannot reach 0.6, or the best so far, are passed over without it
+        total = len(target) + len(candidate)
+        if 2 * min(len(target), len(candidate)) < 0.6 * total:
+            continue
+        left, shared = dict(counts), 0
+        for char in candidate:
+            if left.get(char, 0) > 0:
+                left[char] -= 1
+                shared += 1
+        if 2 * shared < 0.6 * total or (best_key is not None and 2 * shared / total < best_key[0] - 1e-6):
+            continue
         ratio = difflib.SequenceMatcher(None, target, candidate).ratio()
         if ratio < 0.6:
             continue
@@ -82,17 +97,16 @@ def suggestions(word: str, choices: Iterable[str], aliases: Mapping[str, str] | 
     they are matched too, and the choice they belong to is suggested.  'he' gives
     ``["he_normal", "he_uniform"]``, 'kaiming' the same two, 'resnet35' ``["resnet34"]``.
     """
-    names = sorted(set(choices), key=_natural)
-    owner = {n.lower(): n for n in names}
+    owner = {n.lower(): n for n in sorted(set(choices))}  # sorted: the same spelling wins each time
     for alias, name in (aliases or {}).items():
         owner.setdefault(alias.lower(), name)
     target = word.strip().lower()
     if not target:
         return []
     found: list[str] = []
-    if len(target) >= MIN_PREFIX:
-        for spelling in sorted(owner, key=_natural):
-            if spelling.startswith(target) and spelling != target and owner[spelling] not in found:
+    if len(target) >= MIN_PREFIX:  # only the matches are put in natural order (a zoo has 100,000 names)
+        for spelling in sorted((s for s in owner if s.startswith(target) and s != target), key=_natural):
+            if owner[spelling] not in found:
                 found.append(owner[spelling])
     if not found:
         best = closest(target, owner)

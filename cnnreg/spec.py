@@ -103,7 +103,8 @@ def shape_text(shape: Any) -> str:
 def shown(value: Any, limit: int = 100) -> str:
     """``value`` as text for an error line: control characters (newlines...) escaped, and cut
     to ``limit`` characters, so that the line stays one readable line."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    text = value if isinstance(value, str) and value.isprintable() else \
+        "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

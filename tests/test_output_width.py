@@ -4,6 +4,7 @@ summaries `list` shows, suggestions for unknown names, and the primary parameter
 from __future__ import annotations
 
 import json
+import re
 import types
 
 import pytest
@@ -312,6 +313,40 @@ def test_suggestions_api():
     )
 
 
+def test_closest_passes_over_what_cannot_win_and_finds_what_difflib_finds():
+    """errors.closest skips candidates whose shared characters cannot reach the best ratio (a zoo
+    has 100,000 names): on random typos of real names it picks what the plain difflib scan picks."""
+    import difflib
+    import os
+    import random
+
+    from cnnreg.errors import closest
+
+    def scan(word, choices):
+        best, best_key = None, None
+        for candidate in choices:
+            ratio = difflib.SequenceMatcher(None, word, candidate).ratio()
+            key = (round(ratio, 6), len(os.path.commonprefix([word, candidate])), -abs(len(candidate) - len(word)), candidate)
+            if ratio >= 0.6 and (best_key is None or key > best_key):
+                best, best_key = candidate, key
+        return best
+
+    names = sorted({c.name for c in cnnreg.plugins.get_host().registry.components()
+                    if c.kind != "weights"} | {f"lenet5.t{i}" for i in range(300)})
+    rng = random.Random(0)
+    for _ in range(400):
+        word = list(rng.choice(names))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(word))
+            edit = rng.choice(("drop", "add", "change"))
+            if edit == "drop" and len(word) > 1:
+                del word[at]
+            else:
+                word[at:at + (edit == "change")] = rng.choice("abcdxyz0123456789_.")
+        word = "".join(word)
+        assert closest(word, names) == scan(word, names), word
+
+
 # --- the primary parameter --------------------------------------------------------------------
 
 
@@ -393,18 +428,20 @@ def test_listing_lays_out_as_richs_table_does():
     columns = [("name", {"style": "bold cyan"}), ("classes", {"justify": "right"}), ("summary", {"width": 24})]
     rows = [("alexnet", "1000", cut("AlexNet (Krizhevsky et al. 2012), the lecture's", 24)),
             ("lenet5", "10", "LeNet-5 \\[1998]"), ("x", "", "")]
-    printed = []
-    for kind in (Table, Listing):
-        table = kind(title="architectures (3), all from cnnreg 0.1.0", title_justify="left", show_edge=False, pad_edge=False)
-        for header, options in columns:
-            table.add_column(header, no_wrap=True, **options)
-        for row in rows:
-            table.add_row(*row)
-        out = Console(file=io.StringIO(), width=80, emoji=False)
-        out.print(table)
-        printed.append([line.rstrip() for line in out.file.getvalue().splitlines()])
-    assert printed[1] == printed[0]
-    assert printed[1][4] == "lenet5  │      10 │ LeNet-5 [1998]"
+    title = "architectures (3), all from cnnreg 0.1.0"
+    for colour in (None, "truecolor"):  # a pipe (one segment per run of rows) and a terminal
+        printed = []
+        for table in (Table(title=title, title_justify="left", show_edge=False, pad_edge=False), Listing(title=title)):
+            for header, options in columns:
+                table.add_column(header, **options)
+            for row in rows:
+                table.add_row(*row)
+            out = Console(file=io.StringIO(), width=80, emoji=False, color_system=colour, force_terminal=bool(colour))
+            out.print(table)
+            text = re.sub(r"\x1b\[[0-9;]*m", "", out.file.getvalue())
+            printed.append([line.rstrip() for line in text.splitlines()])
+        assert printed[1] == printed[0]
+        assert printed[1][4] == "lenet5  │      10 │ LeNet-5 [1998]"
 # --- tables that fit: diagnose, estimate, --method compiled, runs (issue 25 item 2) --------------
 
 

@@ -342,8 +342,12 @@ def _unknown_field(entry):
     entry["factory"] = "os:system"
 
 
-@pytest.mark.parametrize("spoil", [_bad_filename, _file_url, _escaping_url, _wrong_types, _shape, _files, _unknown_field])
-def test_a_hostile_entry_is_one_warning_and_the_others_register(published, tmp_path, monkeypatch, spoil):
+@pytest.mark.parametrize("spoil", [_bad_filename, _file_url, _escaping_url, _wrong_types, _shape, _files])
+def test_a_hostile_entry_is_listed_and_refused_in_one_line_when_used(published, tmp_path, monkeypatch, spoil):
+    """Listing checks what listing needs (the name, the fields); the rest of an entry is checked
+    when it is used or shown: one line naming the zoo, the entry and the field, nothing fetched."""
+    from cnnreg.errors import CnnregError
+    from cnnreg.kinds.weights import entry_of
     from cnnreg.registry import Registry
     from cnnreg.zoo.index import register_zoos
 
@@ -354,9 +358,96 @@ def test_a_hostile_entry_is_one_warning_and_the_others_register(published, tmp_p
     folder = write_zoo(tmp_path / "hostile", bad, good)
     monkeypatch.setenv("CNNREG_ZOO", str(folder))
     registry = Registry()
+    assert register_zoos(registry) == []
+    assert [c.name for c in registry.components("weights")] == ["lenet5.bad", "lenet5.digits"]
+    assert entry_of(registry.get("weights", "lenet5.digits")).name == "lenet5.digits"
+    with pytest.raises(CnnregError) as caught:
+        entry_of(registry.get("weights", "lenet5.bad"))
+    line = str(caught.value)
+    assert "\n" not in line and f"weights 'lenet5.bad' from zoo:{folder}: field '" in line, line
+    for command in (["show", "lenet5.bad"], ["weights", "pull", "lenet5.bad"]):
+        result = run_cli(*command)
+        assert result.exit_code == 2 and errors(result) == [f"error: {line}"], result.output
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.keras"))
+
+
+@pytest.mark.parametrize("spoil, problem", [
+    (lambda entry: entry.update(factory="os:system"), "factory is not a field of a weights entry"),
+    (lambda entry: entry.update(name="lenet5 bad"), "name must be ARCH.TAG"),
+    (lambda entry: entry.update(name=["lenet5.bad"]), "name must be ARCH.TAG"),
+])
+def test_an_entry_that_cannot_be_listed_is_one_warning_and_the_others_register(published, tmp_path, monkeypatch,
+                                                                               spoil, problem):
+    from cnnreg.registry import Registry
+    from cnnreg.zoo.index import register_zoos
+
+    _, zoo = published
+    good, bad = entry_json(zoo), entry_json(zoo)
+    spoil(bad)
+    folder = write_zoo(tmp_path / "hostile", bad, good, 7)
+    monkeypatch.setenv("CNNREG_ZOO", str(folder))
+    registry = Registry()
     warnings = register_zoos(registry)
-    assert len(warnings) == 1 and f"zoo {folder}" in warnings[0] and "'lenet5.bad'" in warnings[0], warnings
+    assert len(warnings) == 2 and all(line.startswith(f"zoo {folder}, entry ") for line in warnings), warnings
+    assert problem in warnings[0] and "entry '#3': must be an object (got int)" in warnings[1], warnings
     assert [c.name for c in registry.components("weights")] == ["lenet5.digits"]
+
+
+def test_what_a_zoo_says_is_printed_on_one_line_with_control_characters_escaped(published, tmp_path, monkeypatch):
+    """A listing shows entries before they are checked: their texts are escaped and cut, their
+    numbers shown only when they are numbers a listing can print (10**400 is not)."""
+    _, zoo = published
+    good, bad = entry_json(zoo), entry_json(zoo)
+    bad.update(name="lenet5.evil", architecture="lenet5\x1b[2J\nrm -rf", dataset="digits\x07", num_classes=10**400,
+               parameters="many\nlines", metrics=[{"dataset": "d", "split": "te\rst", "top1": 10**400}])
+    bad["files"]["model"].update(url="https://evil\x1b-x\x07.example/m.keras", size=None)
+    monkeypatch.setenv("CNNREG_ZOO", str(write_zoo(tmp_path / "evil", bad, good)))
+    for args in (["list", "weights"], ["list"], ["list", "weights", "--json"]):
+        listed = run_cli(*args)
+        assert listed.exit_code == 0 and not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", listed.output), listed.output
+    table = run_cli("list", "weights", "--filter", "lenet5.*").stdout.splitlines()
+    (row,) = [line for line in table if line.startswith("lenet5.evil")]
+    assert re.match(r"lenet5\.evil +│ +\? │ +- │ +- │ evil\\x1b", row), row
+    from cnnreg.registry import Registry
+    from cnnreg.zoo.index import register_zoos
+
+    registry = Registry()
+    register_zoos(registry)
+    assert registry.get("weights", "lenet5.evil").summary == "lenet5\\x1b[2J\\nrm -rf trained on digits\\x07"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"cnnreg_zoo": 1, "entries": [{"name": "a.b", "metrics": [{"top1": NaN}]}]}', "NaN is not JSON"),
+    ('{"cnnreg_zoo": 1, "entries": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+])
+def test_a_zoo_json_that_json_would_not_take_is_one_warning(tmp_path, monkeypatch, text, problem):
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    (folder / "zoo.json").write_text(text)
+    monkeypatch.setenv("CNNREG_ZOO", str(folder))
+    listed = run_cli("list", "weights")
+    assert listed.exit_code == 0, listed.output
+    (warning,) = zoo_warnings(listed, f"zoo {folder}")
+    assert problem in warning and "its entries are skipped" in warning, warning
+
+
+def test_a_zoo_of_thousands_of_entries_lists_every_one(published, tmp_path, monkeypatch):
+    """The listing of a large zoo (timed in benchmarks/zoo_scale.py: 100,000 entries) shows each
+    entry once, one line each, and commands that read no weights do not read it."""
+    _, zoo = published
+    entry = entry_json(zoo)
+    entries = [{**entry, "name": f"lenet5.t{i}"} for i in range(5000)]
+    folder = write_zoo(tmp_path / "big", *entries)
+    monkeypatch.setenv("CNNREG_ZOO", str(folder))
+    listed = run_cli("list", "weights", "--filter", "lenet5.t*")
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split(" ")[0] for line in listed.stdout.splitlines() if line.startswith("lenet5.t")]
+    assert sorted(rows) == sorted(e["name"] for e in entries)
+    (folder / "zoo.json").write_text("{not json")  # a command that reads no weights never notices
+    for args in (["list", "architectures"], ["run", "lenet5", "--dry-run"]):  # (`registry or ...` once read all kinds)
+        other = run_cli(*args)
+        assert other.exit_code == 0 and "zoo" not in other.stderr, other.output
+    assert zoo_warnings(run_cli("list", "weights"), f"zoo {folder}")
 
 
 @pytest.mark.parametrize("text", ["{not json", "[]", '{"cnnreg_zoo": 2, "entries": []}', '{"cnnreg_zoo": 1, "entries": 3}'])

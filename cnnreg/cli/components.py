@@ -7,7 +7,9 @@ from typing import Optional
 import typer
 
 from cnnreg import registry as kinds
+from cnnreg.analysis.units import format_bytes
 from cnnreg.registry import kind_spec
+from cnnreg.spec import shown
 
 _PLURALS = [k.plural for k in kinds.KIND_SPECS]
 
@@ -121,12 +123,12 @@ def _component_table(title: str, rows, width: int):
         left_out = left_out - {"aliases"}
     summary_width = max(min(summary_max, room), 10)
     table = Listing(title=title)
-    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("name", style="bold cyan")
     if show_aliases:
-        table.add_column("aliases", no_wrap=True)
-    table.add_column("summary", no_wrap=True, width=summary_width)
+        table.add_column("aliases")
+    table.add_column("summary", width=summary_width)
     if provider_texts is not None:
-        table.add_column("provider", no_wrap=True)
+        table.add_column("provider")
     for i, c in enumerate(rows):
         cells = [escape(names[i])]
         if show_aliases:
@@ -162,24 +164,26 @@ def _weights_table(title: str, rows, width: int):
     from rich.cells import cell_len
     from rich.markup import escape
 
-    from cnnreg.cli.render import Listing, cut, cut_apart
+    from cnnreg.cli.render import Listing, cut_apart, text_width
 
-    meta = [c.metadata for c in rows]
     versioned = [f"{c.provider} {c.provider_version}" for c in rows]
     one_provider = len(set(versioned)) == 1
-    columns = {
-        "name": _display_names(rows),
-        "classes": [str(m.get("num_classes", "?")) for m in meta],
-        "top-1": [_percent(_first_metric(m, "top1", "accuracy")) for m in meta],
-        "params": [_short_count(m.get("parameters")) for m in meta],
-        "size/source": [_size_or_source(m) for m in meta],
-    }
+    columns: dict[str, list[str]] = {"name": _display_names(rows), "classes": [], "top-1": [], "params": [],
+                                     "size/source": []}
+    for c in rows:  # one pass: a zoo may list 100,000 entries
+        m = c.metadata
+        classes = m.get("num_classes")
+        columns["classes"].append(str(classes) if type(classes) is int and 0 <= classes <= _LARGEST else "?")
+        columns["top-1"].append(_percent(_first_metric(m, "top1", "accuracy")))
+        columns["params"].append(_short_count(m.get("parameters")))
+        columns["size/source"].append(_size_or_source(m))
     if not one_provider:
         columns["provider"] = [c.provider for c in rows]
     shortest = {"size/source": 10, "provider": 16}  # what a cut column keeps at least
+    measured = {h: max([cell_len(h), *map(text_width, set(texts))]) for h, texts in columns.items()}
     left_out: set[str] = set()
     while True:
-        widths = {h: max([cell_len(h), *(cell_len(t) for t in texts)]) for h, texts in columns.items()}
+        widths = {h: measured[h] for h in columns}
         excess = sum(widths.values()) + 3 * (len(widths) - 1) - width
         for header, least in shortest.items():
             least = max(least, cell_len(header))  # a header is never cut: the column is at least as wide
@@ -193,17 +197,25 @@ def _weights_table(title: str, rows, width: int):
         del columns[droppable[0]]
         left_out.add(droppable[0])
     # providers are cut where they are the same, keeping what tells two zoos apart
-    shown = {h: cut_apart(texts, widths[h]) if h == "provider" else [cut(t, widths[h]) for t in texts]
-             for h, texts in columns.items()}
+    fitted = {h: texts if widths[h] >= measured[h] else cut_apart(texts, widths[h]) if h == "provider"
+             else _cut_each(texts, widths[h]) for h, texts in columns.items()}
     table = Listing(title=title)
     for header in columns:
-        table.add_column(header, style="bold cyan" if header == "name" else None, no_wrap=True,
+        table.add_column(header, style="bold cyan" if header == "name" else None, width=widths[header],
                          justify="right" if header in ("classes", "top-1", "params") else "left")
-    for i in range(len(rows)):
-        table.add_row(*(escape(shown[h][i]) for h in columns))
+    for cells in zip(*fitted.values()):
+        table.add_row(*(escape(t) if "[" in t else t for t in cells))  # only a "[" can read as markup
     if one_provider:
         table.title = f"{title}, all from {escape(versioned[0])}"
     return table, left_out
+
+
+def _cut_each(texts: list[str], width: int) -> list[str]:
+    """:func:`cnnreg.cli.render.cut` on each text, once per distinct text (a zoo repeats them)."""
+    from cnnreg.cli.render import cut
+
+    done: dict[str, str] = {}
+    return [done[t] if t in done else done.setdefault(t, cut(t, width)) for t in texts]
 
 
 #: ``cnnreg list``'s table for the kinds that have their own columns; the others get the
@@ -213,20 +225,28 @@ KIND_TABLES = {"weights": _weights_table}
 
 def _first_metric(metadata, *keys: str):
     """The first metric an entry reports under one of ``keys`` (in that order of preference)."""
+    metrics = metadata.get("metrics")
+    if not isinstance(metrics, (list, tuple)):
+        return None
     for key in keys:
-        for metric in metadata.get("metrics") or ():
+        for metric in metrics:
             if isinstance(metric, dict) and key in metric:
                 return metric[key]
     return None
 
 
+#: The largest whole number a listing shows (a zoo's entries are listed before they are checked:
+#: an unchecked 10**400 would not even convert to a float).
+_LARGEST = 10**18
+
+
 def _percent(value) -> str:
-    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+    return f"{100 * value:.1f}%" if type(value) in (int, float) and abs(value) <= _LARGEST else "-"
 
 
 def _short_count(n) -> str:
     """25636712 → "25.6M" (exact figures are in ``cnnreg show`` and ``--json``)."""
-    if not isinstance(n, int) or isinstance(n, bool):
+    if type(n) is not int or not 0 <= n <= _LARGEST:
         return "-"
     for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
         if n >= size:
@@ -236,15 +256,16 @@ def _short_count(n) -> str:
 
 def _size_or_source(metadata) -> str:
     """The main file's size when known, else where it comes from (a host, hf:user/repo, the zoo)."""
-    files = metadata.get("files") or {}
-    main = files.get("model") or files.get("top") or next(iter(files.values()), None)
+    files = metadata.get("files")
+    if not isinstance(files, dict) or not files:
+        return "-"
+    main = files.get("model") or files.get("top") or next(iter(files.values()))
     if not isinstance(main, dict):
         return "-"
-    if isinstance(main.get("size"), int):
-        from cnnreg.analysis.units import format_bytes
-
-        return format_bytes(main["size"], digits=1)
-    return _source_label(str(main.get("url", "")), metadata.get("zoo"))
+    size = main.get("size")
+    if type(size) is int and 0 <= size <= _LARGEST:
+        return format_bytes(size, digits=1)
+    return shown(_source_label(str(main.get("url", "")), metadata.get("zoo")), 60)  # a zoo's URL, unchecked yet
 
 
 def _source_label(url: str, zoo=None) -> str:
@@ -253,16 +274,22 @@ def _source_label(url: str, zoo=None) -> str:
     if url.startswith("hf://"):
         return "hf:" + "/".join(url[len("hf://"):].split("/")[:2])
     if "://" in url:
-        host = urlsplit(url).hostname or "?"
+        try:
+            host = urlsplit(url).hostname or "?"
+        except ValueError:  # "http://[..." (a zoo's URL is checked when the entry is used)
+            return "?"
         return ".".join(host.split(".")[-2:])  # storage.googleapis.com → googleapis.com
     return f"zoo {zoo}" if zoo else "zoo"
 
 
 def _ambiguous_names(rows) -> set[str]:
-    seen: dict[str, set[str]] = {}
+    first: dict[str, str] = {}  # name → the first provider seen with it
+    ambiguous = set()
     for c in rows:
-        seen.setdefault(c.name.lower(), set()).add(c.provider)
-    return {name for name, providers in seen.items() if len(providers) > 1}
+        name = c.name.lower()
+        if first.setdefault(name, c.provider) != c.provider:
+            ambiguous.add(name)
+    return ambiguous
 
 
 def show_command(

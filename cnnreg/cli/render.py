@@ -91,11 +91,18 @@ def print_wide(renderable: Any, *, limit: int = 400) -> None:
     than the terminal or a pipe's 80 columns: a wide table stays whole instead of squeezed."""
     measured = natural_width(renderable, limit=limit)
     if measured <= console.width:
-        console.print(renderable)
+        # a Listing's lines fit by construction: cropping them would measure every line again
+        console.print(renderable, crop=not isinstance(renderable, Listing))
         return
     wide = Console(file=console.file, width=measured, highlight=False, soft_wrap=False, emoji=False,
                    force_terminal=console.is_terminal, color_system=console.color_system, no_color=console.no_color)
     wide.print(renderable)
+
+
+def text_width(text: str) -> int:
+    """The cells ``text`` takes on a terminal: its length when it is printable ASCII (the common
+    case, measured without Rich's per-character walk), else :func:`rich.cells.cell_len`."""
+    return len(text) if text.isascii() and text.isprintable() else cell_len(text)
 
 
 def cut(text: str, width: int) -> str:
@@ -150,21 +157,17 @@ def cut_apart(texts: Sequence[str], width: int) -> list[str]:
     Texts that fit are kept whole; one text alone to cut is cut in the middle (:func:`cut_middle`)."""
     import os
 
-    if all(cell_len(t) <= width for t in texts):
-        return list(texts)
-    distinct = sorted({t for t in texts if cell_len(t) > width})  # those to cut; the rest stay whole
+    distinct = sorted({t for t in set(texts) if cell_len(t) > width})  # those to cut; the rest stay whole
     if len(distinct) < 2:
-        return [cut_middle(t, width) for t in texts]
+        cuts = {t: cut_middle(t, width) for t in distinct}
+        return [cuts.get(t, t) for t in texts]
     head = os.path.commonprefix(distinct)
     tail = os.path.commonprefix([d[::-1] for d in distinct])[::-1]
     overlap = len(head) + len(tail) - min(len(d) for d in distinct)
     if overlap > 0:
         tail = tail[overlap:]
-    out = []
-    for text in texts:
-        if text not in distinct:
-            out.append(text)
-            continue
+    cuts = {}
+    for text in distinct:
         middle = text[len(head):len(text) - len(tail)]
         room = width - cell_len(middle)
         head_room = min(cell_len(head), max(room - min(cell_len(tail), room // 2), 0))
@@ -172,8 +175,8 @@ def cut_apart(texts: Sequence[str], width: int) -> list[str]:
         start = head if cell_len(head) <= head_room else head[:max(head_room - 1, 0)] + "…"
         end = tail if cell_len(tail) <= tail_room else "…" + tail[len(tail) - max(tail_room - 1, 0):]
         shown = start + middle + end
-        out.append(shown if cell_len(shown) <= width and (head_room >= 1 or not head) else cut_middle(text, width))
-    return out
+        cuts[text] = shown if cell_len(shown) <= width and (head_room >= 1 or not head) else cut_middle(text, width)
+    return [cuts.get(t, t) for t in texts]
 
 
 def fit_columns(build: Callable[[set[str]], Any], optional: Sequence[str], width: int) -> tuple[Any, list[str]]:
@@ -267,29 +270,48 @@ def reflow(text: str, width: int) -> list[str]:
 class Listing:
     """A table of one-line rows laid out once, for long listings (``cnnreg list``): the look of
     ``rich.table.Table(show_edge=False, pad_edge=False)`` — a title, a bold header, a heavy rule,
-    columns parted by " │ " — without Rich measuring and wrapping every cell, which took most of
-    ``cnnreg list``'s time.  Cells are Rich markup that fits its column (cut it first, see
-    :func:`cut`): a column is as wide as its widest cell, or ``width``.  Takes the
-    ``add_column`` / ``add_row`` / ``title`` subset of Rich's table that the listings use."""
+    columns parted by " │ " — without Rich measuring, wrapping and rendering every cell, which
+    took most of ``cnnreg list``'s time (and 12 s for a zoo of 100,000 entries).  Cells are Rich
+    markup that fits its column (cut it first, see :func:`cut`): a column is as wide as its
+    widest cell, or ``width``.  A cell without markup stays a string and a row of such cells is
+    a few segments (one per styled column, one for the rest).  Takes the ``add_column`` /
+    ``add_row`` / ``title`` subset of Rich's table that the listings use."""
 
-    def __init__(self, title: str | None = None, **_: Any) -> None:
+    def __init__(self, title: str | None = None) -> None:
         self.title = title
         self.columns: list[dict[str, Any]] = []
         self.rows: list[list[Any]] = []
+        self._measured: list[int] | None = None  # the widths, once measured (printing measures twice)
 
-    def add_column(self, header: str, *, style: str | None = None, justify: str = "left", width: int | None = None,
-                   **_: Any) -> None:
+    def add_column(self, header: str, *, style: str | None = None, justify: str = "left",
+                   width: int | None = None) -> None:
         self.columns.append({"header": header, "style": style, "justify": justify, "width": width})
+        self._measured = None
 
     def add_row(self, *cells: str) -> None:
-        from rich.text import Text
+        row = list(cells)
+        if any("[" in cell for cell in row):  # markup (an escaped "[" included): its spans are kept
+            from rich.text import Text
 
-        self.rows.append([cell if not isinstance(cell, str) else Text.from_markup(cell, emoji=False) if "[" in cell else Text(cell)
-                          for cell in cells])
+            row = [Text.from_markup(cell, emoji=False) if "[" in cell else cell for cell in row]
+        self.rows.append(row)
+        self._measured = None
 
     def _widths(self) -> list[int]:
-        return [column["width"] or max([cell_len(column["header"]), *(row[i].cell_len for row in self.rows)])
-                for i, column in enumerate(self.columns)]
+        if self._measured is None:
+            self._measured = self._measure()
+        return self._measured
+
+    def _measure(self) -> list[int]:
+        widths = []
+        for i, column in enumerate(self.columns):
+            if column["width"]:
+                widths.append(column["width"])
+                continue
+            texts = {row[i] for row in self.rows if isinstance(row[i], str)}  # a repeated text is measured once
+            marked = [row[i].cell_len for row in self.rows if not isinstance(row[i], str)]
+            widths.append(max([cell_len(column["header"]), *map(text_width, texts), *marked]))
+        return widths
 
     def __rich_measure__(self, console: Any, options: Any):
         from rich.measure import Measurement
@@ -312,24 +334,64 @@ class Listing:
         rule = "╇".join("━" * (w + (1 if i in (0, len(widths) - 1) else 2)) for i, w in enumerate(widths))
         yield Segment(rule)
         yield Segment.line()
-        styles = [Style.parse(column["style"]) if column["style"] else None for column in self.columns]
+        # without colours (a pipe, a file) a row is one segment
+        styles = [Style.parse(column["style"]) if column["style"] and console.color_system else None
+                  for column in self.columns]
+        if any(styles):
+            for row in self.rows:
+                yield from self._line(console, row, widths, " │ ", styles)
+            return
+        lines = []  # no styles: every row without markup joins one segment
         for row in self.rows:
+            if all(isinstance(cell, str) for cell in row):
+                lines.append(self._plain(row, widths))
+                continue
+            if lines:
+                yield Segment("".join(lines))
+                lines = []
             yield from self._line(console, row, widths, " │ ", styles)
+        if lines:
+            yield Segment("".join(lines))
+
+    def _plain(self, cells: list[str], widths: list[int]) -> str:
+        """A row of plain cells as one line of text."""
+        parts = []
+        last = len(cells) - 1
+        for i, (cell, width, column) in enumerate(zip(cells, widths, self.columns)):
+            room = " " * (width - text_width(cell))
+            if column["justify"] == "right":
+                parts.append(room + cell)
+            else:
+                parts.append(cell + room if i < last else cell)
+        return " │ ".join(parts) + "\n"
 
     def _line(self, console: Any, cells: list[Any], widths: list[int], bar: str, styles: list[Any]):
-        """One row as segments: each cell's own spans over its column's style, padded to its width."""
+        """One row as segments: each cell's own spans over its column's style, padded to its width;
+        unstyled text runs together in one segment."""
         from rich.segment import Segment
 
         last = len(cells) - 1
+        plain: list[str] = []  # unstyled text not yet yielded
         for i, (cell, width, style) in enumerate(zip(cells, widths, styles)):
             if i:
-                yield Segment(bar)
-            room = " " * (width - cell.cell_len)
+                plain.append(bar)
+            is_text = isinstance(cell, str)
+            room = " " * (width - (text_width(cell) if is_text else cell.cell_len))
             right = self.columns[i]["justify"] == "right"
             if right:
-                yield Segment(room)
-            for segment in cell.render(console, end=""):
-                yield Segment(segment.text, style + segment.style if style and segment.style else style or segment.style)
+                plain.append(room)
+            if is_text and style is None:
+                plain.append(cell)
+            else:
+                if plain:
+                    yield Segment("".join(plain))
+                    plain = []
+                if is_text:
+                    yield Segment(cell, style)
+                else:
+                    for segment in cell.render(console, end=""):
+                        yield Segment(segment.text, style + segment.style if style and segment.style else style or segment.style)
             if not right and i < last:
-                yield Segment(room)
-        yield Segment.line()
+                plain.append(room)
+        plain.append("\n")
+        yield Segment("".join(plain))

@@ -46,7 +46,7 @@ def resolve_dataset(text: str, registry: Any = None) -> tuple[Any, dict[str, Any
     from cnnreg.registry import resolve_reference
     from cnnreg.spec import SpecError, parse
 
-    registry = registry or get_host().registry
+    registry = registry if registry is not None else get_host().registry
     stripped = text.strip()
     path = Path(os.path.expanduser(stripped))
     component = spec = None

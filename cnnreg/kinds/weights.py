@@ -29,7 +29,7 @@ from cnnreg.errors import CnnregError, choices_text, suggestion_text
 from cnnreg.kinds import KindSpec
 from cnnreg.spec import parse
 
-__all__ = ["KIND", "FETCH", "ZOO_ENV", "WeightsFile", "WeightsEntry", "InvalidEntry", "entry_of", "unknown_text", "NAME",
+__all__ = ["KIND", "FETCH", "ZOO_ENV", "WeightsFile", "WeightsEntry", "InvalidEntry", "entry_of", "unknown_text", "NAME", "FIELDS",
            "FILE_ROLES"]
 
 #: ``ARCH.TAG``: the architecture's name, a dot, a tag (``lenet5.digits``, ``keras-resnet50.imagenet``).
@@ -333,6 +333,10 @@ class WeightsEntry:
         data = self.to_dict()
         del data["name"]
         return data
+
+
+#: The fields of an entry's JSON form (``zoo.json``): what a zoo may give.
+FIELDS = frozenset(f.name for f in fields(WeightsEntry))
 
 
 def _check_metric(metric: Any, field: str) -> None:

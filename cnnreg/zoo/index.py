@@ -8,12 +8,17 @@ the Hugging Face Hub).  Each entry is registered as a component of kind ``weight
 is ``zoo:<location>``; it is never built-in, so a zoo cannot take the name of one of cnnreg's own
 entries (the registry shadows it: see :mod:`cnnreg.registry`).
 
-A zoo is somebody else's file: it is read as data (JSON, every field checked by
-:meth:`~cnnreg.kinds.weights.WeightsEntry.from_dict`), a bad entry is one warning naming the zoo and
-the entry while the others still register, and an http zoo that cannot be reached within
-:data:`TIMEOUT` is one warning (its last copy in the cache is used, if there is one).  This runs
-whenever plugins load, so it imports only the standard library (``urllib`` for http, which
-honours ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY``).
+A zoo is somebody else's file: it is read as data (strict JSON of at most :data:`MAX_BYTES`,
+no ``NaN``), and an http zoo that cannot be reached within :data:`TIMEOUT` is one warning (its
+last copy in the cache is used, if there is one).  Listing a zoo checks what listing needs, for
+each entry: an object with a valid ``ARCH.TAG`` name and only the fields of an entry (else one
+warning naming the zoo and the entry, while the others still register).  Every other field is
+checked, by :meth:`~cnnreg.kinds.weights.WeightsEntry.from_dict`, when the entry is used or shown
+(:func:`cnnreg.kinds.weights.entry_of`): a bad URL, hash or type is then one line naming the
+zoo, the entry and the field, and nothing was downloaded.  That keeps a 100,000-entry index
+listable in about a second (``benchmarks/zoo_scale.py``).  This runs when the weights kind is
+first read, so it imports only the standard library (``urllib`` for http, which honours
+``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY``).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import json
 import os
 import re
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from cnnreg.errors import CnnregError
-from cnnreg.kinds.weights import ZOO_ENV
+from cnnreg.errors import CnnregError, choices_text
+from cnnreg.kinds.weights import FETCH, FIELDS, NAME, ZOO_ENV
+from cnnreg.spec import shown
 
 __all__ = ["ENV", "TIMEOUT", "FORMAT", "zoo_locations", "register_zoos", "load_zoo", "summary"]
 
@@ -34,8 +41,9 @@ ENV = ZOO_ENV
 TIMEOUT = 5.0
 #: The ``cnnreg_zoo`` format this version reads and writes.
 FORMAT = 1
-#: A zoo.json larger than this is refused (a listing, not a data set).
-MAX_BYTES = 16 << 20
+#: A zoo.json larger than this is refused (a listing, not a data set): 100,000 entries as
+#: ``cnnreg publish`` indents them, without their manifests, take about 117 MB.
+MAX_BYTES = 256 << 20
 _URL = re.compile(r"(https?|hf)\Z", re.IGNORECASE)
 
 
@@ -76,37 +84,49 @@ def _split_colons(chunk: str) -> list[str]:
 def register_zoos(registry: Any) -> list[str]:
     """Register the entries of every zoo in ``CNNREG_ZOO`` with ``registry`` (a
     :class:`cnnreg.registry.Registry`); return the warning lines (nothing is raised)."""
+    import gc
+
     warnings: list[str] = []
-    for location in zoo_locations(os.environ.get(ENV, "")):
-        try:
-            entries, base = load_zoo(location, warnings)
-        except CnnregError as exc:
-            warnings.append(str(exc))
-            continue
-        view = registry.view("weights", provider=f"zoo:{location}", version="", plugin="zoo")
-        seen: set[str] = set()
-        for entry in entries:
-            if entry.name.lower() in seen:
-                warnings.append(f"zoo {location} lists '{entry.name}' twice; the last one is used")
-            seen.add(entry.name.lower())
+    collecting = gc.isenabled()
+    gc.disable()  # a large index is millions of small objects that are all kept: no cycles to find
+    try:
+        for location in zoo_locations(os.environ.get(ENV, "")):
             try:
-                view.add(entry.name, "cnnreg.zoo.cache:fetch_entry", summary=summary(entry), **entry.to_metadata())
-            except (ValueError, TypeError) as exc:
-                warnings.append(f"zoo {location}, entry '{entry.name}': {exc}")
-        view.commit()
+                entries, _ = load_zoo(location, warnings)
+            except CnnregError as exc:
+                warnings.append(str(exc))
+                continue
+            view = registry.view("weights", provider=f"zoo:{location}", version="", plugin="zoo")
+            seen: set[str] = set()
+            listed = []
+            for entry in entries:
+                name = entry.pop("name")
+                key = name.lower()
+                if key in seen:
+                    warnings.append(f"zoo {location} lists '{name}' twice; the last one is used")
+                seen.add(key)
+                listed.append((name, summary(entry), entry))
+            view.add_many(FETCH, listed)
+            view.commit()
+    finally:
+        if collecting:
+            gc.enable()
     return warnings
 
 
-def load_zoo(location: str, warnings: list[str]) -> tuple[list[Any], str]:
-    """The valid entries of one zoo and the base they resolve relative files against; a bad
-    entry adds a warning, a zoo that cannot be read at all raises one :class:`CnnregError` line."""
-    from cnnreg.kinds.weights import WeightsEntry
-
+def load_zoo(location: str, warnings: list[str]) -> tuple[list[dict], str]:
+    """The listable entries of one zoo (JSON objects, ``zoo`` set to where it was found) and the
+    base they resolve relative files against.  An entry without a valid name or with a field an
+    entry does not have adds a warning; its other fields are checked when it is used
+    (:func:`cnnreg.kinds.weights.entry_of`).  A zoo that cannot be read at all raises one
+    :class:`CnnregError` line."""
     raw, base = _read(location, warnings)
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except ValueError as exc:  # UnicodeDecodeError included
         raise CnnregError(f"zoo {location}: zoo.json is not valid JSON ({_first_line(exc)}); its entries are skipped") from None
+    except RecursionError:
+        raise CnnregError(f"zoo {location}: zoo.json is nested too deeply to be a zoo index; its entries are skipped") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise CnnregError(f"zoo {location}: zoo.json is not a zoo index "
                           '({"cnnreg_zoo": 1, "entries": [...]}); its entries are skipped')
@@ -114,16 +134,29 @@ def load_zoo(location: str, warnings: list[str]) -> tuple[list[Any], str]:
         raise CnnregError(f"zoo {location}: zoo.json is format {data.get('cnnreg_zoo')!r}; this cnnreg reads format "
                           f"{FORMAT} (a newer cnnreg may read it); its entries are skipped")
     entries = []
+    match = NAME.match
     for number, item in enumerate(data["entries"], 1):
-        label = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else f"#{number}"
-        where = f"zoo {location}, entry '{label[:80]}'"
-        if isinstance(item, dict):
-            item = {**item, "zoo": base}  # where it was found, whatever the file says
-        try:
-            entries.append(WeightsEntry.from_dict(item, where=where))
-        except CnnregError as exc:
-            warnings.append(f"{exc}; entry skipped")
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and match(name) and FIELDS.issuperset(item):
+            item["zoo"] = base  # where it was found, whatever the file says
+            entries.append(item)
+            continue
+        label = shown(name, 80) if isinstance(name, str) else f"#{number}"
+        where = f"zoo {location}, entry '{label}'"
+        if not isinstance(item, dict):
+            warnings.append(f"{where}: must be an object (got {type(item).__name__}); entry skipped")
+        elif not isinstance(name, str) or not match(name):
+            warnings.append(f"{where}: name must be ARCH.TAG: letters, digits, '_', '-', then '.', then a tag "
+                            f"(e.g. 'lenet5.digits'); entry skipped")
+        else:
+            field = shown(sorted(str(key) for key in item if key not in FIELDS)[0], 40)
+            warnings.append(f"{where}: {field} is not a field of a weights entry"
+                            f"{choices_text(field, sorted(FIELDS))}; entry skipped")
     return entries, base
+
+
+def _no_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")
 
 
 def _read(location: str, warnings: list[str]) -> tuple[bytes, str]:
@@ -251,12 +284,28 @@ def _first_line(exc: Any) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
-def summary(entry: Any) -> str:
-    """The line ``cnnreg list weights`` shows: architecture, data, the first metric's top-1/top-5."""
-    text = entry.architecture + (f" trained on {entry.dataset}" if entry.dataset else "")
-    for metric in entry.metrics:
-        values = [f"{label} {metric[key]:.3f}" for key, label in (("top1", "top-1"), ("top5", "top-5"), ("accuracy", "accuracy"))
-                  if isinstance(metric.get(key), (int, float))]
-        if values:
-            return f"{text}; {', '.join(values[:2])} ({metric['split']})"
-    return text
+def summary(entry: Mapping[str, Any]) -> str:
+    """The line ``cnnreg list`` and ``cnnreg show`` give an entry (its JSON form, not yet
+    checked): architecture, data, the first metric's top-1/top-5, each text on one line with
+    control characters escaped."""
+    line = _text(entry.get("architecture"))
+    if entry.get("dataset"):
+        line += f" trained on {_text(entry['dataset'])}"
+    metrics = entry.get("metrics")
+    for metric in metrics if isinstance(metrics, list) else ():
+        if isinstance(metric, dict):
+            values = [f"{label} {metric[key]:.3f}" for key, label in _SHOWN_METRICS
+                      if type(metric.get(key)) in (int, float) and abs(metric[key]) <= 1e18]  # no 10**400
+            if values:
+                return f"{line}; {', '.join(values[:2])} ({_text(metric.get('split'))})"
+    return line
+
+
+_SHOWN_METRICS = (("top1", "top-1"), ("top5", "top-5"), ("accuracy", "accuracy"))
+
+
+def _text(value: Any) -> str:
+    """A text from a zoo for a line: itself when it is short and printable, else escaped and cut."""
+    if type(value) is str and len(value) <= 60 and value.isprintable():
+        return value
+    return shown(value, 60) if isinstance(value, str) else "?"
