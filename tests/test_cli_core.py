@@ -61,6 +61,8 @@ def test_show_prints_parameters_and_docstring():
         (("show", "he_normal:"), "error: bad spec 'he_normal:'"),
         (("list", "--bogus"), "error: No such option '--bogus'"),
         (("nosuchcommand",), "error: No such command 'nosuchcommand'"),
+        # click 8.2+ and typer each add the suggestion: it is said once
+        (("lsit",), "error: No such command 'lsit'. Did you mean 'list'? (see `cnnreg --help`)\n"),
     ],
 )
 def test_user_mistakes_get_one_line_and_status_2(args, line):

@@ -126,3 +126,30 @@ def test_paragraphs_tell_prose_from_examples():
         ("prose", ["Last words here."]),
     ]
     assert examples(doc) == ["cnnreg list architectures", "cnnreg a --x 1", "cnnreg b"]
+
+
+def test_help_imports_no_markdown_or_traceback_and_they_still_work(subprocess_env):
+    """`cnnreg --help` imports Typer's formatter without rich.markdown and rich.traceback (30 ms of
+    its start-up); the stand-ins it gets import the real classes when used, and the modules
+    import as usual afterwards."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from cnnreg.cli.helptext import lean_help_imports
+lean_help_imports()
+import typer.rich_utils as ru
+assert "rich.markdown" not in sys.modules and "rich.traceback" not in sys.modules, sorted(sys.modules)
+from rich.markdown import Markdown
+assert type(ru.Markdown("# hi")) is Markdown
+assert ru.Traceback.from_exception.__qualname__ == "Traceback.from_exception"
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
+    shown = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnreg", "--help"], capture_output=True,
+                           text=True, env=dict(subprocess_env, COLUMNS="80"), timeout=120)
+    assert shown.returncode == 0 and "Commands" in shown.stdout, shown.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in shown.stderr.splitlines() if line.startswith("import time:")}
+    assert "typer.rich_utils" in imported and not imported & {"rich.markdown", "rich.traceback", "markdown_it"}

@@ -109,33 +109,67 @@ def main(argv: list[str] | None = None) -> None:
     install_import_check()  # a bad KERAS_BACKEND is our one line wherever keras gets imported
     lean_imports()  # this process runs our commands: keras without what only it would import
     args = sys.argv[1:] if argv is None else argv
+    global _READ_ONLY
+    _READ_ONLY = argv is None and args[:1] in (["list"], ["show"])
+    if _READ_ONLY:
+        # a listing allocates and keeps (a zoo of 100,000 entries is millions of objects) and the
+        # process ends after it: the cycle collector would walk them all again and again
+        import gc
+
+        gc.disable()
     try:
         command = typer.main.get_command(make_app())
         if _shows_help(command, args):  # fitting every command's help costs 35 ms: only for help
-            from cnnreg.cli.helptext import fit_help, help_width
+            from cnnreg.cli.helptext import fit_help, help_width, lean_help_imports
 
+            lean_help_imports()
             fit_help(command, help_width())
+            _READ_ONLY = argv is None
         command.main(args=args, prog_name="cnnreg", standalone_mode=False)
+        if _READ_ONLY:
+            _exit_now(0)
     except CnnregError as exc:
         _fail(str(exc), exc.exit_code)
     except click.exceptions.NoArgsIsHelpError:
         # a bare `cnnreg` (or `cnnreg data`): typer has printed the help already; that is no error
-        sys.exit(0)
+        _exit(0)
     except click.UsageError as exc:
         import re
 
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
         # click and typer both add suggestions to an unknown command; keep one
         message = re.sub(r"\s*\(Did you mean one of: [^)]*\)", "", exc.format_message())
+        message = re.sub(r"(Did you mean [^?]*\?)(\s*\1)+", r"\1", message)
         _fail(message + hint, 2)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:  # --help, typer.Exit
+        _exit(exc.exit_code)
     finally:
         uninstall_import_check()  # main() also runs in-process (cnnreg.testing.run_cli)
+
+
+#: This process runs a command that only reads and prints (``cnnreg list``, ``cnnreg show``, help).
+_READ_ONLY = False
+
+
+def _exit_now(code: int) -> None:
+    """End the process of a command that only read and printed (``list``, ``show``) without
+    Python freeing every object one by one on the way out: a zoo of 100,000 entries is millions
+    of them, a second of freeing memory the process returns anyway.  Output is flushed and the
+    ``atexit`` handlers run first."""
+    import atexit
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`cnnreg list | head`): nothing more to say
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def _usable_home() -> str:
@@ -167,4 +201,10 @@ def _fail(message: str, code: int) -> None:
     from cnnreg.cli.render import error
 
     error(message)
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    if _READ_ONLY:
+        _exit_now(code)
     sys.exit(code)
