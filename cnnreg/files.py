@@ -87,8 +87,8 @@ def zip_member(archive, info):
     import struct
     import zipfile
 
-    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-        return io.BytesIO(archive.read(info))
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or not archive.filename:
+        return io.BytesIO(archive.read(info))  # (an archive in memory has no file to window)
     handle = open(archive.filename, "rb")
     handle.seek(info.header_offset)
     header = handle.read(30)

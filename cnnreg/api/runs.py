@@ -274,6 +274,7 @@ def run(
     bn_momentum: str | float = "auto",
     class_weight: str | None = None,
     log: Sequence[str] | str = (),
+    checkpoint: str | float = "auto",
     run_dir: str | Path | None = None,
     dry_run: bool = False,
     quiet: bool = False,
@@ -290,7 +291,8 @@ def run(
     Every option of ``cnnreg run`` is a keyword argument of the same name: components are
     specs (``"sgd:momentum=0.9"``), ``reg`` a list of them, ``lr`` a number or ``"auto"``,
     ``input_shape`` ``"64x64x3"`` or ``(64, 64, 3)``, ``log`` logger specs (``["csv",
-    "mlflow:uri=http://127.0.0.1:5000"]``; none given: TensorBoard; ``"none"``: no logger).  ``run_dir`` defaults to
+    "mlflow:uri=http://127.0.0.1:5000"]``; none given: TensorBoard; ``"none"``: no logger), ``checkpoint``
+    ``"auto"``, ``"epoch"`` or seconds between resumable checkpoints.  ``run_dir`` defaults to
     ``runs/<UTC time>-<arch>-<dataset>/``.  ``dry_run``: resolve everything and build the model
     without training or writing anything (the result holds the manifest the run would write).
     """
@@ -302,7 +304,7 @@ def run(
         architecture, dataset=dataset, init=init, reg=reg, clip=clip, optimizer=optimizer, lr=lr, schedule=schedule,
         epochs=epochs, batch_size=batch_size, precision=precision, seed=seed, input_shape=input_shape, weights=weights,
         freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr, early_stop=early_stop,
-        bn_momentum=bn_momentum, class_weight=class_weight, log=log,
+        bn_momentum=bn_momentum, class_weight=class_weight, log=log, checkpoint=checkpoint,
     )
     config.backend = select(backend, activate=False)
     config.distribute = check_args(distribute, config.backend, coordinator=coordinator, num_processes=num_processes,

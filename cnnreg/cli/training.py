@@ -55,6 +55,7 @@ def run_command(
     bn_momentum: str = typer.Option("auto", "--bn-momentum", help="BatchNorm momentum: auto (0.9 for small data) or a number."),
     class_weight: Optional[str] = typer.Option(None, "--class-weight", help="balanced: weight each class by n / (classes × n_class) in the loss."),
     log: List[str] = typer.Option([], "--log", help="Logger spec, repeatable: tensorboard (the default), csv, mlflow:uri=URL,experiment=NAME, none (`cnnreg list loggers`)."),
+    checkpoint: str = typer.Option("auto", "--checkpoint", help="When the resumable checkpoint (model + optimizer) is written: auto (every epoch for a checkpoint under 64 MB, else at most once a minute, and at the end), epoch, or SECONDS of training between two."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run (default: runs/<UTC time>-<arch>-<dataset>/)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything and build the model, print the header and the layer summary; train and write nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the final summary."),
@@ -98,7 +99,7 @@ def run_command(
         schedule=schedule, epochs=epochs, batch_size=batch_size, precision=precision, seed=seed,
         input_shape=input_shape, weights=weights, freeze_base=freeze_base, fine_tune_epochs=fine_tune_epochs,
         fine_tune_lr=fine_tune_lr, early_stop=early_stop, bn_momentum=bn_momentum, class_weight=class_weight,
-        log=list(log), run_dir=run_dir, dry_run=dry_run, backend=backend, distribute=distribute, coordinator=coordinator,
+        log=list(log), checkpoint=checkpoint, run_dir=run_dir, dry_run=dry_run, backend=backend, distribute=distribute, coordinator=coordinator,
         num_processes=num_processes, process_id=process_id, coordinator_timeout=coordinator_timeout,
         display=cli_display(quiet=quiet or as_json, dry_run=dry_run),
     )

@@ -54,6 +54,9 @@ class RunConfig:
     distribute: str = "auto"
     #: ``--log`` specs (cnnreg.kinds.loggers); None: the default, TensorBoard; ``["none"]``: none.
     log: list[str] | None = None
+    #: When the resumable checkpoint is written (:mod:`cnnreg.training.loop`): ``"auto"``, ``"epoch"``
+    #: or a number of seconds of training between two checkpoints.
+    checkpoint: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -96,6 +99,7 @@ class RunConfig:
         count("--fine-tune-epochs", self.fine_tune_epochs, 0)
         if self.early_stop is not None:
             count("--early-stop", self.early_stop, 1, " epoch of patience")
+        checkpoint_seconds(self.checkpoint)  # "auto", "epoch" or seconds: one line otherwise
         if self.class_weight not in (None, "balanced"):
             raise ParameterError(f"--class-weight must be balanced (got {self.class_weight})")
         if self.bn_momentum != "auto":
@@ -378,6 +382,23 @@ def shape_option(value: str | Sequence[int] | None) -> tuple[int, int, int] | No
     return tuple(value)
 
 
+def checkpoint_seconds(value: Any) -> float | None:
+    """``--checkpoint``: ``"epoch"`` → 0 (every epoch), a number of seconds ≥ 0 → itself,
+    ``"auto"`` → None (:func:`cnnreg.training.loop.checkpoint_due` decides); else one line."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text == "epoch":
+        return 0.0
+    try:
+        seconds = float(text.removesuffix("s"))
+    except ValueError:
+        seconds = -1.0
+    if not (math.isfinite(seconds) and 0 <= seconds <= 10**7) or isinstance(value, bool):
+        raise ParameterError(f"--checkpoint must be auto, epoch or a number of seconds such as 300 (got {value!r})")
+    return seconds
+
+
 def run_config(architecture: str, **options: Any) -> RunConfig:
     """A :class:`RunConfig` from the options of ``cnnreg run`` as the CLI or a Python caller
     gives them: ``reg`` one spec or a list, ``lr`` a number, its text or ``"auto"``,
@@ -393,6 +414,8 @@ def run_config(architecture: str, **options: Any) -> RunConfig:
         values["input_shape"] = shape_option(values["input_shape"])
     if "bn_momentum" in values:
         values["bn_momentum"] = str(values["bn_momentum"])
+    if "checkpoint" in values:
+        values["checkpoint"] = str(values["checkpoint"])
     if "log" in values:  # one spec or a list; empty or None: the default (TensorBoard)
         values["log"] = specs_option(values["log"]) or None
     unknown = sorted(set(values) - fields)

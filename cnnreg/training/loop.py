@@ -1,13 +1,19 @@
 """The training loop: ``model.fit`` with cnnreg's callbacks, writing the run directory as it goes.
 
-Per completed epoch, in this order: the checkpoint (model + optimizer state) is saved to a new
-file, ``checkpoint/state.json`` is rewritten to point at it and the one before (with the history
-so far), checkpoints older than those two are removed, then ``history.csv``, ``model.keras``
-(when the validation metric improved) and ``run.json``.  Every write goes to a temporary name and
-is renamed, so a kill -9 at any moment leaves the previous consistent state, from which
-``resume`` continues.  The model is serialised at the epoch's end; the writing happens in a
-background thread while the next epoch trains (:mod:`cnnreg.training.writer`), and training
-ends only once it is done.
+Per checkpointed epoch, in this order: the checkpoint (model + optimizer state) is saved to a
+new file, ``checkpoint/state.json`` is rewritten to point at it and the one before (with the
+history so far), checkpoints older than those two are removed, then ``history.csv``,
+``model.keras`` (when the validation metric improved since the last checkpoint) and ``run.json``.
+Every write goes to a temporary name and is renamed, so a kill -9 at any moment leaves the
+previous consistent state, from which ``resume`` continues.  The model is serialised at the
+epoch's end; the writing happens in a background thread while the next epoch trains
+(:mod:`cnnreg.training.writer`), and training ends only once it is done.
+
+Which epochs are checkpointed is ``--checkpoint`` (:func:`checkpoint_due`): by default every
+epoch of a model whose checkpoint is under 64 MB, and for larger ones at most one per minute of
+training, plus the last epoch of each phase.  Between checkpoints an epoch writes only
+``history.csv`` and ``run.json``, and an improved model waits in memory for the next checkpoint:
+a kill -9 or Ctrl-C then loses at most that minute of training, which ``resume`` repeats.
 
 A process holds the run directory's OS lock (:func:`cnnreg.training.rundir.acquire`) while it
 trains into it.  Resuming is :mod:`cnnreg.training.resume`; the manifest (``run.json``) is
@@ -119,6 +125,17 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
                 state.pop("saving", None)
             _raise_if_interrupted(state)
 
+        def on_train_end(self, logs=None):
+            # the phase ended (its last epoch, early stopping, a caller's stop) with an epoch that
+            # was not checkpointed: checkpoint it now, while the model still is that epoch's
+            if state.get("nan") or not state["history"] or state.get("checkpointed", 0) >= len(state["history"]):
+                return
+            _track(writer.wait, run_dir, state, self.model)
+            try:
+                checkpoint(plan, run_dir, self.model, state, writer=writer)
+            except OSError as exc:
+                raise WriteFailed(exc, len(state["history"])) from exc
+
     callbacks = [Recorder()]
     for _, reg in plan.regularisers:
         callbacks.extend(reg.callbacks())
@@ -193,29 +210,107 @@ def _current_lr(model) -> float:
         return float("nan")
 
 
+#: ``--checkpoint auto``: every epoch while a checkpoint (the model's and the optimizer's
+#: variables) is smaller than this ...
+CHEAP_BYTES = 64 << 20
+#: ... else at most one checkpoint per this many seconds of training (and one at the end): the
+#: 256 MB of ResNet-34 with Adam cost 1-3 s of a 7-10 s epoch on 2 cores, every epoch.
+AUTO_SECONDS = 60.0
+
+
+def checkpoint_due(plan: Plan, model, state: dict[str, Any]) -> bool:
+    """Whether the epoch that just ended is checkpointed (``--checkpoint``): ``epoch`` always,
+    ``SECONDS`` once that much training passed since the last checkpoint, ``auto`` always for a
+    checkpoint under :data:`CHEAP_BYTES`, else as ``SECONDS`` = :data:`AUTO_SECONDS`.  A
+    distributed run checkpoints every epoch (saving is collective there)."""
+    from cnnreg.training.config import checkpoint_seconds
+
+    if plan.distribution is not None and plan.distribution.mode != "none":
+        return True
+    seconds = checkpoint_seconds(plan.config.checkpoint)
+    if seconds is None:
+        if state.get("checkpoint_bytes") is None:
+            state["checkpoint_bytes"] = variables_bytes(model)
+        if state["checkpoint_bytes"] < CHEAP_BYTES:
+            return True
+        seconds = AUTO_SECONDS
+    return time.monotonic() - state.get("checkpoint_time", 0.0) >= seconds
+
+
+def variables_bytes(model) -> int:
+    """Bytes of the model's and its optimizer's variables: about the size of a checkpoint."""
+    import numpy as np
+
+    variables = list(model.weights) + list(getattr(getattr(model, "optimizer", None), "variables", None) or [])
+    return sum(int(np.prod(v.shape)) * np.dtype(getattr(v.dtype, "name", v.dtype)).itemsize for v in variables)
+
+
 def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: int, *,
                writer: EpochWriter | None = None) -> None:
-    """Everything that must survive a kill -9 after epoch ``epoch`` (0-based) completed: the
-    model is serialised now; the files are written by ``writer`` while the next epoch trains
-    (here, without one), in the order of the module docstring.
+    """After epoch ``epoch`` (0-based) completed: the best epoch so far is updated, and the
+    epoch is checkpointed when :func:`checkpoint_due` says so (:func:`checkpoint`).  Otherwise
+    only ``history.csv`` and ``run.json`` are written, by ``writer`` while the next epoch trains
+    (here, without one), and a model that improved is kept in memory (its weights, a third of a
+    checkpoint with Adam) until the next checkpoint writes it as ``model.keras``."""
+    history = list(state["history"])  # the rows so far: the next epoch appends to the state's own
+    done = len(history)
+    monitor = "val_accuracy" if "val_accuracy" in history[-1] else "accuracy"
+    value = history[-1].get(monitor)
+    improved = state.get("best_value") is None or (value is not None and value > state["best_value"])
+    if improved:
+        state["best_value"], state["best_epoch"] = value, done
+    state["monitor"] = monitor
+    if checkpoint_due(plan, model, state):
+        checkpoint(plan, run_dir, model, state, writer=writer)
+        return
+    if improved:
+        state["pending"] = model.get_weights()  # NumPy copies: the next steps change the model's
+
+    def write() -> dict[str, Any]:
+        rundir.write_history(run_dir / "history.csv", history)
+        best_value, best_epoch = state.get("saved_best") or (None, None)  # what model.keras holds
+        data = rundir.load_manifest(run_dir)
+        data.update(status="running", epochs_done=done, best_epoch=best_epoch, best={monitor: best_value},
+                    checkpoint_epoch=state.get("saved", 0))
+        files.write_json(run_dir / rundir.MANIFEST, data)
+        return history[-1]
+
+    if writer is None:
+        write()
+    else:
+        writer.submit(write, epoch=done)
+
+
+def checkpoint(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, writer: EpochWriter | None = None) -> None:
+    """Checkpoint the last completed epoch: everything that must survive a kill -9.  The model
+    is serialised now; the files are written by ``writer`` while the next epoch trains (here,
+    without one), in the order of the module docstring.  A best epoch kept in memory since the
+    last checkpoint is serialised too (its weights put in the model for the moment) and becomes
+    ``model.keras``; ``state.json`` names the best epoch that ``model.keras`` holds at each moment.
 
     The last two checkpoints stay, so that a damaged newest one (a disk that lied) still leaves
     one to resume from."""
     from cnnreg.training.writer import snapshot, pause_for_tests
 
     checkpoint_dir = run_dir / CHECKPOINT_DIR
-    history = list(state["history"])  # the rows so far: the next epoch appends to the state's own
+    history = list(state["history"])
     done = len(history)
     name = f"epoch-{done:04d}.keras"
-    monitor = "val_accuracy" if "val_accuracy" in history[-1] else "accuracy"
-    value = history[-1].get(monitor)
-    improved = state.get("best_value") is None or (value is not None and value > state["best_value"])
-    best = (value, done) if improved else (state.get("best_value"), state.get("best_epoch"))
+    monitor, best = state["monitor"], (state.get("best_value"), state.get("best_epoch"))
+    on_disk = state.get("saved_best") or (None, None)
     kept = [n for n in state.get("checkpoints", []) if n != name][-1:] + [name]
-    state["best_value"], state["best_epoch"], state["monitor"] = best[0], best[1], monitor
+    state["checkpoint_time"], state["checkpointed"] = time.monotonic(), done
     serialised = snapshot(model)  # a consistent copy before the next step changes a weight
     if serialised is None:  # this Keras saves to files only: the checkpoint is written now
         files.save_atomic(checkpoint_dir / name, model.save)
+    pending, best_model = state.pop("pending", None), None
+    if best[1] != done and best[1] != on_disk[1] and pending is not None:
+        current = model.get_weights()
+        model.set_weights(pending)
+        try:
+            best_model = snapshot(model)
+        finally:
+            model.set_weights(current)
 
     def write() -> dict[str, Any]:
         if serialised is not None:
@@ -225,21 +320,33 @@ def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: i
                 pause_for_tests()
 
             files.save_atomic(checkpoint_dir / name, dump)  # .epoch-NNNN.tmpPID.keras, then renamed
-        files.write_json(
-            checkpoint_dir / STATE,
-            {"checkpoint": name, "checkpoints": kept, "epochs_done": done, "history": history,
-             "best_value": best[0], "best_epoch": best[1], "monitor": monitor,
-             "phase": history[-1]["phase"], "phase_epoch": epoch + 1},
-        )
+
+        def record(best_value, best_epoch) -> None:
+            files.write_json(
+                checkpoint_dir / STATE,
+                {"checkpoint": name, "checkpoints": kept, "epochs_done": done, "history": history,
+                 "best_value": best_value, "best_epoch": best_epoch, "monitor": monitor,
+                 "phase": history[-1]["phase"], "phase_epoch": sum(1 for row in history if row["phase"] == history[-1]["phase"])},
+            )
+
+        # this epoch the best: resume rebuilds model.keras from the checkpoint if it is killed before
+        # it is written; a best epoch before it: state.json names it only once model.keras holds it
+        record(*(best if best[1] == done or best_model is None else on_disk))
         state["checkpoints"], state["saved"] = kept, done  # epoch `done` is now on record
         for old in checkpoint_dir.glob("epoch-*.keras"):
             if old.name not in kept:
                 old.unlink(missing_ok=True)
         rundir.write_history(run_dir / "history.csv", history)
-        if improved:  # the checkpoint less its optimizer state (a third of its size with Adam)
+        if best[1] == done:  # the checkpoint less its optimizer state (a third of its size with Adam)
             rundir.save_without_optimizer(checkpoint_dir / name, run_dir / "model.keras")
+        elif best_model is not None:
+            rundir.save_without_optimizer(best_model, run_dir / "model.keras")
+            record(*best)
+        if best[1] == done or best_model is not None:
+            state["saved_best"] = best
         data = rundir.load_manifest(run_dir)
-        data.update(status="running", epochs_done=done, best_epoch=best[1], best={monitor: best[0]})
+        data.update(status="running", epochs_done=done, best_epoch=state.get("saved_best", best)[1],
+                    best={monitor: state.get("saved_best", best)[0]}, checkpoint_epoch=done)
         files.write_json(run_dir / rundir.MANIFEST, data)
         return history[-1]
 
@@ -356,6 +463,12 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
     status, message = "completed", ""
     total = sum(epochs for _, epochs, _ in phases)
     writer = EpochWriter()
+    # what is on record when training starts (a resumed run: its checkpoint); the clock of --checkpoint
+    state.setdefault("saved", done)
+    state["checkpointed"] = state["saved"]
+    state.setdefault("saved_best", (state.get("best_value"), state.get("best_epoch")))
+    state["checkpoint_time"] = time.monotonic()
+    stopped = False  # by a NaN or Ctrl-C: the epochs after the last checkpoint are not on record
     try:
         for index, (phase, epochs, lr) in enumerate(phases):
             already = sum(1 for row in state["history"] if row["phase"] == phase)
@@ -385,19 +498,37 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
                 status, message = plan.stop
                 break
     except NaNLoss as exc:
-        status = "failed"
+        status, stopped = "failed", True
         message = f"{exc}; kept the last good checkpoint and model; try --clip norm=1.0 or a lower --lr"
     except WriteFailed as exc:
         status, message = "failed", _write_failure(exc, state, run_dir)
     except KeyboardInterrupt:
-        status = "interrupted"
+        status, stopped = "interrupted", True
         message = f"resume with: cnnreg resume {run_dir}"  # the status already says interrupted
     try:  # however it ended, the epoch in flight is written (or its failure said) before the run ends
         _track(writer.wait, run_dir, state)
     except WriteFailed as exc:
         status, message = "failed", _write_failure(exc, state, run_dir)
+    if stopped and len(state["history"]) > state.get("saved", 0):
+        _back_to_record(state, run_dir)
     seconds = time.time() - started
     return _finish(plan, run_dir, state, status, message, seconds, model=model)
+
+
+def _back_to_record(state: dict[str, Any], run_dir: Path) -> None:
+    """A run stopped (NaN, Ctrl-C) after epochs that no checkpoint holds: it ends where its last
+    checkpoint is, which is where ``cnnreg resume`` goes on (history.csv and the best epoch too)."""
+    kept = state.get("saved", 0)
+    del state["history"][kept:]
+    state["best_value"], state["best_epoch"] = state.get("saved_best") or (None, None)
+    state.pop("pending", None)
+    try:
+        if state["history"]:
+            rundir.write_history(run_dir / "history.csv", state["history"])
+        else:
+            (run_dir / "history.csv").unlink(missing_ok=True)
+    except OSError:
+        pass  # said by _finish, which writes run.json next
 
 
 def _write_failure(exc: WriteFailed, state: dict[str, Any], run_dir: Path) -> str:

@@ -45,8 +45,8 @@ SCHEMA = 1
 KERAS_CONFIG, KERAS_WEIGHTS = "config.json", "model.weights.h5"
 
 
-def save_without_optimizer(source: Path, path: Path) -> None:
-    """Write ``path`` as the .keras file ``source`` (a checkpoint) without its optimizer: the
+def save_without_optimizer(source: Path | io.BytesIO, path: Path) -> None:
+    """Write ``path`` as the .keras file ``source`` (a checkpoint, or one in memory) without its optimizer: the
     ``optimizer`` group of ``model.weights.h5`` (the slots, 2x the weights for Adam) and the
     ``compile_config`` of ``config.json`` are left out, every other member is copied as it is.
     That is the file ``model.save`` writes for the same model uncompiled (Keras 3's .keras
@@ -63,7 +63,10 @@ def save_without_optimizer(source: Path, path: Path) -> None:
         with zipfile.ZipFile(source) as archive:
             names = archive.namelist()
             if KERAS_WEIGHTS not in names or KERAS_CONFIG not in names:  # another layout: copy it whole
-                shutil.copyfile(source, tmp)
+                if isinstance(source, io.BytesIO):
+                    Path(tmp).write_bytes(source.getbuffer())
+                else:
+                    shutil.copyfile(source, tmp)
                 return
             with zipfile.ZipFile(tmp, "w") as out:
                 for info in archive.infolist():
