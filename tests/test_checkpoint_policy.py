@@ -25,6 +25,10 @@ def manifest(run_dir):
     return json.loads((run_dir / "run.json").read_text())
 
 
+def history_rows(run_dir):
+    return (run_dir / "history.csv").read_text().splitlines()[1:]
+
+
 def weights_of(path):
     import keras
 
@@ -99,16 +103,22 @@ def test_a_run_stopped_between_checkpoints_ends_at_its_last_one_and_resumes_from
     monkeypatch.setattr(loop, "CHEAP_BYTES", 0)
     monkeypatch.setattr(loop, "AUTO_SECONDS", 3600.0)
     run_dir = tmp_path / "run"
+    metrics = run_dir / "logs" / "csv" / "metrics.csv"
     with testing.plugin(_interrupting_plugin(3), name="stopplug"):
-        result = run_cli("run", "mlp_bn", "--epochs", "4", "--reg", "stop_after", *FAST, "--run-dir", str(run_dir))
+        result = run_cli("run", "mlp_bn", "--epochs", "4", "--reg", "stop_after", *FAST, "--log", "csv",
+                         "--run-dir", str(run_dir))
         assert result.exit_code == 130, result.output
         data = manifest(run_dir)
         assert data["status"] == "interrupted" and data["epochs_done"] == 0 and data["best_epoch"] is None
         assert not (run_dir / "history.csv").exists() and not (run_dir / "model.keras").exists()
+        # a tracker gets an epoch once a checkpoint holds it: none did
+        assert not metrics.exists() or "epoch" not in metrics.read_text(), metrics.read_text()
         resumed = run_cli("resume", str(run_dir))
     assert resumed.exit_code == 0, resumed.output
     data = manifest(run_dir)
     assert data["status"] == "completed" and data["epochs_done"] == 4 and (run_dir / "model.keras").exists()
+    epochs = [line.split(",")[0] for line in metrics.read_text().splitlines()[1:] if line.split(",")[1]]  # (not the test row)
+    assert epochs == ["1", "2", "3", "4"] and len(history_rows(run_dir)) == 4, metrics.read_text()
 
 
 def test_checkpointed_every_epoch_a_stopped_run_keeps_every_epoch(tmp_path):

@@ -153,10 +153,11 @@ def _callbacks(plan: Plan, run_dir: Path, state: dict[str, Any], progress, phase
 
 def _track(finished: Callable[[], list[dict[str, Any]]], run_dir: Path, state: dict[str, Any], model=None) -> None:
     """Send the trackers the rows of the epochs whose files ``finished()`` (the writer's wait or
-    poll) says are written: a tracker never has an epoch the run lacks.  A write that failed is
+    poll) says are checkpointed: a tracker never has an epoch the run lacks (a run stopped
+    between checkpoints goes back to its last one).  A write that failed is
     :class:`WriteFailed`, and training stops."""
     try:
-        rows = finished()
+        rows = [row for written in finished() for row in written]  # each job: the rows it put on record
     except OSError as exc:
         if model is not None:
             model.stop_training = True
@@ -273,7 +274,7 @@ def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: i
         data.update(status="running", epochs_done=done, best_epoch=best_epoch, best={monitor: best_value},
                     checkpoint_epoch=state.get("saved", 0))
         files.write_json(run_dir / rundir.MANIFEST, data)
-        return history[-1]
+        return []  # not on record for a resume yet: the trackers get it with the next checkpoint
 
     if writer is None:
         write()
@@ -299,6 +300,7 @@ def checkpoint(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, write
     monitor, best = state["monitor"], (state.get("best_value"), state.get("best_epoch"))
     on_disk = state.get("saved_best") or (None, None)
     kept = [n for n in state.get("checkpoints", []) if n != name][-1:] + [name]
+    recorded = history[state.get("checkpointed", 0):]  # the epochs this checkpoint puts on record
     state["checkpoint_time"], state["checkpointed"] = time.monotonic(), done
     serialised = snapshot(model)  # a consistent copy before the next step changes a weight
     if serialised is None:  # this Keras saves to files only: the checkpoint is written now
@@ -348,7 +350,7 @@ def checkpoint(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, write
         data.update(status="running", epochs_done=done, best_epoch=state.get("saved_best", best)[1],
                     best={monitor: state.get("saved_best", best)[0]}, checkpoint_epoch=done)
         files.write_json(run_dir / rundir.MANIFEST, data)
-        return history[-1]
+        return recorded
 
     if writer is None:
         write()
