@@ -89,3 +89,49 @@ def test_a_dataset_that_cannot_fit_at_the_asked_shape_is_refused_before_it_is_al
     assert result.stderr.strip().startswith("error: dataset 'digits' at 20000x20000x1 would take 2.88 TB in memory "
                                             "(1,797 images as float32), more than ")
     assert result.stderr.strip().endswith("choose a smaller --input-shape") and not run_dir.exists()
+
+
+@pytest.mark.parametrize("command", [["summary", "vgg16", "--input-shape", "2048x2048x3"],
+                                     ["estimate", "vgg16", "--input-shape", "2048x2048x3", "--device-memory", "16GiB"],
+                                     ["compare", "resnet18", "vgg16", "--input-shape", "2048x2048x3"]])
+def test_a_model_too_big_to_build_is_refused_before_its_weights_are_allocated(command):
+    """VGG-16 at 2048x2048x3 is 8.6 billion parameters (34 GB of float32 weights): counted from a
+    build in which no weight is allocated, and refused in one line."""
+    from cnnreg.testing import run_cli
+
+    result = run_cli(*command)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("error: vgg16 at 2048x2048x3 has 8,625,531,688 parameters: 34.50 GB of weights, "
+                                    "more than "), result.stderr
+
+
+def test_the_size_check_builds_nothing_and_leaves_layer_names_as_they_were(monkeypatch):
+    """check_buildable counts the weights of a build in which none is allocated, refuses more than
+    half of the machine's memory (here, made 200 bytes) and leaves Keras' automatic layer names
+    counting on as if it had not built anything."""
+    import keras
+
+    from cnnreg.errors import CnnregError
+    from cnnreg.training import model as built
+
+    def mlp():
+        inputs = keras.Input((8,))
+        return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(4)(inputs)))
+
+    mlp()  # the counters exist
+    before = dict(built._name_counters())
+    assert built.check_buildable(mlp, "an MLP") == (8 * 4 + 4 + 4 * 3 + 3) * 4
+    assert dict(built._name_counters()) == before
+    monkeypatch.setattr("cnnreg.datasets.pipeline.memory_bytes", lambda: 200)
+    with pytest.raises(CnnregError, match=r"^an MLP has 51 parameters: 204 B of weights, more than 100 B"):
+        built.check_buildable(mlp, "an MLP")
+
+
+def test_a_run_whose_model_cannot_fit_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    """On a machine made 20 MB: digits at 32x32 fits (7.4 MB), ResNet-34's 85 MB of weights do not."""
+    from cnnreg.testing import run_cli
+
+    monkeypatch.setattr("cnnreg.datasets.pipeline.memory_bytes", lambda: 20 * 10**6)
+    result = run_cli("run", "resnet34", "--epochs", "1", "--run-dir", str(tmp_path / "run"))
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("error: resnet34 at 32x32x1 has 21,3"), result.stderr

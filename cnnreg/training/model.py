@@ -91,6 +91,10 @@ def build_model(plan: Plan, *, pretrained: bool = True, num_classes: int | None 
     transfer = (config.weights or "none").lower() != "none"
     num_classes = num_classes or plan.dataset.num_classes
     factory = arch.component.load()
+    check_buildable(lambda: factory(input_shape=plan.input_shape, num_classes=num_classes,
+                                    include_top=not (transfer and "weights" in declared),
+                                    **{**params, **({"weights": "none"} if "weights" in declared else {})}),
+                    f"{arch.component.name} at {'x'.join(map(str, plan.input_shape))}")
     if transfer and "weights" in declared:  # the base is built bare; its weights are copied in
         base = factory(input_shape=plan.input_shape, num_classes=num_classes, include_top=False,
                        **{**params, "weights": "none"})
@@ -112,6 +116,58 @@ def build_model(plan: Plan, *, pretrained: bool = True, num_classes: int | None 
     if inserted_head:  # after the weights, which were saved without these layers
         model = _insert_before_classifier(model, inserted_head)
     return model
+
+
+#: A model whose weights alone would take more than this share of the machine's memory is
+#: refused before it is built (its gradients and optimizer slots need as much again, and more).
+WEIGHTS_FRACTION = 0.5
+
+
+def check_buildable(build, what: str) -> int:
+    """Build the model with ``build()`` once without allocating a weight (in
+    ``keras.StatelessScope(initialize_variables=False)`` a variable is its shape: 0.02-0.1 s)
+    and refuse it in one line when its weights alone would take more than
+    :data:`WEIGHTS_FRACTION` of this machine's memory: VGG-16 at 2048x2048x3 is 8.6 billion
+    parameters (34 GB), which Keras would otherwise start allocating and the operating system
+    kill the process for.  Keras' layer-name counters are put back, so the model built next has
+    the names it would have had.  Returns the weights' bytes."""
+    import keras
+    import numpy as np
+
+    from cnnreg.analysis.units import format_bytes
+    from cnnreg.datasets.pipeline import memory_bytes
+
+    names = _name_counters()
+    saved = dict(names) if names is not None else None
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = build()
+            shapes = [(int(np.prod(v.shape)), np.dtype(getattr(v.dtype, "name", v.dtype)).itemsize) for v in model.weights]
+    except CnnregError:
+        raise
+    except Exception:  # a plugin's model that cannot be built without its weights (a constant
+        return 0  # initial value): it is built as it is, unchecked
+    finally:
+        if names is not None:
+            names.clear()
+            names.update(saved)
+    count, need = sum(n for n, _ in shapes), sum(n * size for n, size in shapes)
+    room = int(memory_bytes() * WEIGHTS_FRACTION)
+    if need > room:
+        raise CnnregError(f"{what} has {count:,} parameters: {format_bytes(need)} of weights, more than "
+                          f"{format_bytes(room)} (half of this machine's memory), before gradients and optimizer "
+                          "state; choose a smaller --input-shape or an architecture that pools before its classifier")
+    return need
+
+
+def _name_counters():
+    """Keras' counters of automatic layer names (``dense``, ``dense_1``...), or None."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        return None
+    counters = global_state.get_global_attribute("object_name_uids")
+    return counters if isinstance(counters, dict) else None
 
 
 def load_weights(plan: Plan, model) -> None:
