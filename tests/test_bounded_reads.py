@@ -108,7 +108,7 @@ def test_a_model_too_big_to_build_is_refused_before_its_weights_are_allocated(co
 def test_the_size_check_builds_nothing_and_leaves_layer_names_as_they_were(monkeypatch):
     """check_buildable counts the weights of a build in which none is allocated, refuses more than
     half of the machine's memory (here, made 200 bytes) and leaves Keras' automatic layer names
-    counting on as if it had not built anything."""
+    and the random generators as if it had not built anything."""
     import keras
 
     from cnnreg.errors import CnnregError
@@ -122,6 +122,17 @@ def test_the_size_check_builds_nothing_and_leaves_layer_names_as_they_were(monke
     before = dict(built._name_counters())
     assert built.check_buildable(mlp, "an MLP") == (8 * 4 + 4 + 4 * 3 + 3) * 4
     assert dict(built._name_counters()) == before
+    # none of its variables waits to be initialised when the next StatelessScope ends
+    assert not built._deferred_variables()
+    with keras.StatelessScope():
+        pass
+    # and the model built next starts from the weights it would have had without the check
+    keras.utils.set_random_seed(1)
+    alone = mlp().get_weights()
+    keras.utils.set_random_seed(1)
+    built.check_buildable(mlp, "an MLP")
+    for a, b in zip(alone, mlp().get_weights()):
+        assert (a == b).all()
     monkeypatch.setattr("cnnreg.datasets.pipeline.memory_bytes", lambda: 200)
     with pytest.raises(CnnregError, match=r"^an MLP has 51 parameters: 204 B of weights, more than 100 B"):
         built.check_buildable(mlp, "an MLP")

@@ -17,7 +17,7 @@ from cnnreg import testing
 from cnnreg.testing import run_cli
 
 FAST = ["--dataset", "digits:size=8", "--batch-size", "64", "--quiet"]
-#: Adam at 0.05 on mlp_bn: validation accuracy peaks at epoch 4 of 5 (epoch 5 only ties it)
+#: Adam at 0.05 on mlp_bn: validation accuracy peaks before the last of 5 epochs (at 3 or 4)
 NOT_LAST_BEST = ["mlp_bn", "--epochs", "5", "--lr", "0.05", *FAST]
 
 
@@ -50,14 +50,14 @@ def test_a_bad_checkpoint_option_is_one_line(value):
 
 
 def test_a_best_epoch_between_checkpoints_is_the_model_every_epoch_would_have_written(tmp_path):
-    """The same seeded run checkpointed every epoch and only at its end: the best epoch (4 of
-    5) waited in memory in the second and was written at the end, the same model.keras."""
+    """The same seeded run checkpointed every epoch and only at its end: the best epoch (not the
+    last) waited in memory in the second and was written at the end, the same model.keras."""
     every, once = tmp_path / "every", tmp_path / "once"
     for run_dir, checkpoint in ((every, "epoch"), (once, "3600")):
         result = run_cli("run", *NOT_LAST_BEST, "--checkpoint", checkpoint, "--run-dir", str(run_dir))
         assert result.exit_code == 0, result.output
     a, b = manifest(every), manifest(once)
-    assert a["best_epoch"] == b["best_epoch"] == 4 and a["epochs_done"] == b["epochs_done"] == 5
+    assert a["best_epoch"] == b["best_epoch"] < 5 and a["epochs_done"] == b["epochs_done"] == 5
     assert a["config"]["checkpoint"] == "epoch" and b["config"]["checkpoint"] == "3600"
     assert a["test"]["accuracy"] == b["test"]["accuracy"]
     for x, y in zip(weights_of(every / "model.keras"), weights_of(once / "model.keras")):

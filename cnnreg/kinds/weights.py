@@ -342,15 +342,15 @@ FIELDS = frozenset(f.name for f in fields(WeightsEntry))
 def _check_metric(metric: Any, field: str) -> None:
     _need(isinstance(metric, dict), field, "an object such as {\"dataset\": ..., \"split\": ..., \"top1\": ...}", metric)
     for key in ("dataset", "split"):
-        _need(isinstance(metric.get(key), str) and metric[key].strip() != "", f"{field}.{key}",
-              "text (what the metric was measured on)", metric.get(key))
+        _need(isinstance(metric.get(key), str) and metric[key].strip() != "" and metric[key].isprintable(),
+              f"{field}.{key}", "text on one line (what the metric was measured on)", metric.get(key))
     for key, value in metric.items():
-        _need(isinstance(key, str), field, "keyed by text", key)
+        _need(isinstance(key, str) and key.isprintable(), field, "keyed by text on one line", key)
         if key in ("dataset", "split"):
             continue
-        ok = isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                        and math.isfinite(value))
-        _need(ok, f"{field}.{key}", "a finite number or text", value)
+        ok = (isinstance(value, str) and value.isprintable()) or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+        _need(ok, f"{field}.{key}", "a finite number or text on one line", value)
 
 
 def _check_json(value: Any, field: str, depth: int = 0) -> None:

@@ -129,16 +129,23 @@ def check_buildable(build, what: str) -> int:
     and refuse it in one line when its weights alone would take more than
     :data:`WEIGHTS_FRACTION` of this machine's memory: VGG-16 at 2048x2048x3 is 8.6 billion
     parameters (34 GB), which Keras would otherwise start allocating and the operating system
-    kill the process for.  Keras' layer-name counters are put back, so the model built next has
-    the names it would have had.  Returns the weights' bytes."""
+    kill the process for.  Keras' layer-name counters and the random generators are put back,
+    so the model built next has the names and initial weights it would have had.  Returns the
+    weights' bytes."""
     import keras
     import numpy as np
 
     from cnnreg.analysis.units import format_bytes
     from cnnreg.datasets.pipeline import memory_bytes
 
+    import random
+
     names = _name_counters()
     saved = dict(names) if names is not None else None
+    # initialisers made without a seed draw one from Python's generator: the model built next
+    # must get the weights it would have had (a rerun reproduces a run)
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    waiting = {id(v) for v in _deferred_variables() or ()}  # variables Keras initialises at a scope's end
     try:
         with keras.StatelessScope(initialize_variables=False):
             model = build()
@@ -148,9 +155,14 @@ def check_buildable(build, what: str) -> int:
     except Exception:  # a plugin's model that cannot be built without its weights (a constant
         return 0  # initial value): it is built as it is, unchecked
     finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
         if names is not None:
             names.clear()
             names.update(saved)
+        deferred = _deferred_variables()
+        if deferred is not None:  # this model's never are: the next StatelessScope would allocate them
+            deferred[:] = [v for v in deferred if id(v) in waiting]
     count, need = sum(n for n, _ in shapes), sum(n * size for n, size in shapes)
     room = int(memory_bytes() * WEIGHTS_FRACTION)
     if need > room:
@@ -162,12 +174,22 @@ def check_buildable(build, what: str) -> int:
 
 def _name_counters():
     """Keras' counters of automatic layer names (``dense``, ``dense_1``...), or None."""
+    counters = _keras_global("object_name_uids")
+    return counters if isinstance(counters, dict) else None
+
+
+def _deferred_variables():
+    """Keras' list of the variables made in a ``StatelessScope`` and not initialised yet, or None."""
+    waiting = _keras_global("uninitialized_variables")
+    return waiting if isinstance(waiting, list) else None
+
+
+def _keras_global(name: str):
     try:
         from keras.src.backend.common import global_state
     except ImportError:
         return None
-    counters = global_state.get_global_attribute("object_name_uids")
-    return counters if isinstance(counters, dict) else None
+    return global_state.get_global_attribute(name)
 
 
 def load_weights(plan: Plan, model) -> None:
