@@ -484,6 +484,7 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
                 if hasattr(progress, "set_run"):  # for the whole run's ETA
                     progress.set_run(before=sum(e for _, e, _ in phases[:index]), total=total)
             data = training_data(plan, first_epoch=len(state["history"]))  # batches of the epochs to come
+            state.pop("checkpoint_bytes", None)  # a phase compiles its own optimizer (fine-tuning: a bigger one)
             install_step_transforms(plan, model)  # after compile, on every model (a resumed one is new)
             with warnings.catch_warnings(), _catch_ctrl_c(state), step_transforms_removed(model):
                 if streamed:  # Keras warns whenever a split of unknown length ends, i.e. every epoch
