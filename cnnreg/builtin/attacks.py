@@ -107,8 +107,6 @@ class PGD(Attack):
                       f"{_amount(_step_size(step_size, eps, steps))}{start}")
 
     def perturb(self, target, x, y, eps=None):
-        from keras import ops
-
         eps = self.eps if eps is None else float(eps)
         x = _unchanged(x)
         if eps == 0:

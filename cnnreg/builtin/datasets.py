@@ -32,8 +32,6 @@ def digits(
     (default 32: the images are upsampled, which gives convolutional stems such as ResNet's
     7×7/2 + max-pool something to work on; ``--input-shape`` overrides it).
     """
-    import numpy as np
-
     from cnnreg.kinds.datasets import Dataset, Split, split_indices
 
     images, labels = _load_digits()
