@@ -7,7 +7,8 @@ clipnorm=1.0, fit with validation for the same epochs and batch, evaluate on the
 save the model once at the end.  `cnnreg run` does the same and also writes, every epoch, a
 resumable checkpoint (model + Adam state), history, the best model and the manifest, and at
 the end curves.png.  Runs alternate (cnnreg, plain, cnnreg, plain, ...) so that both see the
-same machine; the medians and their ratio are printed (target <= 1.03).
+same machine; the medians and their ratio are printed (target <= 1.03), in wall time and in
+CPU time (user + system of every thread: what a shared machine's noise changes least).
 
     python benchmarks/end_to_end.py                      # resnet34, 10 epochs, 2 rounds
     python benchmarks/end_to_end.py --arch lenet5 --epochs 5 --rounds 3
@@ -51,10 +52,16 @@ model.save(out)
 """
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, every thread) of the command."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -74,14 +81,17 @@ def main() -> None:
                                "--run-dir", str(run_dir)], env))
             plain.append(timed([sys.executable, "-c", PLAIN, args.arch, str(args.epochs), str(args.batch),
                                 str(Path(tmp) / f"plain{round_}.keras")], env))
-            print(f"round {round_ + 1}: cnnreg run {ours[-1]:.1f} s   plain keras {plain[-1]:.1f} s   "
-                  f"ratio {ours[-1] / plain[-1]:.3f}", flush=True)
-    a, b = statistics.median(ours), statistics.median(plain)
+            print(f"round {round_ + 1}: cnnreg run {ours[-1][0]:.1f} s ({ours[-1][1]:.1f} s CPU)   plain keras "
+                  f"{plain[-1][0]:.1f} s ({plain[-1][1]:.1f} s CPU)   ratio {ours[-1][0] / plain[-1][0]:.3f} "
+                  f"(CPU {ours[-1][1] / plain[-1][1]:.3f})", flush=True)
+    a, b = (statistics.median(w for w, _ in ours), statistics.median(w for w, _ in plain))
+    ca, cb = (statistics.median(c for _, c in ours), statistics.median(c for _, c in plain))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"{args.arch}, digits at 32x32, {args.epochs} epochs, batch {args.batch}, {args.rounds} rounds (median)")
-    print(f"cnnreg run  : {a:.1f} s")
-    print(f"plain keras : {b:.1f} s")
-    print(f"ratio (cnnreg / plain): {a / b:.3f}")
+    print(f"cnnreg run  : {a:.1f} s wall, {ca:.1f} s CPU")
+    print(f"plain keras : {b:.1f} s wall, {cb:.1f} s CPU")
+    print(f"ratio (cnnreg / plain): {a / b:.3f} wall, {ca / cb:.3f} CPU (CPU time does not count a noisy "
+          "neighbour's share of the cores)")
 
 
 if __name__ == "__main__":
