@@ -498,8 +498,7 @@ class KindRegistry:
         ``cnnreg list``.  Extra keyword arguments are metadata shown by ``cnnreg show``
         (e.g. ``default_input_shape=(224, 224, 3)``, ``suits=("relu",)``, ``primary="rate"``).
         """
-        if not isinstance(name, str) or not spec_mod.NAME.match(name) or "/" in name:
-            raise ValueError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
+        _check_name(name)
         if isinstance(factory, str):
             if ":" not in factory:
                 raise ValueError(f"lazy factory {factory!r} for '{name}' must look like 'package.module:attr'")
@@ -528,10 +527,9 @@ class KindRegistry:
         :meth:`add`; ``metadata`` is kept as given (not copied)."""
         if not isinstance(factory, str) or ":" not in factory:
             raise ValueError(f"lazy factory {factory!r} must look like 'package.module:attr'")
-        match, append = spec_mod.NAME.match, self.added.append
+        append = self.added.append
         for name, summary, metadata in entries:
-            if not isinstance(name, str) or not match(name) or "/" in name:
-                raise ValueError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
+            _check_name(name)
             append(Component(self.kind, name, factory, self.provider, self.version, self.plugin, summary,
                              metadata=metadata, builtin=self.builtin))
 
@@ -546,6 +544,11 @@ class KindRegistry:
         ``registry.report(line)``."""
         registry = self.registry
         registry.defer(self.kind, lambda: loader(registry))
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not spec_mod.NAME.match(name) or "/" in name:
+        raise ValueError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
 
 
 def _warn(line: str) -> None:

@@ -372,9 +372,9 @@ def test_a_hostile_entry_is_listed_and_refused_in_one_line_when_used(published, 
 
 
 @pytest.mark.parametrize("spoil, problem", [
-    (lambda entry: entry.update(factory="os:system"), "factory is not a field of a weights entry"),
-    (lambda entry: entry.update(name="lenet5 bad"), "name must be ARCH.TAG"),
-    (lambda entry: entry.update(name=["lenet5.bad"]), "name must be ARCH.TAG"),
+    (lambda entry: entry.update(factory="os:system"), "field 'factory' is not a field of a weights entry"),
+    (lambda entry: entry.update(name="lenet5 bad"), "field 'name' must be ARCH.TAG"),
+    (lambda entry: entry.update(name=["lenet5.bad"]), "field 'name' must be ARCH.TAG"),
 ])
 def test_an_entry_that_cannot_be_listed_is_one_warning_and_the_others_register(published, tmp_path, monkeypatch,
                                                                                spoil, problem):
@@ -389,7 +389,8 @@ def test_an_entry_that_cannot_be_listed_is_one_warning_and_the_others_register(p
     registry = Registry()
     warnings = register_zoos(registry)
     assert len(warnings) == 2 and all(line.startswith(f"zoo {folder}, entry ") for line in warnings), warnings
-    assert problem in warnings[0] and "entry '#3': must be an object (got int)" in warnings[1], warnings
+    assert problem in warnings[0] and "entry '#3': field 'entry' must be an object" in warnings[1], warnings
+    assert all(line.endswith("; entry skipped") for line in warnings), warnings
     assert [c.name for c in registry.components("weights")] == ["lenet5.digits"]
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "Rule",
     "UnknownShapeError",
     "dtype_bytes",
+    "weights_bytes",
     "saved_copies",
     "saved_intermediate",
     "cpu_extra_copies",
@@ -386,6 +387,13 @@ def cpu_extra_copies(layer, consumers=None) -> int:
 
 
 _BITS = re.compile(r"(\d+)")
+
+
+def weights_bytes(variables) -> int:
+    """Bytes of ``variables`` (Keras variables or anything with ``shape`` and ``dtype``), each
+    counted once however often it is listed."""
+    unique = {id(v): v for v in variables}.values()
+    return sum(math.prod(v.shape) * dtype_bytes(v.dtype) for v in unique)
 
 
 def dtype_bytes(dtype) -> int:

@@ -210,8 +210,8 @@ def summarize(model, *, expand: bool = False, precision: str | None = None) -> M
         total_params=int(model.count_params()),
         trainable_params=_count(trainable),
         non_trainable_params=_count(non_trainable),
-        param_bytes=_nbytes(model.weights),
-        trainable_param_bytes=_nbytes(trainable),
+        param_bytes=costs.weights_bytes(model.weights),
+        trainable_param_bytes=costs.weights_bytes(trainable),
         macs=sum(r.macs for r in leaves),
         other_ops=sum(r.other_ops for r in leaves),
         activation_elements=sum(r.activation_elements for r in leaves),
@@ -272,7 +272,7 @@ class _Walker:
                 params=_count(weights),
                 trainable_params=_count(trainable),
                 non_trainable_params=_count(non_trainable),
-                param_bytes=_nbytes(weights),
+                param_bytes=costs.weights_bytes(weights),
                 depth=0 if parent is None else parent.depth + 1,
                 parent=None if parent is None else parent.path,
                 path=layer.name if parent is None else f"{parent.path}/{layer.name}",
@@ -446,6 +446,3 @@ def _count(weights) -> int:
     return sum(math.prod(v.shape) for v in {id(v): v for v in weights}.values())
 
 
-def _nbytes(weights) -> int:
-    unique = {id(v): v for v in weights}.values()
-    return sum(math.prod(v.shape) * costs.dtype_bytes(v.dtype) for v in unique)

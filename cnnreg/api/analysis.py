@@ -139,13 +139,14 @@ def _signature_defaults(component) -> dict[str, Any]:
 def build_model(target: Target):
     """The architecture's Keras model at the target's input shape and classes (current dtype
     policy); one that would not fit in memory is refused first (:func:`check_buildable`)."""
+    from cnnreg.spec import shape_text
     from cnnreg.training.model import check_buildable
 
     def build():
         return target.component.load()(
             **{**target.params, "input_shape": target.input_shape, "num_classes": target.num_classes})
 
-    check_buildable(build, f"{target.component.name} at {'x'.join(map(str, target.input_shape))}")
+    check_buildable(build, f"{target.component.name} at {shape_text(target.input_shape)}")
     return build()
 
 

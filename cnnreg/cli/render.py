@@ -341,29 +341,18 @@ class Listing:
             for row in self.rows:
                 yield from self._line(console, row, widths, " │ ", styles)
             return
-        lines = []  # no styles: every row without markup joins one segment
+        lines = []  # no styles: the rows without markup (one unstyled segment each) join one segment
         for row in self.rows:
-            if all(isinstance(cell, str) for cell in row):
-                lines.append(self._plain(row, widths))
+            segments = list(self._line(console, row, widths, " │ ", styles))
+            if len(segments) == 1 and segments[0].style is None:
+                lines.append(segments[0].text)
                 continue
             if lines:
                 yield Segment("".join(lines))
                 lines = []
-            yield from self._line(console, row, widths, " │ ", styles)
+            yield from segments
         if lines:
             yield Segment("".join(lines))
-
-    def _plain(self, cells: list[str], widths: list[int]) -> str:
-        """A row of plain cells as one line of text."""
-        parts = []
-        last = len(cells) - 1
-        for i, (cell, width, column) in enumerate(zip(cells, widths, self.columns)):
-            room = " " * (width - text_width(cell))
-            if column["justify"] == "right":
-                parts.append(room + cell)
-            else:
-                parts.append(cell + room if i < last else cell)
-        return " │ ".join(parts) + "\n"
 
     def _line(self, console: Any, cells: list[Any], widths: list[int], bar: str, styles: list[Any]):
         """One row as segments: each cell's own spans over its column's style, padded to its width;

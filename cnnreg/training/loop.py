@@ -240,10 +240,9 @@ def checkpoint_due(plan: Plan, model, state: dict[str, Any]) -> bool:
 
 def variables_bytes(model) -> int:
     """Bytes of the model's and its optimizer's variables: about the size of a checkpoint."""
-    import numpy as np
+    from cnnreg.analysis.costs import weights_bytes
 
-    variables = list(model.weights) + list(getattr(getattr(model, "optimizer", None), "variables", None) or [])
-    return sum(int(np.prod(v.shape)) * np.dtype(getattr(v.dtype, "name", v.dtype)).itemsize for v in variables)
+    return weights_bytes([*model.weights, *(getattr(getattr(model, "optimizer", None), "variables", None) or [])])
 
 
 def save_epoch(plan: Plan, run_dir: Path, model, state: dict[str, Any], epoch: int, *,

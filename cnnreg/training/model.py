@@ -11,6 +11,7 @@ from typing import Any
 
 from cnnreg.errors import CnnregError
 from cnnreg.plugins import get_host
+from cnnreg.spec import shape_text
 from cnnreg.training import optim
 from cnnreg.training.batches import prepare_data
 from cnnreg.training.config import Plan, Resolved
@@ -91,13 +92,16 @@ def build_model(plan: Plan, *, pretrained: bool = True, num_classes: int | None 
     transfer = (config.weights or "none").lower() != "none"
     num_classes = num_classes or plan.dataset.num_classes
     factory = arch.component.load()
-    check_buildable(lambda: factory(input_shape=plan.input_shape, num_classes=num_classes,
-                                    include_top=not (transfer and "weights" in declared),
-                                    **{**params, **({"weights": "none"} if "weights" in declared else {})}),
-                    f"{arch.component.name} at {'x'.join(map(str, plan.input_shape))}")
-    if transfer and "weights" in declared:  # the base is built bare; its weights are copied in
-        base = factory(input_shape=plan.input_shape, num_classes=num_classes, include_top=False,
-                       **{**params, "weights": "none"})
+    base_only = transfer and "weights" in declared  # the base is built bare; its weights are copied in
+    bare = {"weights": "none"} if "weights" in declared else {}
+
+    def build(**override):
+        return factory(input_shape=plan.input_shape, num_classes=num_classes, include_top=not base_only,
+                       **{**params, **override})
+
+    check_buildable(lambda: build(**bare), f"{arch.component.name} at {shape_text(plan.input_shape)}")
+    if base_only:
+        base = build(**bare)
         base._name = "base" if hasattr(base, "_name") else base.name
         inputs = keras.Input(plan.input_shape, name="image")
         x = base(inputs, training=False if config.freeze_base else None)
@@ -108,7 +112,7 @@ def build_model(plan: Plan, *, pretrained: bool = True, num_classes: int | None 
         model = keras.Model(inputs, outputs, name=f"{arch.component.name}_transfer")
         inserted_head = []
     else:
-        model = factory(input_shape=plan.input_shape, num_classes=num_classes, include_top=True, **params)
+        model = build()
     if plan.init is not None and initialise:  # before the weights: only layers they leave keep it
         _initialise(model, plan.init, config.seed)
     if pretrained and transfer:
@@ -132,13 +136,15 @@ def check_buildable(build, what: str) -> int:
     kill the process for.  Keras' layer-name counters and the random generators are put back,
     so the model built next has the names and initial weights it would have had.  Returns the
     weights' bytes."""
+    import math
+    import random
+
     import keras
     import numpy as np
 
+    from cnnreg.analysis.costs import weights_bytes
     from cnnreg.analysis.units import format_bytes
     from cnnreg.datasets.pipeline import memory_bytes
-
-    import random
 
     names = _name_counters()
     saved = dict(names) if names is not None else None
@@ -148,8 +154,8 @@ def check_buildable(build, what: str) -> int:
     waiting = {id(v) for v in _deferred_variables() or ()}  # variables Keras initialises at a scope's end
     try:
         with keras.StatelessScope(initialize_variables=False):
-            model = build()
-            shapes = [(int(np.prod(v.shape)), np.dtype(getattr(v.dtype, "name", v.dtype)).itemsize) for v in model.weights]
+            weights = build().weights
+            count, need = sum(math.prod(v.shape) for v in weights), weights_bytes(weights)
     except CnnregError:
         raise
     except Exception:  # a plugin's model that cannot be built without its weights (a constant
@@ -163,7 +169,6 @@ def check_buildable(build, what: str) -> int:
         deferred = _deferred_variables()
         if deferred is not None:  # this model's never are: the next StatelessScope would allocate them
             deferred[:] = [v for v in deferred if id(v) in waiting]
-    count, need = sum(n for n, _ in shapes), sum(n * size for n, size in shapes)
     room = int(memory_bytes() * WEIGHTS_FRACTION)
     if need > room:
         raise CnnregError(f"{what} has {count:,} parameters: {format_bytes(need)} of weights, more than "

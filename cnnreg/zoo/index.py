@@ -30,8 +30,8 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
-from cnnreg.errors import CnnregError, choices_text
-from cnnreg.kinds.weights import FETCH, FIELDS, NAME, ZOO_ENV
+from cnnreg.errors import CnnregError
+from cnnreg.kinds.weights import FETCH, FIELDS, NAME, ZOO_ENV, WeightsEntry
 from cnnreg.spec import shown
 
 __all__ = ["ENV", "TIMEOUT", "FORMAT", "zoo_locations", "register_zoos", "load_zoo", "summary"]
@@ -142,16 +142,10 @@ def load_zoo(location: str, warnings: list[str]) -> tuple[list[dict], str]:
             entries.append(item)
             continue
         label = shown(name, 80) if isinstance(name, str) else f"#{number}"
-        where = f"zoo {location}, entry '{label}'"
-        if not isinstance(item, dict):
-            warnings.append(f"{where}: must be an object (got {type(item).__name__}); entry skipped")
-        elif not isinstance(name, str) or not match(name):
-            warnings.append(f"{where}: name must be ARCH.TAG: letters, digits, '_', '-', then '.', then a tag "
-                            f"(e.g. 'lenet5.digits'); entry skipped")
-        else:
-            field = shown(sorted(str(key) for key in item if key not in FIELDS)[0], 40)
-            warnings.append(f"{where}: {field} is not a field of a weights entry"
-                            f"{choices_text(field, sorted(FIELDS))}; entry skipped")
+        try:  # not listable: the entry's own check says why, in its words
+            WeightsEntry.from_dict(item, where=f"zoo {location}, entry '{label}'")
+        except CnnregError as exc:
+            warnings.append(f"{exc}; entry skipped")
     return entries, base
 
 
@@ -305,7 +299,5 @@ _SHOWN_METRICS = (("top1", "top-1"), ("top5", "top-5"), ("accuracy", "accuracy")
 
 
 def _text(value: Any) -> str:
-    """A text from a zoo for a line: itself when it is short and printable, else escaped and cut."""
-    if type(value) is str and len(value) <= 60 and value.isprintable():
-        return value
+    """A text from a zoo on a line: escaped and cut (:func:`cnnreg.spec.shown`); "?" if not text."""
     return shown(value, 60) if isinstance(value, str) else "?"
