@@ -136,9 +136,10 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
     """``model.fit`` arguments for the training split.
 
     Files and tf.data splits go through :func:`cnnreg.datasets.pipeline.training_batches`.
-    NumPy arrays without augmentation or batch transforms go to ``fit`` directly (Keras
-    shuffles them, seeded by ``keras.utils.set_random_seed``: its own input pipeline is the
-    fastest); otherwise a :func:`make_batches` dataset produces them.
+    NumPy arrays without augmentation or batch transforms go through Keras' own input pipeline
+    for arrays, the fastest (Keras shuffles them, seeded by ``keras.utils.set_random_seed``; on
+    TensorFlow built here, :func:`cnnreg.backends.array_batches`); otherwise a
+    :func:`make_batches` dataset produces them.
     """
     extra = {"class_weight": plan.class_weights} if plan.class_weights else {}
     regularisers = [reg for _, reg in plan.regularisers]
@@ -161,10 +162,14 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
         reg.batch_transform() for reg in regularisers
     ):
         return {"x": make_batches(plan, first_epoch=first_epoch), "shuffle": False, **extra}
+    from cnnreg.backends import array_batches
+
     x, y = plan.arrays["train"]
-    eye = np.eye(plan.dataset.num_classes, dtype="float32")
-    return {"x": plan.preprocess(np.array(x, dtype="float32", copy=True)), "y": eye[y], "shuffle": True,
-            "batch_size": plan.config.batch_size, **extra}
+    x, y = plan.preprocess(np.array(x, dtype="float32", copy=True)), np.eye(plan.dataset.num_classes, dtype="float32")[y]
+    batches = array_batches(x, y, batch_size=plan.config.batch_size, shuffle=True)
+    if batches is not None:  # TensorFlow: Keras' own pipeline for the arrays, without its stalls
+        return {"x": batches, **extra}
+    return {"x": x, "y": y, "shuffle": True, "batch_size": plan.config.batch_size, **extra}
 
 
 def make_batches(plan: Plan, *, first_epoch: int = 0):

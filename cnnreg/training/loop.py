@@ -457,6 +457,11 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
     # a split streamed from files has an unknown length (files that fail to decode drop out)
     streamed = "validation" in plan.streams and plan.streams["validation"].images is None
     per_process = {"validation_batch_size": config.batch_size // processes(plan)} if processes(plan) > 1 and arrays else {}
+    if arrays and not per_process:  # on TensorFlow, a pipeline that does not stall each validation pass
+        from cnnreg.backends import array_batches
+
+        batches = array_batches(*validation, batch_size=config.batch_size)
+        validation = validation if batches is None else batches
     phases = [("train", config.epochs, None)]
     if config.fine_tune_epochs:
         phases = [("head", config.epochs, None), ("fine-tune", config.fine_tune_epochs, config.fine_tune_lr)]

@@ -67,7 +67,11 @@ def evaluate_model(model, x: Any, y_onehot: np.ndarray | None = None, *, batch_s
             labels.append(np.asarray(onehot))
         probs, y_onehot = np.concatenate(parts), np.concatenate(labels)
     else:
-        probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
+        from cnnreg.backends import array_batches
+
+        batches = array_batches(x, batch_size=batch_size)  # on TensorFlow, without tf.data's stall at the end
+        given = {"x": x, "batch_size": batch_size} if batches is None else {"x": batches}
+        probs = np.asarray(model.predict(**given, verbose=0), dtype="float64")
     y = y_onehot.argmax(axis=1)
     predicted = probs.argmax(axis=1)
     n = probs.shape[1]
