@@ -4,14 +4,20 @@ plain Keras script, each a fresh process timed from start to exit, in the same r
 The plain script is what a user would write: read the same digits (75/15/10 split, upsampled
 to 32x32 by keras.ops.image.resize, pixels / 255), build the same ResNet-34, Adam with
 clipnorm=1.0, fit with validation for the same epochs and batch, evaluate on the test split,
-save the model once at the end.  `cnnreg run` does the same and also writes, every epoch, a
-resumable checkpoint (model + Adam state), history, the best model and the manifest, and at
-the end curves.png.  Runs alternate (cnnreg, plain, cnnreg, plain, ...) so that both see the
-same machine; the medians and their ratio are printed (target <= 1.03), in wall time and in
-CPU time (user + system of every thread: what a shared machine's noise changes least).
+save the model once at the end.  `cnnreg run` does the same and also writes history and the
+manifest every epoch, resumable checkpoints (model + Adam state; `--checkpoint auto`), the best
+model, and at the end curves.png.  Runs alternate (cnnreg, plain, cnnreg, plain, ...) so that
+both see the same machine; the medians and their ratio are printed (target <= 1.03), in wall
+time and in CPU time (user + system of every thread: what a shared machine's noise changes least).
+
+On TensorFlow, cnnreg gives Keras its own tf.data pipeline for arrays with autotuning off (Keras'
+iterators otherwise wait up to 5 s for the autotuning thread at the end of some epochs).
+`--steady` also times the plain script given that same pipeline by hand: against it, what is
+left is cnnreg's own bookkeeping.
 
     python benchmarks/end_to_end.py                      # resnet34, 10 epochs, 2 rounds
     python benchmarks/end_to_end.py --arch lenet5 --epochs 5 --rounds 3
+    python benchmarks/end_to_end.py --rounds 3 --steady
 """
 
 from __future__ import annotations
@@ -46,8 +52,22 @@ build = getattr(resnet, arch, None) or getattr(lenet, arch)
 model = build(input_shape=(32, 32, 1), num_classes=10)
 model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0), loss="categorical_crossentropy",
               metrics=["accuracy"])
-model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=(vx, vy), verbose=0)
-print("test", model.evaluate(tx, ty, verbose=0))
+if sys.argv[5:] == ["steady"]:  # the pipeline cnnreg gives Keras (tf.data autotuning off), by hand
+    import math
+    import tensorflow as tf
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    def steady(x, y, shuffle=False):
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        ds = ArrayDataAdapter(x, y, batch_size=batch, shuffle=shuffle).get_tf_dataset().with_options(options)
+        return ds.apply(tf.data.experimental.assert_cardinality(math.ceil(len(x) / batch)))
+
+    model.fit(steady(x, y, True), epochs=epochs, validation_data=steady(vx, vy), verbose=0)
+    print("test", model.evaluate(steady(tx, ty), verbose=0))
+else:
+    model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=(vx, vy), verbose=0)
+    print("test", model.evaluate(tx, ty, verbose=0))
 model.save(out)
 """
 
@@ -70,9 +90,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steady", action="store_true",
+                        help="also the plain script given the input pipeline cnnreg gives Keras (tf.data "
+                             "autotuning off): what is left is cnnreg's own bookkeeping")
     args = parser.parse_args()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    ours, plain = [], []
+    ours, plain, steady = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             run_dir = Path(tmp) / f"run{round_}"
@@ -81,17 +104,28 @@ def main() -> None:
                                "--run-dir", str(run_dir)], env))
             plain.append(timed([sys.executable, "-c", PLAIN, args.arch, str(args.epochs), str(args.batch),
                                 str(Path(tmp) / f"plain{round_}.keras")], env))
-            print(f"round {round_ + 1}: cnnreg run {ours[-1][0]:.1f} s ({ours[-1][1]:.1f} s CPU)   plain keras "
-                  f"{plain[-1][0]:.1f} s ({plain[-1][1]:.1f} s CPU)   ratio {ours[-1][0] / plain[-1][0]:.3f} "
-                  f"(CPU {ours[-1][1] / plain[-1][1]:.3f})", flush=True)
-    a, b = (statistics.median(w for w, _ in ours), statistics.median(w for w, _ in plain))
-    ca, cb = (statistics.median(c for _, c in ours), statistics.median(c for _, c in plain))
+            line = (f"round {round_ + 1}: cnnreg run {ours[-1][0]:.1f} s ({ours[-1][1]:.1f} s CPU)   plain keras "
+                    f"{plain[-1][0]:.1f} s ({plain[-1][1]:.1f} s CPU)   ratio {ours[-1][0] / plain[-1][0]:.3f} "
+                    f"(CPU {ours[-1][1] / plain[-1][1]:.3f})")
+            if args.steady:
+                steady.append(timed([sys.executable, "-c", PLAIN, args.arch, str(args.epochs), str(args.batch),
+                                     str(Path(tmp) / f"steady{round_}.keras"), "steady"], env))
+                line += f"   plain keras, steady pipeline {steady[-1][0]:.1f} s ({steady[-1][1]:.1f} s CPU)"
+            print(line, flush=True)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"{args.arch}, digits at 32x32, {args.epochs} epochs, batch {args.batch}, {args.rounds} rounds (median)")
+    a, ca = _medians(ours)
     print(f"cnnreg run  : {a:.1f} s wall, {ca:.1f} s CPU")
-    print(f"plain keras : {b:.1f} s wall, {cb:.1f} s CPU")
-    print(f"ratio (cnnreg / plain): {a / b:.3f} wall, {ca / cb:.3f} CPU (CPU time does not count a noisy "
-          "neighbour's share of the cores)")
+    for name, times in (("plain keras", plain), ("plain keras, steady pipeline", steady)):
+        if times:
+            b, cb = _medians(times)
+            print(f"{name} : {b:.1f} s wall, {cb:.1f} s CPU")
+            print(f"ratio (cnnreg / {name}): {a / b:.3f} wall, {ca / cb:.3f} CPU (CPU time does not count a "
+                  "noisy neighbour's share of the cores)")
+
+
+def _medians(times: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(w for w, _ in times), statistics.median(c for _, c in times)
 
 
 if __name__ == "__main__":

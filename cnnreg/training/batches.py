@@ -168,7 +168,7 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
     x, y = plan.preprocess(np.array(x, dtype="float32", copy=True)), np.eye(plan.dataset.num_classes, dtype="float32")[y]
     batches = array_batches(x, y, batch_size=plan.config.batch_size, shuffle=True)
     if batches is not None:  # TensorFlow: Keras' own pipeline for the arrays, without its stalls
-        return {"x": batches, **extra}
+        return {"x": batches, "shuffle": False, **extra}  # (shuffled by the pipeline: fit must not warn)
     return {"x": x, "y": y, "shuffle": True, "batch_size": plan.config.batch_size, **extra}
 
 

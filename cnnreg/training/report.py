@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,8 @@ def evaluate_model(model, x: Any, y_onehot: np.ndarray | None = None, *, batch_s
     else:
         from cnnreg.backends import array_batches
 
-        batches = array_batches(x, batch_size=batch_size)  # on TensorFlow, without tf.data's stall at the end
+        keras = sys.modules.get("keras")  # (an exported model is no Keras model: it takes arrays)
+        batches = array_batches(x, batch_size=batch_size) if keras and isinstance(model, keras.Model) else None
         given = {"x": x, "batch_size": batch_size} if batches is None else {"x": batches}
         probs = np.asarray(model.predict(**given, verbose=0), dtype="float64")
     y = y_onehot.argmax(axis=1)
