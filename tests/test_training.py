@@ -205,42 +205,49 @@ def test_augmented_batches_depend_only_on_seed_epoch_and_index():
     assert not np.array_equal(x0, x1)
 
 
-def test_arrays_reach_tensorflow_through_keras_pipeline_without_autotuning():
-    """On TensorFlow a NumPy split goes to fit, validation and predict as Keras' own pipeline for
-    arrays (the same batches, shuffled each pass when asked), with tf.data autotuning off (its
-    thread held epochs still for 4-5 s, docs/performance.md) and its number of batches known."""
+def test_arrays_reach_tensorflow_as_a_steady_pipeline_with_a_new_order_each_epoch():
+    """On TensorFlow a NumPy training split goes to fit as one endless pipeline: epoch ``e`` holds
+    the batches of :func:`make_batches` (the order ``default_rng([seed, e])``, a new one each
+    epoch, whatever global seed is set; Keras' own array pipeline repeats its first order every
+    epoch once one is), tf.data autotuning off (its thread held epochs still for 4-5 s,
+    docs/performance.md).  Held-out arrays: one pass in order."""
     import keras
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the pipeline is TensorFlow's")
-    from cnnreg.backends import array_batches
-    from cnnreg.training.batches import training_data
+    from cnnreg.training.batches import held_out_input, make_batches, training_data
     from cnnreg.training.config import RunConfig, resolve
     from cnnreg.training.model import prepare
 
+    keras.utils.set_random_seed(0)
+    plan = prepare(resolve(RunConfig(architecture="mlp_bn", dataset="digits:size=8", batch_size=64)))
+    given = training_data(plan, first_epoch=1)
+    assert set(given) == {"x", "steps_per_epoch", "shuffle"} and given["shuffle"] is False
+    assert given["x"].options().autotune.enabled is False
+    steps = given["steps_per_epoch"]
+    assert steps == -(-len(plan.arrays["train"][1]) // 64)
+    taken = list(given["x"].take(2 * steps).as_numpy_iterator())  # epochs 1 and 2
+    reference = make_batches(plan, first_epoch=1)
+    for epoch in range(2):
+        for index in range(steps):
+            images, labels = taken[epoch * steps + index]
+            expected_images, expected_labels = reference[index]
+            order = np.lexsort(images.reshape(len(images), -1).T)  # the same examples; make_batches sorts rows
+            expected = np.lexsort(expected_images.reshape(len(expected_images), -1).T)
+            np.testing.assert_array_equal(images[order], expected_images[expected])
+            np.testing.assert_array_equal(labels[order], expected_labels[expected])
+        reference.on_epoch_end()
+    assert not np.array_equal(taken[0][0], taken[steps][0])  # epoch 2 is not epoch 1 again
+
     x = np.arange(10 * 4, dtype="float32").reshape(10, 2, 2, 1)
     y = np.eye(3, dtype="float32")[np.arange(10) % 3]
-    ordered = array_batches(x, y, batch_size=4)
-    assert ordered.options().autotune.enabled is False and int(ordered.cardinality()) == 3
-    batches = list(ordered.as_numpy_iterator())
-    assert [len(images) for images, _ in batches] == [4, 4, 2]
+    (held_out,) = held_out_input(x, y, batch_size=4).values()
+    assert held_out.options().autotune.enabled is False and int(held_out.cardinality()) == 3
+    batches = list(held_out.as_numpy_iterator())
     np.testing.assert_array_equal(np.concatenate([images for images, _ in batches]), x)
-    shuffled = array_batches(x, y, batch_size=4, shuffle=True)
-    passes = []
-    for _ in range(2):  # a new pass, a new order; the labels stay with their images
-        images, labels = (np.concatenate(part) for part in zip(*shuffled.as_numpy_iterator()))
-        order = (images[:, 0, 0, 0] // 4).astype(int)
-        assert sorted(order) == list(range(10))
-        np.testing.assert_array_equal(labels, y[order])
-        passes.append(order)
-    assert list(passes[0]) != list(passes[1])
-    (only,) = list(array_batches(x[:3], batch_size=4).as_numpy_iterator())  # predict: images only
+    np.testing.assert_array_equal(np.concatenate([labels for _, labels in batches]), y)
+    (only,) = list(held_out_input(x[:3], batch_size=4)["x"].as_numpy_iterator())  # predict: images only
     np.testing.assert_array_equal(only, x[:3])
-
-    plan = prepare(resolve(RunConfig(architecture="mlp_bn", dataset="digits:size=8", batch_size=64)))
-    given = training_data(plan)
-    assert set(given) == {"x", "shuffle"} and given["shuffle"] is False  # shuffled by the pipeline
-    assert int(given["x"].cardinality()) == -(-len(plan.arrays["train"][1]) // 64)
 
 
 def test_python_api_train(tmp_path):

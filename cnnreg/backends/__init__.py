@@ -172,20 +172,6 @@ def framework_versions() -> dict[str, str]:
     return module.versions() if module is not None else {}
 
 
-def array_batches(x, y=None, *, batch_size: int, shuffle: bool = False) -> Any:
-    """What ``model.fit`` / ``evaluate`` / ``predict`` take for the arrays ``x`` (and labels
-    ``y``) on the backend in use: on TensorFlow the same batches as the arrays would give, through
-    a tf.data pipeline that does not stall between epochs (:func:`cnnreg.backends.tensorflow.array_batches`);
-    None elsewhere, where Keras reads the arrays without tf.data: pass them as they are."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return None
-    from cnnreg.backends.tensorflow import array_batches as tensorflow_batches
-
-    return tensorflow_batches(x, y, batch_size=batch_size, shuffle=shuffle)
-
-
 def input_gradient(fn, x) -> tuple[Any, Any]:
     """``(fn(x), d fn / d x)`` for a scalar function ``fn`` of a float tensor ``x``, built with
     ``keras.ops`` and model calls, on the backend in use: ``tf.GradientTape``, ``jax.value_and_grad``

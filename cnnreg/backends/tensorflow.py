@@ -124,31 +124,6 @@ def split_cpu(count: int) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
 
-def array_batches(x, y, *, batch_size: int, shuffle: bool):
-    """Keras' own tf.data pipeline for the arrays ``x``, ``y`` (the batches ``model.fit(x, y,
-    batch_size=..., shuffle=...)`` builds, in the same order), without tf.data's autotuning
-    thread, and with its number of batches known.
-
-    Keras makes a new iterator of that pipeline every epoch (and every validation pass); an
-    iterator's destructor waits for its autotuning thread, which on 2 busy cores slept through
-    the wake-up 1 epoch in 3 and held training still for 4-5 s (docs/performance.md, "The
-    README's main job").  Without it, tf.data runs the parallel map on as many threads as there
-    are cores and prefetches one batch.  None where this Keras has no such pipeline."""
-    import math
-
-    import tensorflow as tf
-
-    try:
-        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
-    except ImportError:  # pragma: no cover - a Keras that moved it: the caller passes the arrays
-        return None
-    dataset = ArrayDataAdapter(x, y, batch_size=batch_size, shuffle=shuffle).get_tf_dataset()
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    batches = math.ceil(len(x) / batch_size)
-    return dataset.with_options(options).apply(tf.data.experimental.assert_cardinality(batches))
-
-
 def input_gradient(fn, x):
     """``(fn(x), d fn / d x)`` with a ``tf.GradientTape`` watching ``x`` only."""
     import tensorflow as tf

@@ -32,7 +32,7 @@ import numpy as np
 from cnnreg.errors import CnnregError
 
 __all__ = ["CACHE_FRACTION", "Source", "prepare_sources", "training_batches", "held_out_batches",
-           "fit_tensor", "decode_file", "memory_bytes"]
+           "array_batches", "steady", "fit_tensor", "decode_file", "memory_bytes"]
 
 #: Share of the machine's memory the in-memory caches of all splits together may use.
 CACHE_FRACTION = 0.25
@@ -231,26 +231,30 @@ def _batch_rows(size: int, *, batch_size: int, seed: int, first_epoch: int, lane
     """``(epoch, index, rows)`` of every ``lanes``-th batch from ``first_epoch`` on, starting
     with the ``lane``-th: epoch ``e`` is the permutation ``default_rng([seed, e])`` of the
     examples (the NumPy path's order), cut into batches.  With several ``processes``, process
-    ``rank`` gets its contiguous part of each (sorted) global batch."""
+    ``rank`` gets its contiguous part of each (sorted) global batch.
+
+    Python runs once an epoch (the permutation), not once a batch: a generator of batches,
+    which holds the GIL for each, took ResNet-34's epochs on digits from 4.5 s to 7.7 s."""
     tf = _tf()
-    steps = math.ceil(size / batch_size)
 
-    def rows():
-        epoch, count = first_epoch, 0
-        while True:
-            order = np.random.default_rng([seed, epoch]).permutation(size).astype(np.int64)
-            for index in range(steps):
-                if count % lanes == lane:
-                    batch = order[index * batch_size : (index + 1) * batch_size]
-                    if processes > 1:
-                        share = len(batch) // processes
-                        batch = np.sort(batch)[rank * share : (rank + 1) * share]
-                    yield epoch, index, batch
-                count += 1
-            epoch += 1
+    def permutation(epoch):
+        return np.random.default_rng([seed, int(epoch)]).permutation(size).astype(np.int64)
 
-    spec = (tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64), tf.TensorSpec((None,), tf.int64))
-    return tf.data.Dataset.from_generator(rows, output_signature=spec)
+    def epoch_rows(epoch):
+        order = tf.ensure_shape(tf.numpy_function(permutation, [epoch], tf.int64, stateful=False), [size])
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        return batches.map(lambda index, rows: (epoch, index, rows))
+
+    ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch_rows)
+    if lanes > 1:
+        ds = ds.shard(lanes, lane)  # batch g of the run goes to lane g % lanes
+    if processes > 1:
+        def share(epoch, index, rows):
+            part = tf.shape(rows)[0] // processes
+            return epoch, index, tf.sort(rows)[rank * part : (rank + 1) * part]
+
+        ds = ds.map(share)
+    return ds
 
 
 def _epoch_batches(source: Source, *, batch_size: int, seed: int, first_epoch: int, lane: int = 0, lanes: int = 1,
@@ -280,6 +284,38 @@ def _epoch_batches(source: Source, *, batch_size: int, seed: int, first_epoch: i
     steps = math.ceil(len(source.split) / batch_size)
     ds = ds.ignore_errors().batch(batch_size).repeat().enumerate()
     return ds.map(lambda k, batch: (batch[0], batch[1], first_epoch + k // steps, k % steps))
+
+
+def steady(ds):
+    """``ds`` without tf.data's autotuning thread.  Keras makes a new iterator of a finite
+    dataset every epoch and every validation pass, and an iterator's destructor waits for that
+    thread: on 2 busy cores it slept through the wake-up about 1 epoch in 3 and held training
+    still for 4-5 s (docs/performance.md, "The README's main job").  Without it, a parallel map
+    given AUTOTUNE runs on as many threads as there are cores."""
+    tf = _tf()
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
+
+
+def array_batches(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int, seed: int | None = None,
+                  first_epoch: int = 0):
+    """NumPy arrays (preprocessed images, one-hot labels) for Keras on TensorFlow.
+
+    With a ``seed``: the training split, epoch after epoch, for ``model.fit(ds, steps_per_epoch=...)``
+    (one iterator for the whole fit); epoch ``e`` is the permutation ``default_rng([seed, e])``,
+    the order of :func:`cnnreg.training.batches.make_batches`, so a resumed run sees the batches
+    it would have seen.  (Keras' own pipeline for arrays draws its permutation with a stateful
+    op that starts over with every new iterator once a global seed is set: every epoch would
+    see the same order.)  Without: one pass in order (validation, predictions).  Both
+    :func:`steady`."""
+    tf = _tf()
+    if seed is None:
+        ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y)).batch(batch_size)
+        return steady(ds.prefetch(1))
+    images, labels = tf.constant(x), tf.constant(y)
+    rows = _batch_rows(len(x), batch_size=batch_size, seed=seed, first_epoch=first_epoch)
+    return steady(rows.map(lambda e, i, batch: (tf.gather(images, batch), tf.gather(labels, batch))).prefetch(2))
 
 
 def _in_graph() -> bool:

@@ -136,10 +136,10 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
     """``model.fit`` arguments for the training split.
 
     Files and tf.data splits go through :func:`cnnreg.datasets.pipeline.training_batches`.
-    NumPy arrays without augmentation or batch transforms go through Keras' own input pipeline
-    for arrays, the fastest (Keras shuffles them, seeded by ``keras.utils.set_random_seed``; on
-    TensorFlow built here, :func:`cnnreg.backends.array_batches`); otherwise a
-    :func:`make_batches` dataset produces them.
+    NumPy arrays without augmentation or batch transforms: on TensorFlow through
+    :func:`cnnreg.datasets.pipeline.array_batches` (the order of :func:`make_batches`, a new one
+    each epoch), elsewhere to ``fit`` directly (Keras shuffles them, seeded by
+    ``keras.utils.set_random_seed``); otherwise a :func:`make_batches` dataset produces them.
     """
     extra = {"class_weight": plan.class_weights} if plan.class_weights else {}
     regularisers = [reg for _, reg in plan.regularisers]
@@ -162,14 +162,31 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
         reg.batch_transform() for reg in regularisers
     ):
         return {"x": make_batches(plan, first_epoch=first_epoch), "shuffle": False, **extra}
-    from cnnreg.backends import array_batches
-
     x, y = plan.arrays["train"]
     x, y = plan.preprocess(np.array(x, dtype="float32", copy=True)), np.eye(plan.dataset.num_classes, dtype="float32")[y]
-    batches = array_batches(x, y, batch_size=plan.config.batch_size, shuffle=True)
-    if batches is not None:  # TensorFlow: Keras' own pipeline for the arrays, without its stalls
-        return {"x": batches, "shuffle": False, **extra}  # (shuffled by the pipeline: fit must not warn)
+    if on_tensorflow():
+        from cnnreg.datasets.pipeline import array_batches
+
+        batches = array_batches(x, y, batch_size=plan.config.batch_size, seed=plan.config.seed, first_epoch=first_epoch)
+        return {"x": batches, "steps_per_epoch": plan.steps_per_epoch, "shuffle": False, **extra}
     return {"x": x, "y": y, "shuffle": True, "batch_size": plan.config.batch_size, **extra}
+
+
+def on_tensorflow() -> bool:
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
+
+
+def held_out_input(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int) -> dict[str, Any]:
+    """Arrays of a held-out split as ``model.evaluate`` / ``predict`` arguments (``x``, ``y``,
+    ``batch_size``): on TensorFlow one pass of :func:`cnnreg.datasets.pipeline.array_batches`
+    (no stall when Keras drops its iterator), elsewhere the arrays themselves."""
+    if not on_tensorflow():
+        return {"x": x, "batch_size": batch_size} if y is None else {"x": x, "y": y, "batch_size": batch_size}
+    from cnnreg.datasets.pipeline import array_batches
+
+    return {"x": array_batches(x, y, batch_size=batch_size)}
 
 
 def make_batches(plan: Plan, *, first_epoch: int = 0):
