@@ -10,10 +10,11 @@ model, and at the end curves.png.  Runs alternate (cnnreg, plain, cnnreg, plain,
 both see the same machine; the medians and their ratio are printed (target <= 1.03), in wall
 time and in CPU time (user + system of every thread: what a shared machine's noise changes least).
 
-On TensorFlow, cnnreg gives Keras its own tf.data pipeline for arrays with autotuning off (Keras'
-iterators otherwise wait up to 5 s for the autotuning thread at the end of some epochs).
-`--steady` also times the plain script given that same pipeline by hand: against it, what is
-left is cnnreg's own bookkeeping.
+On TensorFlow, cnnreg feeds arrays to Keras through its own tf.data pipeline
+(`cnnreg.datasets.pipeline.array_batches`: a new order each epoch, autotuning off), where Keras'
+pipeline for arrays waits up to 5 s for tf.data's autotuning thread at the end of some epochs
+(and, seeded, repeats its first order every epoch).  `--steady` also times the plain script fed
+through that same pipeline by hand: against it, what is left is cnnreg's own bookkeeping.
 
     python benchmarks/end_to_end.py                      # resnet34, 10 epochs, 2 rounds
     python benchmarks/end_to_end.py --arch lenet5 --epochs 5 --rounds 3
@@ -23,6 +24,7 @@ left is cnnreg's own bookkeeping.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -52,19 +54,13 @@ build = getattr(resnet, arch, None) or getattr(lenet, arch)
 model = build(input_shape=(32, 32, 1), num_classes=10)
 model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0), loss="categorical_crossentropy",
               metrics=["accuracy"])
-if sys.argv[5:] == ["steady"]:  # the pipeline cnnreg gives Keras (tf.data autotuning off), by hand
+if sys.argv[5:] == ["steady"]:  # cnnreg's input pipeline for arrays, by hand
     import math
-    import tensorflow as tf
-    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    from cnnreg.datasets.pipeline import array_batches
 
-    def steady(x, y, shuffle=False):
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        ds = ArrayDataAdapter(x, y, batch_size=batch, shuffle=shuffle).get_tf_dataset().with_options(options)
-        return ds.apply(tf.data.experimental.assert_cardinality(math.ceil(len(x) / batch)))
-
-    model.fit(steady(x, y, True), epochs=epochs, validation_data=steady(vx, vy), verbose=0)
-    print("test", model.evaluate(steady(tx, ty), verbose=0))
+    model.fit(array_batches(x, y, batch_size=batch, seed=0), steps_per_epoch=math.ceil(len(x) / batch), epochs=epochs,
+              validation_data=array_batches(vx, vy, batch_size=batch), verbose=0)
+    print("test", model.evaluate(array_batches(tx, ty, batch_size=batch), verbose=0))
 else:
     model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=(vx, vy), verbose=0)
     print("test", model.evaluate(tx, ty, verbose=0))
@@ -91,8 +87,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steady", action="store_true",
-                        help="also the plain script given the input pipeline cnnreg gives Keras (tf.data "
-                             "autotuning off): what is left is cnnreg's own bookkeeping")
+                        help="also the plain script fed through cnnreg's input pipeline for arrays: what is "
+                             "left is cnnreg's own bookkeeping")
     args = parser.parse_args()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     ours, plain, steady = [], [], []
@@ -107,16 +103,21 @@ def main() -> None:
             line = (f"round {round_ + 1}: cnnreg run {ours[-1][0]:.1f} s ({ours[-1][1]:.1f} s CPU)   plain keras "
                     f"{plain[-1][0]:.1f} s ({plain[-1][1]:.1f} s CPU)   ratio {ours[-1][0] / plain[-1][0]:.3f} "
                     f"(CPU {ours[-1][1] / plain[-1][1]:.3f})")
+            try:  # what the run reached (test accuracy), to read the speed against
+                test = json.loads((run_dir / "run.json").read_text())["test"]
+                line += f"   cnnreg test accuracy {test['accuracy']:.3f}"
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
             if args.steady:
                 steady.append(timed([sys.executable, "-c", PLAIN, args.arch, str(args.epochs), str(args.batch),
                                      str(Path(tmp) / f"steady{round_}.keras"), "steady"], env))
-                line += f"   plain keras, steady pipeline {steady[-1][0]:.1f} s ({steady[-1][1]:.1f} s CPU)"
+                line += f"   plain keras, cnnreg's pipeline {steady[-1][0]:.1f} s ({steady[-1][1]:.1f} s CPU)"
             print(line, flush=True)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"{args.arch}, digits at 32x32, {args.epochs} epochs, batch {args.batch}, {args.rounds} rounds (median)")
     a, ca = _medians(ours)
     print(f"cnnreg run  : {a:.1f} s wall, {ca:.1f} s CPU")
-    for name, times in (("plain keras", plain), ("plain keras, steady pipeline", steady)):
+    for name, times in (("plain keras", plain), ("plain keras, cnnreg's pipeline", steady)):
         if times:
             b, cb = _medians(times)
             print(f"{name} : {b:.1f} s wall, {cb:.1f} s CPU")
