@@ -215,7 +215,7 @@ def test_arrays_reach_tensorflow_as_a_steady_pipeline_with_a_new_order_each_epoc
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the pipeline is TensorFlow's")
-    from cnnreg.training.batches import held_out_input, make_batches, training_data
+    from cnnreg.training.batches import held_out_pipeline, make_batches, training_data
     from cnnreg.training.config import RunConfig, resolve
     from cnnreg.training.model import prepare
 
@@ -241,12 +241,12 @@ def test_arrays_reach_tensorflow_as_a_steady_pipeline_with_a_new_order_each_epoc
 
     x = np.arange(10 * 4, dtype="float32").reshape(10, 2, 2, 1)
     y = np.eye(3, dtype="float32")[np.arange(10) % 3]
-    (held_out,) = held_out_input(x, y, batch_size=4).values()
+    held_out = held_out_pipeline(x, y, batch_size=4)
     assert held_out.options().autotune.enabled is False and int(held_out.cardinality()) == 3
     batches = list(held_out.as_numpy_iterator())
     np.testing.assert_array_equal(np.concatenate([images for images, _ in batches]), x)
     np.testing.assert_array_equal(np.concatenate([labels for _, labels in batches]), y)
-    (only,) = list(held_out_input(x[:3], batch_size=4)["x"].as_numpy_iterator())  # predict: images only
+    (only,) = list(held_out_pipeline(x[:3], batch_size=4).as_numpy_iterator())  # predict: images only
     np.testing.assert_array_equal(only, x[:3])
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from cnnreg.errors import CnnregError
 
 __all__ = ["CACHE_FRACTION", "Source", "prepare_sources", "training_batches", "held_out_batches",
-           "array_batches", "steady", "fit_tensor", "decode_file", "memory_bytes"]
+           "array_batches", "steady", "on_tensorflow", "fit_tensor", "decode_file", "memory_bytes"]
 
 #: Share of the machine's memory the in-memory caches of all splits together may use.
 CACHE_FRACTION = 0.25
@@ -318,7 +318,8 @@ def array_batches(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int
     return steady(rows.map(lambda e, i, batch: (tf.gather(images, batch), tf.gather(labels, batch))).prefetch(2))
 
 
-def _in_graph() -> bool:
+def on_tensorflow() -> bool:
+    """Whether Keras runs on TensorFlow: tf.data work then stays in the graph."""
     import keras
 
     return keras.backend.backend() == "tensorflow"
@@ -333,7 +334,7 @@ def _finish(ds, plan, *, augment=None, batch_transform=None, buffer=None, stream
     tf = _tf()
     height, width, channels = plan.input_shape
     num_classes, preprocess, seed = plan.dataset.num_classes, plan.preprocess, plan.config.seed
-    in_graph = _in_graph()
+    in_graph = on_tensorflow()
     if augment is not None:
         if in_graph:  # Keras layers keep their RNG state: one batch after another, reproducibly
             ds = ds.map(lambda x, y, e, i: (augment(tf.cast(x, tf.float32), training=True), y, e, i))

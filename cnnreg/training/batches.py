@@ -158,35 +158,38 @@ def training_data(plan: Plan, *, first_epoch: int = 0) -> dict[str, Any]:
         batches = pipeline.training_batches(plan, plan.streams["train"], first_epoch=first_epoch,
                                             make_augment=make_augment if augments else None, batch_transform=transform)
         return {"x": batches, "steps_per_epoch": plan.steps_per_epoch, "shuffle": False, **extra}
-    if processes(plan) > 1 or augmentation_layers(regularisers, plan.config.seed) or any(
-        reg.batch_transform() for reg in regularisers
-    ):
+    arrays = plain_arrays(plan)
+    if arrays is None:
         return {"x": make_batches(plan, first_epoch=first_epoch), "shuffle": False, **extra}
-    x, y = plan.arrays["train"]
-    x, y = plan.preprocess(np.array(x, dtype="float32", copy=True)), np.eye(plan.dataset.num_classes, dtype="float32")[y]
-    if on_tensorflow():
-        from cnnreg.datasets.pipeline import array_batches
+    x, y = arrays
+    from cnnreg.datasets.pipeline import array_batches, on_tensorflow
 
+    if on_tensorflow():
         batches = array_batches(x, y, batch_size=plan.config.batch_size, seed=plan.config.seed, first_epoch=first_epoch)
         return {"x": batches, "steps_per_epoch": plan.steps_per_epoch, "shuffle": False, **extra}
     return {"x": x, "y": y, "shuffle": True, "batch_size": plan.config.batch_size, **extra}
 
 
-def on_tensorflow() -> bool:
-    import keras
+def plain_arrays(plan: Plan) -> tuple[np.ndarray, np.ndarray] | None:
+    """The NumPy training split preprocessed, with one-hot labels, when batches need nothing
+    else (no augmentation, no batch transform, one process); None otherwise (a stream, or
+    :func:`make_batches`)."""
+    regularisers = [reg for _, reg in plan.regularisers]
+    if "train" in plan.streams or processes(plan) > 1 or augmentation_layers(regularisers, plan.config.seed) or any(
+        reg.batch_transform() for reg in regularisers
+    ):
+        return None
+    x, y = plan.arrays["train"]
+    return plan.preprocess(np.array(x, dtype="float32", copy=True)), np.eye(plan.dataset.num_classes, dtype="float32")[y]
 
-    return keras.backend.backend() == "tensorflow"
 
+def held_out_pipeline(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int):
+    """Arrays of a held-out split for ``model.evaluate`` / ``predict`` on TensorFlow: one pass of
+    :func:`cnnreg.datasets.pipeline.array_batches` (no stall when Keras drops its iterator);
+    None on the other backends, which take the arrays themselves."""
+    from cnnreg.datasets.pipeline import array_batches, on_tensorflow
 
-def held_out_input(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int) -> dict[str, Any]:
-    """Arrays of a held-out split as ``model.evaluate`` / ``predict`` arguments (``x``, ``y``,
-    ``batch_size``): on TensorFlow one pass of :func:`cnnreg.datasets.pipeline.array_batches`
-    (no stall when Keras drops its iterator), elsewhere the arrays themselves."""
-    if not on_tensorflow():
-        return {"x": x, "batch_size": batch_size} if y is None else {"x": x, "y": y, "batch_size": batch_size}
-    from cnnreg.datasets.pipeline import array_batches
-
-    return {"x": array_batches(x, y, batch_size=batch_size)}
+    return array_batches(x, y, batch_size=batch_size) if on_tensorflow() else None
 
 
 def make_batches(plan: Plan, *, first_epoch: int = 0):

@@ -38,7 +38,7 @@ from cnnreg.errors import CnnregError
 from cnnreg.training import rundir
 from cnnreg.training.trackers import Trackers, metric_row
 from cnnreg.training.writer import EpochWriter
-from cnnreg.training.batches import held_out, held_out_input, processes, training_data
+from cnnreg.training.batches import held_out, held_out_pipeline, processes, training_data
 from cnnreg.training.config import Plan
 from cnnreg.training.model import compile_model, model_summary, set_base_trainable
 from cnnreg.training.steps import (
@@ -458,8 +458,8 @@ def fit(plan: Plan, run_dir: Path, model, state: dict[str, Any], *, progress=Non
     streamed = "validation" in plan.streams and plan.streams["validation"].images is None
     per_process = {"validation_batch_size": config.batch_size // processes(plan)} if processes(plan) > 1 and arrays else {}
     if arrays and not per_process:  # on TensorFlow, a pipeline that does not stall each validation pass
-        given = held_out_input(*validation, batch_size=config.batch_size)
-        validation = (given["x"], given["y"]) if "y" in given else given["x"]
+        batches = held_out_pipeline(*validation, batch_size=config.batch_size)
+        validation = validation if batches is None else batches
     phases = [("train", config.epochs, None)]
     if config.fine_tune_epochs:
         phases = [("head", config.epochs, None), ("fine-tune", config.fine_tune_epochs, config.fine_tune_lr)]

@@ -304,20 +304,21 @@ def _batches(plan) -> Iterator[tuple[Any, Any]]:
     run's input pipeline makes them."""
     import keras
 
-    from cnnreg.training.batches import training_data
+    from cnnreg.training.batches import plain_arrays, training_data
 
-    data = training_data(plan)
     size = plan.config.batch_size
-    source = data["x"]
-    if "y" in data:
-        x, y = source, data["y"]
+    arrays = plain_arrays(plan)
+    if arrays is not None:
+        x, y = arrays
         whole = max(1, len(y) // size) * size  # a split smaller than a batch: one batch of it all
         for epoch in range(2**31):
             order = np.random.default_rng([plan.config.seed, epoch, 1]).permutation(len(y))[:whole]
             for i in range(0, len(order), size):
                 rows = np.sort(order[i : i + size])
                 yield x[rows], y[rows]
-    elif isinstance(source, keras.utils.PyDataset):
+        return
+    source = training_data(plan)["x"]
+    if isinstance(source, keras.utils.PyDataset):
         while True:
             count = len(source)
             for i in range(count):

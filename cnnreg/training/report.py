@@ -68,13 +68,11 @@ def evaluate_model(model, x: Any, y_onehot: np.ndarray | None = None, *, batch_s
             labels.append(np.asarray(onehot))
         probs, y_onehot = np.concatenate(parts), np.concatenate(labels)
     else:
-        keras = sys.modules.get("keras")  # (an exported model is no Keras model: it takes arrays)
-        if keras is not None and isinstance(model, keras.Model):
-            from cnnreg.training.batches import held_out_input
+        from cnnreg.training.batches import held_out_pipeline
 
-            given = held_out_input(x, batch_size=batch_size)
-        else:
-            given = {"x": x, "batch_size": batch_size}
+        keras = sys.modules.get("keras")  # (an exported model is no Keras model: it takes arrays)
+        batches = held_out_pipeline(x, batch_size=batch_size) if keras and isinstance(model, keras.Model) else None
+        given = {"x": x, "batch_size": batch_size} if batches is None else {"x": batches}
         probs = np.asarray(model.predict(**given, verbose=0), dtype="float64")
     y = y_onehot.argmax(axis=1)
     predicted = probs.argmax(axis=1)
